@@ -1,0 +1,20 @@
+"""corpusforge: corpora of reasoning structures, the LoRA they train, and what shifted.
+
+The public Python API. The command line only wraps these calls.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import CorpusforgeError, GenerateError, HubError, PluginError, RecordError, TemplateError, TrainError
+from .patterns import BUILTIN_PATTERNS, Pattern
+from .records import Record, Segment, Target, build_record, content_id, structural_errors
+from .stats import corpus_stats
+from .validate import ValidationReport, validate_paths
+
+__all__ = [
+    "BUILTIN_PATTERNS", "CorpusforgeError", "GenerateError", "HubError", "Pattern", "PluginError", "Record",
+    "RecordError", "Segment", "Target", "TemplateError", "TrainError", "ValidationReport", "__version__",
+    "build_record", "content_id", "corpus_stats", "structural_errors", "validate_paths",
+]

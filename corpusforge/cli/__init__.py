@@ -1,0 +1,48 @@
+"""The ``corpusforge`` command line: one small file per command.
+
+Each command parses its options, makes one call into the library and prints
+the result. Domain errors (``CorpusforgeError``) become a one-line message and
+exit code 1; usage errors exit 2. Nothing here is imported by the library.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import CorpusforgeError
+
+
+def domain_errors(func):
+    """Turn corpusforge's own errors into clean CLI errors (no traceback, exit 1)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except CorpusforgeError as e:
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="corpusforge")
+def main() -> None:
+    """Build corpora of reasoning structures, fit a LoRA on them, and see what shifted."""
+
+
+def _register() -> None:
+    from . import schema_cmd, stats_cmd, validate_cmd
+
+    for module in (validate_cmd, stats_cmd, schema_cmd):
+        main.add_command(module.command)
+
+
+_register()

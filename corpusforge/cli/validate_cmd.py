@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import sys
+
+import click
+import orjson
+
+from . import domain_errors
+
+
+@click.command("validate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, readable=True))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: one line per error and a summary; json: one object.")
+@click.option("--max-errors", type=click.IntRange(min=0), default=None,
+              help="List at most this many errors (the counts stay exact).")
+@domain_errors
+def command(paths: tuple[str, ...], fmt: str, max_errors: int | None) -> None:
+    """Check every record in PATHS (JSONL, .jsonl.gz, Parquet, or corpus folders).
+
+    Reports every invalid record with file, line, field and what to do; exits 0
+    when all are valid, 1 when any is not.
+    """
+    from ..validate import validate_paths
+
+    report = validate_paths(paths, max_errors=max_errors)
+    if fmt == "json":
+        click.echo(orjson.dumps(report.to_dict()).decode())
+    else:
+        for issue in report.errors:
+            click.echo(str(issue))
+        listed = len(report.errors)
+        more = f" (showing {listed})" if listed < report.error_count else ""
+        click.echo(f"{report.records} records in {len(report.files)} file(s): {report.valid} valid, "
+                   f"{report.invalid} invalid, {report.error_count} error(s){more}",
+                   err=not report.ok)
+    sys.exit(0 if report.ok else 1)

@@ -1,0 +1,118 @@
+"""A corpus on disk: finding its data files and reading its records one at a time.
+
+A corpus is a folder ``data/{split}.jsonl`` (or ``.jsonl.gz``, ``.parquet``)
+plus ``manifest.json`` and ``README.md``. Every reader here streams: memory
+stays flat however large the files are.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import orjson
+
+from .errors import RecordError
+from .patterns import BUILTIN_PATTERNS, Pattern, patterns_from_dicts
+
+#: A line longer than this is reported as an error and skipped without being held in memory.
+MAX_LINE_BYTES = 8 * 1024 * 1024
+BOM = b"\xef\xbb\xbf"
+DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
+
+
+def corpus_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Expand corpus directories into their data files; a missing path raises ``RecordError``."""
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            data = p / "data" if (p / "data").is_dir() else p
+            found = sorted(f for f in data.iterdir() if f.is_file() and f.name.endswith(DATA_SUFFIXES))
+            if not found:
+                raise RecordError(f"no data files ({', '.join(DATA_SUFFIXES)}) in this directory", file=str(p))
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise RecordError("no such file or directory", file=str(p))
+    return files
+
+
+def read_manifest(corpus_dir: str | Path) -> dict | None:
+    """The corpus's ``manifest.json`` as a dict, or None when there is none."""
+    manifest = Path(corpus_dir) / "manifest.json"
+    if not (Path(corpus_dir).is_dir() and manifest.is_file()):
+        return None
+    try:
+        return orjson.loads(manifest.read_bytes())
+    except orjson.JSONDecodeError as e:
+        raise RecordError(f"manifest is not valid JSON: {e}", file=str(manifest)) from None
+
+
+def manifest_patterns(paths: Sequence[str | Path]) -> list[Pattern]:
+    """Patterns declared in the manifests of corpus directories (plugin patterns travel with a corpus)."""
+    found: list[Pattern] = []
+    for raw in paths:
+        data = read_manifest(raw)
+        if data:
+            source = str(Path(raw) / "manifest.json")
+            found.extend(p for p in patterns_from_dicts(data.get("patterns", []), source)
+                         if p.name not in BUILTIN_PATTERNS)
+    return found
+
+
+def read_lines(stream) -> Iterator[tuple[int, bytes | None]]:
+    """Yield ``(line_number, raw_line)``; ``raw_line`` is None for a line over MAX_LINE_BYTES."""
+    number = 0
+    while True:
+        line = stream.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while True:  # skip the rest of the long line in bounded chunks
+                rest = stream.readline(MAX_LINE_BYTES)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield number, None
+            continue
+        yield number, line
+
+
+def iter_records(paths: Sequence[str | Path]) -> Iterator[dict]:
+    """Yield every record of ``paths`` as a plain dict, in file order.
+
+    Stops with a ``RecordError`` (file and line) at the first line that is not
+    a JSON object; run ``corpusforge validate`` for a full report.
+    """
+    for path in corpus_files(paths):
+        if path.name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=2048):
+                for item in batch.to_pylist():
+                    if isinstance(item.get("meta"), str):
+                        item["meta"] = orjson.loads(item["meta"])
+                    yield item
+            continue
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as stream:
+            for number, raw in read_lines(stream):
+                if raw is None:
+                    raise RecordError("line too long to be a record", file=str(path), line=number,
+                                      hint="run `corpusforge validate` for a full report")
+                if number == 1:
+                    raw = raw.removeprefix(BOM)
+                if not raw.strip():
+                    continue
+                try:
+                    item = orjson.loads(raw)
+                except orjson.JSONDecodeError as e:
+                    raise RecordError(f"invalid JSON: {e}", file=str(path), line=number,
+                                      hint="run `corpusforge validate` for a full report") from None
+                if not isinstance(item, dict):
+                    raise RecordError("the line is not a JSON object", file=str(path), line=number,
+                                      hint="run `corpusforge validate` for a full report")
+                yield item

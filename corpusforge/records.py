@@ -1,0 +1,189 @@
+"""The record: one rendered example of a reasoning pattern (the public contract).
+
+A record is its full ``text`` plus ``segments`` that cut the text into the
+pattern's roles and ``targets`` that mark the words the corpus should
+strengthen. Offsets are character offsets into the Unicode string, so
+``text[start:end] == segment.text`` holds for Cyrillic as for English.
+
+Two layers of checks:
+1. the pydantic model below (types, required fields, formats) — exported as
+   ``schemas/record.schema.json`` (JSON Schema, Draft 2020-12);
+2. ``structural_errors`` — what a schema cannot say: roles follow the
+   pattern's order, spans point at their text, nothing overlaps, and the id is
+   the hash of the content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Annotated, Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from .patterns import BUILTIN_PATTERNS, NAME_RE, Pattern
+
+SCHEMA_ID = "https://corpusforge.dev/schemas/record.schema.json"
+
+_ROLE = Annotated[str, Field(pattern=NAME_RE.pattern, description="A role of the record's pattern.")]
+_OFFSET = Annotated[int, Field(ge=0, description="Character offset into `text`.")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Segment(_Strict):
+    """A span of the text that plays one role of the pattern."""
+
+    role: _ROLE
+    start: _OFFSET
+    end: _OFFSET
+    text: str = Field(description="Must equal text[start:end].")
+
+
+class Target(_Strict):
+    """A span of a marker word the corpus is meant to strengthen (e.g. ' then')."""
+
+    text: str = Field(min_length=1, description="Must equal text[start:end].")
+    start: _OFFSET
+    end: _OFFSET
+
+
+class Record(_Strict):
+    """One rendered example of a reasoning pattern."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True,
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID},
+    )
+
+    id: str = Field(pattern=r"^[0-9a-f]{32}$",
+                    description="blake2b-128 hex of the content (see corpusforge.records.content_id).")
+    pattern: str = Field(pattern=NAME_RE.pattern, description="The reasoning pattern, e.g. if_then.")
+    template: str = Field(pattern=r"^[^@\s]+@[0-9]+$", description="The template that rendered it: name@version.")
+    language: str = Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$", description="BCP-47 tag, e.g. en, ru.")
+    text: str = Field(min_length=1, description="The full rendered text.")
+    segments: list[Segment] = Field(min_length=1, description="Role spans over text, in the pattern's order.")
+    targets: list[Target] = Field(description="Marker spans over text (may be empty).")
+    slots: dict[str, str] = Field(description="The slot fillers used, by slot name.")
+    premise_id: str | None = Field(default=None, description="Shared by records that continue the same premise.")
+    seed: int = Field(description="The generation seed.")
+    index: int = Field(ge=0, description="The generation index the record was drawn at.")
+    split: str | None = Field(default=None, pattern=NAME_RE.pattern, description="train, validation, test, ...")
+    meta: dict[str, Any] | None = Field(default=None, description="Free-form metadata.")
+
+
+def content_id(pattern: str, template: str, language: str, text: str,
+               segments: Iterable[tuple[str, int, int]], targets: Iterable[tuple[str, int, int]],
+               slots: Mapping[str, str]) -> str:
+    """The record id: blake2b-128 (hex) of its content, in a canonical JSON form.
+
+    Provenance (seed, index, split, premise_id, meta) is not content: moving a
+    record to another split keeps its id; editing its text or spans does not.
+    """
+    blob = orjson.dumps([pattern, template, language, text, [list(s) for s in segments],
+                         [list(t) for t in targets], slots], option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+def build_record(*, pattern: str, template: str, language: str, parts: Sequence[tuple[str, str]],
+                 markers: Sequence[str] = (), slots: Mapping[str, str] | None = None, seed: int = 0,
+                 index: int = 0, premise_id: str | None = None, split: str | None = None,
+                 meta: dict | None = None) -> dict:
+    """Assemble a record (as a plain dict) from its role texts, in order.
+
+    ``parts`` are ``(role, text)`` pairs; the record's text is their
+    concatenation. Every occurrence of each marker becomes a target span.
+    """
+    text = "".join(t for _, t in parts)
+    segments, pos = [], 0
+    for role, piece in parts:
+        segments.append({"role": role, "start": pos, "end": pos + len(piece), "text": piece})
+        pos += len(piece)
+    targets = find_targets(text, markers)
+    slots = dict(slots or {})
+    rid = content_id(pattern, template, language, text,
+                     ((s["role"], s["start"], s["end"]) for s in segments),
+                     ((t["text"], t["start"], t["end"]) for t in targets), slots)
+    rec = {"id": rid, "pattern": pattern, "template": template, "language": language, "text": text,
+           "segments": segments, "targets": targets, "slots": slots, "premise_id": premise_id,
+           "seed": seed, "index": index, "split": split}
+    if meta is not None:
+        rec["meta"] = meta
+    return rec
+
+
+def find_targets(text: str, markers: Sequence[str]) -> list[dict]:
+    """Every non-overlapping occurrence of each marker in ``text``, sorted by position."""
+    found = []
+    for marker in markers:
+        start = text.find(marker)
+        while start != -1:
+            found.append({"text": marker, "start": start, "end": start + len(marker)})
+            start = text.find(marker, start + len(marker))
+    found.sort(key=lambda t: (t["start"], t["end"]))
+    return found
+
+
+def structural_errors(rec: Record, patterns: Mapping[str, Pattern] = BUILTIN_PATTERNS) -> list[tuple[str, str]]:
+    """What the JSON Schema cannot check. Returns ``(json_path, message)`` pairs; empty when sound."""
+    errors: list[tuple[str, str]] = []
+    text, n = rec.text, len(rec.text)
+    pattern = patterns.get(rec.pattern)
+    if pattern is None:
+        known = ", ".join(sorted(patterns))
+        errors.append(("$.pattern", f"unknown pattern {rec.pattern!r}; known patterns: {known} "
+                                    "(a plugin pattern needs its pack: pass --templates DIR)"))
+
+    last_order, last_end, seen = -1, 0, set()
+    for i, seg in enumerate(rec.segments):
+        where = f"$.segments[{i}]"
+        if pattern is not None:
+            if seg.role not in pattern.roles:
+                errors.append((f"{where}.role", f"role {seg.role!r} is not a role of {pattern.name} "
+                                                f"(roles: {', '.join(pattern.roles)})"))
+            else:
+                order = pattern.roles.index(seg.role)
+                if seg.role in seen:
+                    errors.append((f"{where}.role", f"role {seg.role!r} appears twice"))
+                elif order < last_order:
+                    errors.append((f"{where}.role", f"role {seg.role!r} is out of order; {pattern.name} "
+                                                    f"orders its roles {' → '.join(pattern.roles)}"))
+                last_order = max(last_order, order)
+                seen.add(seg.role)
+        if not seg.start < seg.end <= n:
+            errors.append((where, f"span [{seg.start}, {seg.end}) must be non-empty and inside the "
+                                  f"text (length {n})"))
+        elif text[seg.start:seg.end] != seg.text:
+            errors.append((f"{where}.text", f"does not match text[{seg.start}:{seg.end}] = "
+                                            f"{text[seg.start:seg.end]!r}"))
+        if seg.start < last_end:
+            errors.append((f"{where}.start", f"overlaps the previous segment, which ends at {last_end}"))
+        last_end = max(last_end, seg.end)
+    if pattern is not None:
+        missing = [r for r in pattern.required if r not in seen]
+        if missing:
+            errors.append(("$.segments", f"required role(s) {missing} of {pattern.name} are missing"))
+
+    for i, tgt in enumerate(rec.targets):
+        if not tgt.start < tgt.end <= n:
+            errors.append((f"$.targets[{i}]", f"span [{tgt.start}, {tgt.end}) must be non-empty and "
+                                              f"inside the text (length {n})"))
+        elif text[tgt.start:tgt.end] != tgt.text:
+            errors.append((f"$.targets[{i}].text", f"does not match text[{tgt.start}:{tgt.end}] = "
+                                                   f"{text[tgt.start:tgt.end]!r}"))
+
+    expected = content_id(rec.pattern, rec.template, rec.language, text,
+                          ((s.role, s.start, s.end) for s in rec.segments),
+                          ((t.text, t.start, t.end) for t in rec.targets), rec.slots)
+    if rec.id != expected:
+        errors.append(("$.id", f"does not match the content (expected {expected}); the record was edited "
+                               "after it was made — regenerate it or recompute the id"))
+    return errors
+
+
+def record_json_schema() -> dict:
+    """The Record contract as JSON Schema (Draft 2020-12), as committed in schemas/."""
+    return Record.model_json_schema(mode="validation")

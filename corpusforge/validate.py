@@ -1,0 +1,206 @@
+"""Streaming validation of corpus files: every error, never just the first.
+
+Reads JSONL, gzipped JSONL, Parquet, or a corpus directory one record at a
+time (memory stays flat however large the file), checks each record against
+the pydantic contract and the structural checks in ``records``, and returns a
+report of all problems with file, 1-based physical line, JSON path and a
+message a person can act on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from pydantic import ValidationError
+
+from .corpus import BOM, MAX_LINE_BYTES, corpus_files, manifest_patterns, read_lines
+from .patterns import BUILTIN_PATTERNS, Pattern, merge_patterns
+from .records import Record, structural_errors
+
+
+@dataclass
+class Issue:
+    """One problem: where it is and what to do about it."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "line": self.line, "path": self.path, "message": self.message}
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.path}: {self.message}"
+
+
+@dataclass
+class ValidationReport:
+    files: list[str] = field(default_factory=list)
+    records: int = 0
+    valid: int = 0
+    invalid: int = 0
+    error_count: int = 0
+    file_errors: int = 0
+    errors: list[Issue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.invalid == 0 and self.file_errors == 0
+
+    def to_dict(self) -> dict:
+        return {"files": self.files, "records": self.records, "valid": self.valid, "invalid": self.invalid,
+                "errors": [e.to_dict() for e in self.errors]}
+
+
+# ---------------------------------------------------------------------------
+# Reading records one at a time
+
+
+def _loc_to_path(loc: tuple) -> str:
+    out = "$"
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+_FIELDS = ", ".join(Record.model_fields)
+
+
+def _pydantic_issues(err: ValidationError, file: str, line: int | None) -> list[Issue]:
+    issues = []
+    for e in err.errors(include_url=False):
+        kind, loc, msg = e["type"], tuple(e["loc"]), e["msg"]
+        path = _loc_to_path(loc)
+        if kind == "json_invalid":
+            message = f"invalid JSON: {e.get('ctx', {}).get('error', msg)}"
+        elif kind in ("model_type", "model_attributes_type", "dict_type") and not loc:
+            message = f"the line is not a JSON object (got {type(e['input']).__name__}); each line must be one record"
+        elif kind == "missing":
+            message = "required field is missing"
+        elif kind == "extra_forbidden":
+            message = (f"unknown field; remove it (record fields: {_FIELDS})" if len(loc) == 1
+                       else "unknown field; remove it")
+        else:
+            shown = repr(e.get("input"))
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            message = f"{msg} (got {shown})"
+        issues.append(Issue(file, line, path, message))
+    return issues
+
+
+def _check_line(raw: bytes, file: str, line: int, patterns) -> list[Issue]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return [Issue(file, line, "$", f"not valid UTF-8 (byte {e.start} of the line); save the file as UTF-8")]
+    try:
+        rec = Record.model_validate_json(text)
+    except ValidationError as err:
+        return _pydantic_issues(err, file, line)
+    return [Issue(file, line, path, msg) for path, msg in structural_errors(rec, patterns)]
+
+
+def _check_jsonl(path: Path, stream, patterns, report: ValidationReport, sink) -> None:
+    file = str(path)
+    records = 0
+    last: bytes = b"\n"
+    for number, raw in read_lines(stream):
+        if raw is None:
+            records += 1
+            sink([Issue(file, number, "$", f"line is longer than {MAX_LINE_BYTES // 2**20} MiB; "
+                                           "is this a JSONL file of records?")])
+            last = b"\n"
+            continue
+        last = raw
+        if number == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM):]
+        if not raw.strip():
+            continue
+        records += 1
+        problems = _check_line(raw, file, number, patterns)
+        if problems and not raw.endswith(b"\n") and problems[0].message.startswith("invalid JSON"):
+            problems[0].message += " — the last line has no newline: the file may be truncated"
+        sink(problems)
+    if records == 0:
+        report.file_errors += 1
+        report.error_count += 1
+        kind = "empty" if last == b"\n" else "blank"
+        _append(report, Issue(file, None, "$", f"file is {kind}: it holds no records"))
+
+
+def _check_parquet(path: Path, patterns, report: ValidationReport, sink) -> None:
+    import pyarrow.parquet as pq
+
+    file = str(path)
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises several types for a bad file
+        report.file_errors += 1
+        report.error_count += 1
+        _append(report, Issue(file, None, "$", f"not a readable Parquet file: {e}"))
+        return
+    row = 0
+    for batch in pf.iter_batches(batch_size=2048):
+        for item in batch.to_pylist():
+            row += 1
+            if isinstance(item.get("meta"), str):  # Parquet corpora store meta as a JSON string
+                item["meta"] = orjson.loads(item["meta"])
+            try:
+                rec = Record.model_validate(item)
+            except ValidationError as err:
+                sink(_pydantic_issues(err, file, row))
+                continue
+            sink([Issue(file, row, p, m) for p, m in structural_errors(rec, patterns)])
+    if row == 0:
+        report.file_errors += 1
+        report.error_count += 1
+        _append(report, Issue(file, None, "$", "file is empty: it holds no records"))
+
+
+def _append(report: ValidationReport, issue: Issue, max_errors: int | None = None) -> None:
+    if max_errors is None or len(report.errors) < max_errors:
+        report.errors.append(issue)
+
+
+def validate_paths(paths: Sequence[str | Path], *, patterns: Mapping[str, Pattern] | None = None,
+                   max_errors: int | None = None) -> ValidationReport:
+    """Validate every record in ``paths`` (files or corpus directories) and report all problems.
+
+    ``max_errors`` caps how many errors are *listed*, never the counts.
+    Raises ``RecordError`` only for a path that does not exist.
+    """
+    files = corpus_files(paths)
+    known = merge_patterns(patterns if patterns is not None else BUILTIN_PATTERNS, manifest_patterns(paths))
+    report = ValidationReport(files=[str(f) for f in files])
+
+    def sink(problems: list[Issue]) -> None:
+        report.records += 1
+        if problems:
+            report.invalid += 1
+            report.error_count += len(problems)
+            for issue in problems:
+                _append(report, issue, max_errors)
+        else:
+            report.valid += 1
+
+    for path in files:
+        name = path.name
+        if name.endswith(".parquet"):
+            _check_parquet(path, known, report, sink)
+            continue
+        try:
+            opener = gzip.open if name.endswith(".gz") else open
+            with opener(path, "rb") as stream:
+                _check_jsonl(path, stream, known, report, sink)
+        except (OSError, EOFError, zlib.error) as e:
+            report.file_errors += 1
+            report.error_count += 1
+            _append(report, Issue(str(path), None, "$", f"cannot read the file: {e}"))
+    return report
