@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from . import domain_errors
+from .options import templates_option
+
+
+@click.group("templates")
+def command() -> None:
+    """List, show, lint, scaffold and test templates (built-in packs and plugins)."""
+
+
+@command.command("list")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@templates_option
+@domain_errors
+def list_(fmt: str, template_paths: tuple[str, ...]) -> None:
+    """Every known template: name, pattern, language, version, source."""
+    from ..templates.registry import load_registry
+
+    rows = [t.describe() for t in load_registry(template_paths).list()]
+    if fmt == "json":
+        click.echo(orjson.dumps(rows).decode())
+        return
+    click.echo(f"{'name':<28} {'pattern':<20} {'language':<8} {'version':>7}  source")
+    for r in rows:
+        click.echo(f"{r['name']:<28} {r['pattern']:<20} {r['language']:<8} {r['version']:>7}  {r['source']}")
+
+
+def _marked(rec: dict) -> str:
+    """The text with roles in [role| ...] and targets in «...»."""
+    text, out = rec["text"], []
+    starts = {t["start"]: t for t in rec["targets"]}
+    ends = {t["end"] for t in rec["targets"]}
+    for seg in rec["segments"]:
+        out.append(click.style(f"[{seg['role']}|", fg="cyan"))
+        for i in range(seg["start"], seg["end"]):
+            if i in starts:
+                out.append(click.style("«", fg="yellow"))
+            out.append(text[i])
+            if i + 1 in ends:
+                out.append(click.style("»", fg="yellow"))
+        out.append(click.style("]", fg="cyan"))
+    return "".join(out)
+
+
+@command.command("show")
+@click.argument("name")
+@click.option("--n", "n", type=click.IntRange(min=1), default=5, show_default=True, help="Samples to render.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@templates_option
+@domain_errors
+def show(name: str, n: int, seed: int, template_paths: tuple[str, ...]) -> None:
+    """Render a few samples of NAME with their roles and «targets» marked."""
+    from ..templates.registry import load_registry, resolve_templates
+    from ..templates.testing import sample_records
+
+    tmpl = resolve_templates([name], load_registry(template_paths))[0]
+    click.echo(f"{tmpl.ref}  pattern {tmpl.pattern.name} ({' → '.join(tmpl.pattern.roles)})  "
+               f"language {tmpl.language}  source {tmpl.source}")
+    click.echo(f"{tmpl.spec.description}  space size {tmpl.space_size():,}")
+    for rec in sample_records(tmpl, n, seed=seed):
+        click.echo(f"  {_marked(rec)}")
+
+
+def _report_text(report) -> None:
+    click.echo(f"{report.template}: space size {report.space_size:,}")
+    for c in report.checks:
+        click.echo(f"  {c}")
+
+
+def _run_checks(targets: tuple[str, ...], template_paths: tuple[str, ...], n: int, fmt: str, strict: bool,
+                as_paths: bool) -> None:
+    from ..patterns import merge_patterns
+    from ..templates.registry import _template_files, load_registry, pack_patterns, resolve_templates
+    from ..templates.spec import load_template
+    from ..templates.testing import check_template
+
+    registry = load_registry(template_paths)
+    templates = []
+    for target in targets:
+        path = Path(target)
+        if as_paths or path.exists():
+            if not path.exists():
+                raise click.UsageError(f"no such file or directory: {target}")
+            patterns = merge_patterns(registry.patterns, pack_patterns(path))
+            root = path if path.is_dir() else path.parent
+            templates += [(load_template(f, patterns=patterns, source=str(path), root=root), patterns)
+                          for f in _template_files(path)]
+        else:
+            templates.append((resolve_templates([target], registry)[0], registry.patterns))
+    if not templates:
+        raise click.UsageError(f"no templates found in {', '.join(targets)}")
+    reports = [check_template(t, patterns, n=n) for t, patterns in templates]
+    ok = all(r.ok_strict if strict else r.ok for r in reports)
+    if fmt == "json":
+        click.echo(orjson.dumps([r.to_dict() for r in reports]).decode())
+    else:
+        for r in reports:
+            _report_text(r)
+        click.echo(f"{len(reports)} template(s): {'all pass' if ok else 'FAILED'}")
+    sys.exit(0 if ok else 1)
+
+
+@command.command("lint")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--n", "n", type=click.IntRange(min=1), default=300, show_default=True, help="Samples to render.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--strict", is_flag=True, help="Warnings (small space, silent variants) fail too.")
+@templates_option
+@domain_errors
+def lint(paths, n, fmt, strict, template_paths) -> None:
+    """Check template files or pack folders: format, samples, records, space size, uniqueness."""
+    _run_checks(paths, template_paths, n, fmt, strict, as_paths=True)
+
+
+@command.command("test")
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--n", "n", type=click.IntRange(min=1), default=300, show_default=True, help="Samples to render.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--strict", is_flag=True, help="Warnings fail too.")
+@templates_option
+@domain_errors
+def test(targets, n, fmt, strict, template_paths) -> None:
+    """The conformance kit, on installed template NAMEs or PATHs: schema, determinism, sandbox, uniqueness."""
+    _run_checks(targets, template_paths, n, fmt, strict, as_paths=False)
+
+
+@command.command("new")
+@click.argument("name")
+@click.option("--pattern", "pattern", required=True, help="The pattern the template renders.")
+@click.option("--language", default="en", show_default=True)
+@click.option("--plugin", is_flag=True, help="Scaffold a pip-installable plugin package with an entry point and a test.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Where to create the NAME folder.")
+@domain_errors
+def new(name: str, pattern: str, language: str, plugin: bool, out_dir: str) -> None:
+    """Scaffold a template pack (or, with --plugin, a plugin package) named NAME."""
+    from ..templates.scaffold import scaffold
+
+    root = scaffold(name, pattern, language=language, plugin=plugin, out_dir=out_dir)
+    click.echo(f"created {root}")

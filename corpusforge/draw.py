@@ -1,0 +1,62 @@
+"""Deterministic draws: every record's randomness comes from a hash.
+
+A record's choices (variant, slot values) are read from
+``blake2b(seed, template name, template version, index, attempt)`` — never
+from ``seed + index``, whose streams overlap across seeds (seeds 1 and 2 would
+share all but one record). The same (seed, template, version, index) gives
+the same record on any machine, in any worker, in any shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import unicodedata
+from bisect import bisect_right
+from itertools import accumulate
+from typing import Iterator, Sequence
+
+_UNPACK = struct.Struct("<8Q").unpack
+_TWO_POW_M53 = 2.0 ** -53
+
+
+def uniforms(*key: object) -> Iterator[int]:
+    """An endless stream of 64-bit integers determined by ``key``."""
+    base = "\x1f".join(str(k) for k in key)
+    block = 0
+    while True:
+        digest = hashlib.blake2b(f"{base}\x1e{block}".encode(), digest_size=64).digest()
+        yield from _UNPACK(digest)
+        block += 1
+
+
+def pick(x: int, n: int, cumulative: Sequence[float] | None = None) -> int:
+    """Choose an index in ``range(n)`` with the 64-bit draw ``x``; weighted when ``cumulative`` is given."""
+    if cumulative is None:
+        return (x * n) >> 64
+    return min(bisect_right(cumulative, (x >> 11) * _TWO_POW_M53 * cumulative[-1]), n - 1)
+
+
+def cumulative(weights: Sequence[float] | None) -> list[float] | None:
+    return None if weights is None else list(accumulate(weights))
+
+
+def normalise(text: str) -> str:
+    """The form used for exact dedup: NFKC, case-folded, white space collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def key64(text: str) -> int:
+    """A 64-bit key of a string (dedup sets hold these, not the strings)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def premise_id(premise_text: str) -> str:
+    """The same premise text gets the same id in every template, seed and run."""
+    return hashlib.blake2b(normalise(premise_text).encode(), digest_size=16).hexdigest()
+
+
+def split_of(pid: str, names: Sequence[str], bounds: Sequence[float]) -> str:
+    """Assign a split by hashing the premise id: a premise never lands in two splits."""
+    u = int(pid[:16], 16) / 2.0 ** 64
+    return names[min(bisect_right(bounds, u), len(names) - 1)]

@@ -1,0 +1,522 @@
+"""Generating a corpus: templates → records → a corpus folder, reproducibly.
+
+The output is defined by (templates, seed, n, continuations, splits) alone:
+- unit ``i`` (a premise and its continuations) is drawn from a hash of
+  (seed, template, version, i); with ``--workers K`` units are drawn in K
+  processes but kept or dropped in order by one process, so the bytes do not
+  depend on K;
+- a record is dropped when its normalised text was already kept (exact dedup;
+  identical template, variant and slots always give identical text, so
+  structural duplicates are dropped by the same check);
+- ``--shard i/N`` keeps records ``[i*n//N, (i+1)*n//N)`` of that same sequence,
+  so the shards concatenated in order are the unsharded corpus. A shard
+  re-draws the records before its range to know what was kept (it renders
+  them but does not write them);
+- files are written under ``.NAME.partial/`` and renamed into place at the end;
+  ``--resume`` finishes an interrupted run to the identical result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import orjson
+
+from . import __version__
+from ._atomic import atomic_dir, write_atomic
+from .draw import cumulative, key64, normalise, pick, premise_id, split_of, uniforms
+from .errors import GenerateError
+from .records import build_record
+from .templates.registry import Registry, load_registry, resolve_templates
+from .templates.spec import Template
+
+DEFAULT_SPLITS = {"train": 0.9, "validation": 0.05, "test": 0.05}
+UNITS_PER_BLOCK = 1000
+CHECKPOINT_EVERY = 50_000  # records
+MAX_REDRAWS = 64            # per constraint or continuation
+GIVE_UP_AFTER = 20_000      # consecutive units that add nothing new
+
+
+@dataclass
+class GenerateConfig:
+    """What to generate. The output depends only on the fields marked (*)."""
+
+    templates: list[str] = field(default_factory=list)   # (*) names or paths, equal weights
+    mix: dict[str, float] = field(default_factory=dict)  # (*) name → weight, instead of ``templates``
+    n: int = 1000                                        # (*) records in the whole corpus
+    seed: int = 0                                        # (*)
+    continuations: int = 1                               # (*) continuations per premise
+    splits: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SPLITS))  # (*)
+    format: str = "jsonl"                                # (*) jsonl or parquet
+    shard: tuple[int, int] | None = None                 # (*) (i, N): this machine's part
+    workers: int = 1
+    resume: bool = False
+    overwrite: bool = False
+    template_paths: list[str] = field(default_factory=list)
+    progress: bool | None = None                         # None: a bar when stderr is a terminal
+
+    def weights(self) -> dict[str, float]:
+        if self.mix and self.templates:
+            raise GenerateError("give either templates or a mix, not both")
+        weights = dict(self.mix) if self.mix else {name: 1.0 for name in self.templates}
+        if not weights:
+            raise GenerateError("no template given", hint="pass --template NAME or --mix NAME=W,...")
+        return weights
+
+    def check(self) -> None:
+        if self.n < 1:
+            raise GenerateError(f"--n must be at least 1, got {self.n}")
+        if self.continuations < 1:
+            raise GenerateError(f"--continuations must be at least 1, got {self.continuations}")
+        if self.workers < 1:
+            raise GenerateError(f"--workers must be at least 1, got {self.workers}")
+        if self.format not in ("jsonl", "parquet"):
+            raise GenerateError(f"--format must be jsonl or parquet, got {self.format!r}")
+        if not self.splits or any(w < 0 for w in self.splits.values()) or sum(self.splits.values()) <= 0:
+            raise GenerateError(f"--split needs non-negative shares that add up to more than 0, got {self.splits}")
+        for name, w in self.weights().items():
+            if not w > 0:
+                raise GenerateError(f"mix weight of {name!r} must be positive, got {w}")
+        if self.shard is not None:
+            i, count = self.shard
+            if not (count >= 1 and 0 <= i < count):
+                raise GenerateError(f"--shard must be i/N with 0 <= i < N, got {i}/{count}")
+
+    def fingerprint(self) -> str:
+        """Identifies the output; a resumed run must match the interrupted one."""
+        key = [self.weights(), self.n, self.seed, self.continuations, self.splits, self.format, self.shard]
+        return hashlib.sha256(orjson.dumps(key, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+    def command(self) -> str:
+        """The command line that regenerates this corpus."""
+        parts = ["corpusforge", "generate"]
+        if self.mix:
+            parts += ["--mix", ",".join(f"{k}={v:g}" for k, v in self.mix.items())]
+        for t in self.templates:
+            parts += ["--template", t]
+        for p in self.template_paths:
+            parts += ["--templates", str(p)]
+        parts += ["--n", str(self.n), "--seed", str(self.seed)]
+        if self.continuations != 1:
+            parts += ["--continuations", str(self.continuations)]
+        parts += ["--split", ",".join(f"{k}={v:g}" for k, v in self.splits.items()), "--format", self.format]
+        if self.shard:
+            parts += ["--shard", f"{self.shard[0]}/{self.shard[1]}"]
+        return " ".join(shlex.quote(p) for p in parts)
+
+
+# ---------------------------------------------------------------------------
+# Drawing units (runs in worker processes too: pure functions of the index)
+
+
+@dataclass
+class _Prepared:
+    tmpl: Template
+    variant_cum: list[float] | None
+    slot_cum: dict[str, list[float] | None]
+    variants: list  # eligible variants (enough continuation space)
+
+
+class Drawer:
+    """Turns a unit index into its candidate records. Deterministic; holds no state between units."""
+
+    def __init__(self, templates: Sequence[Template], weights: Sequence[float], seed: int,
+                 continuations: int, splits: dict[str, float]):
+        self.seed = seed
+        self.k = continuations
+        self.mix_cum = cumulative(weights) if len(templates) > 1 else None
+        total = sum(splits.values())
+        self.split_names = list(splits)
+        acc, self.split_bounds = 0.0, []
+        for w in splits.values():
+            acc += w / total
+            self.split_bounds.append(acc)
+        self.prepared = [self._prepare(t) for t in templates]
+
+    def _prepare(self, tmpl: Template) -> _Prepared:
+        sizes = tmpl.sizes
+        eligible = [v for v in tmpl.variants if self.k == 1 or v.continuation_space(sizes) >= self.k]
+        if not eligible:
+            raise GenerateError(
+                f"template {tmpl.name!r} cannot give {self.k} different continuations per premise: no variant "
+                f"has {self.k} or more combinations of the slots used only after the premise",
+                hint="lower --continuations, or add slot values used in the later roles")
+        weights = [v.weight for v in eligible]
+        return _Prepared(tmpl, None if len(set(weights)) == 1 else cumulative(weights),
+                         {s: cumulative(w) for s, w in tmpl.slot_weights.items()}, eligible)
+
+    def _choose_slots(self, prep: _Prepared, slots: Sequence[str], draws: Iterator[int], choice: dict) -> None:
+        values = prep.tmpl.slot_values
+        for s in slots:
+            choice[s] = pick(next(draws), len(values[s]), prep.slot_cum[s])
+
+    def _satisfies(self, tmpl: Template, choice: dict) -> bool:
+        for c in tmpl.spec.constraints:
+            picked = [str(tmpl.slot_values[s][choice[s]]) for s in c.distinct if s in choice]
+            if len(set(picked)) != len(picked):
+                return False
+        return True
+
+    def _draw(self, prep: _Prepared, index: int, tag: str, slots_of, base: dict | None):
+        tmpl = prep.tmpl
+        for attempt in range(MAX_REDRAWS):
+            draws = uniforms(self.seed, tmpl.name, tmpl.version, index, tag, attempt)
+            if base is None:
+                variant = prep.variants[pick(next(draws), len(prep.variants), prep.variant_cum)]
+                choice: dict = {}
+            else:
+                variant, choice = base["variant"], dict(base["choice"])
+            self._choose_slots(prep, slots_of(variant), draws, choice)
+            if self._satisfies(tmpl, choice):
+                return variant, choice
+        raise GenerateError(f"template {tmpl.name!r}: no draw satisfied its constraints after {MAX_REDRAWS} tries "
+                            f"(unit {index})", hint="loosen the constraints or add slot values")
+
+    def unit(self, index: int) -> tuple[int | None, list[tuple[int, str, dict]]]:
+        """The candidates of unit ``index``: (premise key or None, [(text key, split, record), ...])."""
+        if self.mix_cum is None:
+            prep = self.prepared[0]
+        else:
+            prep = self.prepared[pick(next(uniforms(self.seed, "mix", index)), len(self.prepared), self.mix_cum)]
+        tmpl = prep.tmpl
+        variant, choice = self._draw(prep, index, "u", lambda v: v.slots, None)
+        values = tmpl.slot_values
+        premise_role, premise_cs = variant.roles[0]
+        premise_text = premise_cs.render(choice, values)
+        pid = premise_id(premise_text)
+        split = split_of(pid, self.split_names, self.split_bounds)
+        out, texts = [], set()
+        for j in range(self.k):
+            if j > 0:
+                for attempt in range(MAX_REDRAWS):
+                    _, choice = self._draw(prep, index, f"c{j}.{attempt}", lambda v: v.continuation_slots,
+                                           {"variant": variant, "choice": choice})
+                    rest = tuple(cs.render(choice, values) for _, cs in variant.roles[1:])
+                    if rest not in texts:
+                        break
+                else:
+                    continue  # this premise has fewer distinct continuations than asked; keep what it has
+            else:
+                rest = tuple(cs.render(choice, values) for _, cs in variant.roles[1:])
+            texts.add(rest)
+            parts = [(premise_role, premise_text)]
+            parts += [(role, text) for (role, _), text in zip(variant.roles[1:], rest) if text]
+            meta = {"variant": variant.index} if self.k == 1 else {"variant": variant.index, "continuation": j}
+            rec = build_record(
+                pattern=tmpl.pattern.name, template=tmpl.ref, language=tmpl.language, parts=parts,
+                markers=tmpl.markers, slots={s: str(values[s][choice[s]]) for s in variant.slots},
+                seed=self.seed, index=index, premise_id=pid, split=split, meta=meta)
+            out.append((key64(normalise(rec["text"])), split, rec))
+        return (key64(pid) if self.k > 1 else None), out
+
+
+# ---------------------------------------------------------------------------
+# Worker processes
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(template_names, template_paths, weights, seed, k, splits, as_lines) -> None:
+    registry = load_registry(template_paths)
+    templates = resolve_templates(template_names, registry)
+    _WORKER["drawer"] = Drawer(templates, weights, seed, k, splits)
+    _WORKER["as_lines"] = as_lines
+
+
+def _serialise(rec: dict) -> bytes:
+    return orjson.dumps(rec) + b"\n"
+
+
+def _draw_block(start: int, stop: int):
+    drawer, as_lines = _WORKER["drawer"], _WORKER["as_lines"]
+    out = []
+    for i in range(start, stop):
+        pkey, cands = drawer.unit(i)
+        out.append((pkey, [(key, split, _serialise(rec) if as_lines else rec) for key, split, rec in cands]))
+    return out
+
+
+def _blocks(workers: int, init_args: tuple) -> Iterator[list]:
+    """Yield blocks of drawn units in order, drawing them in ``workers`` processes."""
+    if workers == 1:
+        _worker_init(*init_args)
+        start = 0
+        while True:
+            yield _draw_block(start, start + UNITS_PER_BLOCK)
+            start += UNITS_PER_BLOCK
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ctx.Pool(workers, initializer=_worker_init, initargs=init_args) as pool:
+        pending, start = [], 0
+        while True:
+            while len(pending) < 2 * workers:  # a bounded window keeps memory flat
+                pending.append(pool.apply_async(_draw_block, (start, start + UNITS_PER_BLOCK)))
+                start += UNITS_PER_BLOCK
+            yield pending.pop(0).get()
+
+
+# ---------------------------------------------------------------------------
+# Writing
+
+
+class _JsonlSink:
+    def __init__(self, data_dir: Path, offsets: dict[str, int] | None):
+        self.data_dir = data_dir
+        self.files: dict = {}
+        for split, size in (offsets or {}).items():
+            f = open(data_dir / f"{split}.jsonl", "r+b")
+            f.truncate(size)
+            f.seek(size)
+            self.files[split] = f
+
+    def write(self, split: str, item: bytes) -> None:
+        f = self.files.get(split)
+        if f is None:
+            f = self.files[split] = open(self.data_dir / f"{split}.jsonl", "wb", buffering=1 << 20)
+        f.write(item)
+
+    def offsets(self) -> dict[str, int]:
+        for f in self.files.values():
+            f.flush()
+            os.fsync(f.fileno())
+        return {s: f.tell() for s, f in self.files.items()}
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+
+def parquet_schema():
+    import pyarrow as pa
+
+    span = [pa.field("start", pa.int64()), pa.field("end", pa.int64())]
+    return pa.schema([
+        ("id", pa.string()), ("pattern", pa.string()), ("template", pa.string()), ("language", pa.string()),
+        ("text", pa.string()),
+        ("segments", pa.list_(pa.struct([pa.field("role", pa.string()), *span, pa.field("text", pa.string())]))),
+        ("targets", pa.list_(pa.struct([pa.field("text", pa.string()), *span]))),
+        ("slots", pa.string()),  # JSON object (slot names differ between templates)
+        ("premise_id", pa.string()), ("seed", pa.int64()), ("index", pa.int64()), ("split", pa.string()),
+        ("meta", pa.string()),   # JSON object or null
+    ])
+
+
+class _ParquetSink:
+    ROWS = 20_000
+
+    def __init__(self, data_dir: Path):
+        self.data_dir, self.writers, self.buffers = data_dir, {}, {}
+        self.schema = parquet_schema()
+
+    def write(self, split: str, rec: dict) -> None:
+        row = dict(rec)
+        row["slots"] = orjson.dumps(rec["slots"]).decode()
+        row["meta"] = orjson.dumps(rec["meta"]).decode() if rec.get("meta") is not None else None
+        buf = self.buffers.setdefault(split, [])
+        buf.append(row)
+        if len(buf) >= self.ROWS:
+            self._flush(split)
+
+    def _flush(self, split: str) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = self.buffers.get(split)
+        if not rows:
+            return
+        if split not in self.writers:
+            self.writers[split] = pq.ParquetWriter(self.data_dir / f"{split}.parquet", self.schema)
+        self.writers[split].write_table(pa.Table.from_pylist(rows, schema=self.schema))
+        self.buffers[split] = []
+
+    def offsets(self) -> None:
+        return None
+
+    def close(self) -> None:
+        for split in list(self.buffers):
+            self._flush(split)
+        for w in self.writers.values():
+            w.close()
+
+
+# ---------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class GenerateResult:
+    path: Path
+    records: int
+    counts: dict
+    manifest: dict
+
+
+def _progress_bar(cfg: GenerateConfig, total: int):
+    show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="rec", unit_scale=True, desc="generate", file=sys.stderr, smoothing=0.1)
+
+
+def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None = None) -> GenerateResult:
+    """Generate the corpus described by ``cfg`` into the folder ``out``."""
+    cfg.check()
+    out = Path(out)
+    weights = cfg.weights()
+    registry = registry or load_registry(cfg.template_paths)
+    templates = resolve_templates(list(weights), registry)
+    drawer = Drawer(templates, list(weights.values()), cfg.seed, cfg.continuations, cfg.splits)  # checks early
+    del drawer
+
+    partial = out.parent / f".{out.name}.partial"
+    progress_file = partial / "progress.json"
+    if out.exists() and not cfg.overwrite:
+        raise GenerateError(f"{out} already exists", hint="pass --overwrite to replace it, or choose another --out")
+    state = None
+    if partial.exists():
+        if not cfg.resume:
+            raise GenerateError(f"an interrupted run is waiting in {partial}",
+                                hint="pass --resume to finish it, or delete that folder to start over")
+        if progress_file.is_file():
+            state = orjson.loads(progress_file.read_bytes())
+            if state.get("fingerprint") != cfg.fingerprint():
+                raise GenerateError("--resume was given with different options than the interrupted run",
+                                    hint=f"rerun its command: {state.get('command')}")
+        if cfg.format == "parquet":
+            state = None  # Parquet files cannot be appended to: redo them (same result)
+
+    lo, hi = 0, cfg.n
+    if cfg.shard:
+        i, count = cfg.shard
+        lo, hi = i * cfg.n // count, (i + 1) * cfg.n // count
+    written_before = state["written"] if state else 0
+    write_from = lo + written_before
+
+    init_args = ([t if not t.endswith((".yaml", ".yml")) else str(Path(t).resolve()) for t in weights],
+                 [str(p) for p in cfg.template_paths], list(weights.values()), cfg.seed, cfg.continuations,
+                 cfg.splits, cfg.format == "jsonl")
+    by_split, by_template, by_pattern = Counter(), Counter(), Counter()
+    bar = _progress_bar(cfg, hi - lo)
+    if bar:
+        bar.update(written_before)
+
+    with atomic_dir(out, keep_partial=True) as tmp:
+        data_dir = tmp / "data"
+        if state is None and data_dir.exists():
+            for f in data_dir.iterdir():
+                f.unlink()
+        data_dir.mkdir(exist_ok=True)
+        sink = (_JsonlSink(data_dir, state["offsets"] if state else None) if cfg.format == "jsonl"
+                else _ParquetSink(data_dir))
+        seen: set[int] = set()
+        seen_premises: set[int] = set()
+        kept, unit, idle = 0, 0, 0
+        try:
+            blocks = _blocks(cfg.workers, init_args)
+            while kept < hi:
+                block = next(blocks)
+                for pkey, cands in block:
+                    if kept >= hi:
+                        break
+                    unit += 1
+                    if pkey is not None and pkey in seen_premises:
+                        idle += 1
+                        continue
+                    added = 0
+                    for key, split, item in cands:
+                        if kept >= hi:
+                            break
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                        added += 1
+                        if kept >= lo:
+                            if kept >= write_from:
+                                sink.write(split, item)
+                                if bar:
+                                    bar.update(1)
+                            by_split[split] += 1
+                            ref = item["template"] if isinstance(item, dict) else None
+                            if ref is None:
+                                rec = orjson.loads(item)
+                                ref, pat = rec["template"], rec["pattern"]
+                            else:
+                                pat = item["pattern"]
+                            by_template[ref] += 1
+                            by_pattern[pat] += 1
+                        kept += 1
+                        if kept > write_from and kept % CHECKPOINT_EVERY == 0 and cfg.format == "jsonl":
+                            write_atomic(progress_file, orjson.dumps({
+                                "fingerprint": cfg.fingerprint(), "command": cfg.command(),
+                                "written": kept - lo, "offsets": sink.offsets()}))
+                    if pkey is not None and added:
+                        seen_premises.add(pkey)
+                    idle = 0 if added else idle + 1
+                    if idle >= GIVE_UP_AFTER:
+                        sizes = ", ".join(f"{t.name}: {t.space_size():,}" for t in templates)
+                        raise GenerateError(
+                            f"only {kept:,} unique records could be drawn (asked for {cfg.n:,}); the last "
+                            f"{GIVE_UP_AFTER:,} draws were all duplicates. Space sizes (variants × slot values): "
+                            f"{sizes}", hint="ask for fewer records, or add slot values or variants")
+            blocks.close()
+        finally:
+            sink.close()
+            if bar:
+                bar.close()
+        progress_file.unlink(missing_ok=True)
+        manifest = _manifest(cfg, templates, registry, data_dir, by_split, by_template, by_pattern, hi - lo)
+        write_atomic(tmp / "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+        from .card import corpus_summary
+
+        write_atomic(tmp / "README.md", corpus_summary(manifest))
+    return GenerateResult(out, hi - lo, dict(by_split), manifest)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _manifest(cfg, templates, registry, data_dir, by_split, by_template, by_pattern, records) -> dict:
+    files = []
+    for f in sorted(data_dir.iterdir()):
+        split = f.name.split(".")[0]
+        files.append({"path": f"data/{f.name}", "split": split, "records": by_split.get(split, 0),
+                      "bytes": f.stat().st_size, "sha256": _sha256(f)})
+    patterns = {t.pattern.name: t.pattern for t in templates}
+    return {
+        "format": "corpusforge.corpus/1",
+        "corpusforge_version": __version__,
+        "command": cfg.command(),
+        "seed": cfg.seed,
+        "n": cfg.n,
+        "continuations": cfg.continuations,
+        "splits": cfg.splits,
+        "shard": f"{cfg.shard[0]}/{cfg.shard[1]}" if cfg.shard else None,
+        "data_format": cfg.format,
+        "mix": cfg.weights(),
+        "templates": [{"name": t.name, "version": t.version, "pattern": t.pattern.name, "language": t.language,
+                       "source": t.source, "sha256": t.sha256, "markers": t.markers, "space_size": t.space_size()}
+                      for t in templates],
+        "patterns": [p.to_dict() for p in patterns.values()],
+        "counts": {"records": records, "by_split": dict(sorted(by_split.items())),
+                   "by_template": dict(sorted(by_template.items())), "by_pattern": dict(sorted(by_pattern.items()))},
+        "files": files,
+        "seed_policy": "each unit's randomness is blake2b(seed, template name, template version, index); "
+                       "splits are assigned by hashing the premise text, so no premise is in two splits",
+        "dedup": "exact, on NFKC case-folded text with collapsed white space (implies structural dedup)",
+    }

@@ -1,0 +1,159 @@
+"""Rendering template strings: a sandboxed Jinja environment, and a fast path.
+
+Templates are untrusted input (users install other people's packs), so every
+string is parsed by Jinja2's ``ImmutableSandboxedEnvironment`` with
+``StrictUndefined``: a missing slot is an error, never an empty string, and
+``{{ ''.__class__ }}`` is refused.
+
+The fast path: most template strings are plain text with ``{{ slot }}``,
+``{{ slot.form }}`` and ``{{ slot | filter }}`` expressions. Each such
+expression depends on one slot value only, so its output for every value of
+the slot is computed once, through the same sandbox, when the template loads;
+rendering a record is then a join of precomputed strings. Strings that use
+anything else (``{% if %}``, arithmetic, filters with arguments) render through
+the sandbox for every record. Both give the same text — a test checks it on
+every built-in template.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import jinja2
+from jinja2 import meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+
+class Word(str):
+    """A slot value: a string that may carry named forms (``{{ subject.gen }}``).
+
+    Russian needs word forms (case, gender agreement); a slot value written as
+    ``{value: река, gen: реки, gender: f}`` renders as ``река`` and offers
+    ``.gen`` and ``.gender`` to the template.
+    """
+
+    __slots__ = ("forms",)
+
+    def __new__(cls, value: str, forms: dict[str, str] | None = None):
+        obj = super().__new__(cls, value)
+        obj.forms = forms or {}
+        return obj
+
+    def __getattr__(self, name: str):
+        forms = object.__getattribute__(self, "forms")
+        if name in forms:
+            return forms[name]
+        raise AttributeError(name)
+
+
+_VOWEL_SOUND_EXCEPTIONS = ("hour", "honest", "honour", "honor", "heir")
+_CONSONANT_SOUND_EXCEPTIONS = ("uni", "use", "usu", "euro", "eu", "one", "once", "ur")
+
+
+def with_article(phrase: str) -> str:
+    """English indefinite article: ``question`` → ``a question``, ``idea`` → ``an idea``."""
+    word = phrase.lstrip().lower()
+    if word.startswith(_VOWEL_SOUND_EXCEPTIONS):
+        article = "an"
+    elif word.startswith(_CONSONANT_SOUND_EXCEPTIONS):
+        article = "a"
+    else:
+        article = "an" if word[:1] in "aeiou" else "a"
+    return f"{article} {phrase}"
+
+
+def capfirst(value: str) -> str:
+    """Upper-case the first character only (``the river`` → ``The river``; ``река`` → ``Река``)."""
+    return value[:1].upper() + value[1:]
+
+
+def make_environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
+                                        keep_trailing_newline=True)
+    env.filters["cap"] = capfirst
+    env.filters["a"] = with_article
+    return env
+
+
+ENV = make_environment()
+
+#: filters the fast path may apply (plain one-argument functions of the value)
+_FAST_FILTERS = {name for name, f in ENV.filters.items() if getattr(f, "jinja_pass_arg", None) is None}
+
+
+def _slot_expression(node: nodes.Node) -> tuple[str, list] | None:
+    """If ``node`` is ``slot``, ``slot.form`` or ``slot|f|g`` (no arguments), return (slot, steps)."""
+    steps: list = []
+    while True:
+        if isinstance(node, nodes.Name):
+            return node.name, steps[::-1]
+        if isinstance(node, nodes.Getattr) and not node.attr.startswith("_"):
+            steps.append(("attr", node.attr))
+            node = node.node
+        elif (isinstance(node, nodes.Filter) and node.name in _FAST_FILTERS and node.node is not None
+              and not node.args and not node.kwargs and node.dyn_args is None and node.dyn_kwargs is None):
+            steps.append(("filter", node.name))
+            node = node.node
+        else:
+            return None
+
+
+def _apply(value: Word, steps: list) -> str:
+    out = value
+    for kind, name in steps:
+        out = ENV.getattr(out, name) if kind == "attr" else ENV.filters[name](out)
+        if isinstance(out, jinja2.Undefined):
+            str(out)  # StrictUndefined raises with Jinja's own message
+    return str(out)
+
+
+class CompiledString:
+    """One template string, ready to render from slot value indexes."""
+
+    def __init__(self, source: str, slot_values: dict[str, Sequence[Word]]):
+        self.source = source
+        self.template = ENV.from_string(source)  # raises TemplateSyntaxError
+        ast = ENV.parse(source)
+        self.slots = sorted(meta.find_undeclared_variables(ast))
+        self.pieces: list | None = self._fast_pieces(ast, slot_values)
+
+    def _fast_pieces(self, ast: nodes.Template, slot_values: dict[str, Sequence[Word]]) -> list | None:
+        pieces: list = []
+        for stmt in ast.body:
+            if not isinstance(stmt, nodes.Output):
+                return None
+            for node in stmt.nodes:
+                if isinstance(node, nodes.TemplateData):
+                    pieces.append(node.data)
+                    continue
+                expr = _slot_expression(node)
+                if expr is None or expr[0] not in slot_values:
+                    return None
+                slot, steps = expr
+                pieces.append((slot, tuple(_apply(v, steps) for v in slot_values[slot])))
+        return pieces
+
+    @property
+    def fast(self) -> bool:
+        return self.pieces is not None
+
+    def render(self, choice: dict[str, int], slot_values: dict[str, Sequence[Word]]) -> str:
+        """Render with ``choice`` (slot → value index)."""
+        if self.pieces is not None:
+            return "".join(p if p.__class__ is str else p[1][choice[p[0]]] for p in self.pieces)
+        return self.render_sandboxed(choice, slot_values)
+
+    def render_sandboxed(self, choice: dict[str, int], slot_values: dict[str, Sequence[Word]]) -> str:
+        return self.template.render({s: slot_values[s][choice[s]] for s in self.slots})
+
+
+def find_unsafe_attributes(source: str) -> list[str]:
+    """Attribute or item names starting with ``_`` — a sandbox escape attempt, refused at load."""
+    ast = ENV.parse(source)
+    bad = [n.attr for n in ast.find_all(nodes.Getattr) if n.attr.startswith("_")]
+    bad += [n.arg.value for n in ast.find_all(nodes.Getitem)
+            if isinstance(n.arg, nodes.Const) and isinstance(n.arg.value, str) and n.arg.value.startswith("_")]
+    return bad
+
+
+RenderFn = Callable[[dict[str, int]], str]
