@@ -116,13 +116,24 @@ def build_record(*, pattern: str, template: str, language: str, parts: Sequence[
 
 
 def find_targets(text: str, markers: Sequence[str]) -> list[dict]:
-    """Every non-overlapping occurrence of each marker in ``text``, sorted by position."""
+    """Every whole-word occurrence of each marker in ``text``, sorted by position.
+
+    A marker that begins (ends) with a letter or digit does not match where the
+    text has another letter or digit just before (after) it: " then" does not
+    match inside " thenceforth", and the Russian " а" not inside " автор".
+    """
     found = []
     for marker in markers:
+        head, tail = marker[:1].isalnum(), marker[-1:].isalnum()
         start = text.find(marker)
         while start != -1:
-            found.append({"text": marker, "start": start, "end": start + len(marker)})
-            start = text.find(marker, start + len(marker))
+            end = start + len(marker)
+            if not ((head and start > 0 and text[start - 1].isalnum())
+                    or (tail and end < len(text) and text[end].isalnum())):
+                found.append({"text": marker, "start": start, "end": end})
+                start = text.find(marker, end)
+            else:
+                start = text.find(marker, start + 1)
     found.sort(key=lambda t: (t["start"], t["end"]))
     return found
 
