@@ -18,6 +18,7 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
         data = data.encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a corpus file is meant to be shared
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

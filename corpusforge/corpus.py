@@ -81,6 +81,17 @@ def read_lines(stream) -> Iterator[tuple[int, bytes | None]]:
         yield number, line
 
 
+#: Parquet corpora store these fields as JSON strings (their keys differ between templates).
+JSON_COLUMNS = ("slots", "meta")
+
+
+def decode_parquet_row(item: dict) -> dict:
+    for key in JSON_COLUMNS:
+        if isinstance(item.get(key), str):
+            item[key] = orjson.loads(item[key])
+    return item
+
+
 def iter_records(paths: Sequence[str | Path]) -> Iterator[dict]:
     """Yield every record of ``paths`` as a plain dict, in file order.
 
@@ -93,9 +104,7 @@ def iter_records(paths: Sequence[str | Path]) -> Iterator[dict]:
 
             for batch in pq.ParquetFile(path).iter_batches(batch_size=2048):
                 for item in batch.to_pylist():
-                    if isinstance(item.get("meta"), str):
-                        item["meta"] = orjson.loads(item["meta"])
-                    yield item
+                    yield decode_parquet_row(item)
             continue
         opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rb") as stream:

@@ -14,20 +14,21 @@ import struct
 import unicodedata
 from bisect import bisect_right
 from itertools import accumulate
-from typing import Iterator, Sequence
+from typing import Sequence
 
 _UNPACK = struct.Struct("<8Q").unpack
 _TWO_POW_M53 = 2.0 ** -53
 
 
-def uniforms(*key: object) -> Iterator[int]:
-    """An endless stream of 64-bit integers determined by ``key``."""
-    base = "\x1f".join(str(k) for k in key)
+def uniforms(count: int, *key: object) -> list[int]:
+    """``count`` 64-bit integers determined by ``key`` (blake2b, 8 per 64-byte digest)."""
+    base = "\x1f".join([str(k) for k in key])
+    out: list[int] = []
     block = 0
-    while True:
-        digest = hashlib.blake2b(f"{base}\x1e{block}".encode(), digest_size=64).digest()
-        yield from _UNPACK(digest)
+    while len(out) < count:
+        out += _UNPACK(hashlib.blake2b(f"{base}\x1e{block}".encode(), digest_size=64).digest())
         block += 1
+    return out
 
 
 def pick(x: int, n: int, cumulative: Sequence[float] | None = None) -> int:

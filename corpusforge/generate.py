@@ -152,10 +152,10 @@ class Drawer:
         return _Prepared(tmpl, None if len(set(weights)) == 1 else cumulative(weights),
                          {s: cumulative(w) for s, w in tmpl.slot_weights.items()}, eligible)
 
-    def _choose_slots(self, prep: _Prepared, slots: Sequence[str], draws: Iterator[int], choice: dict) -> None:
-        values = prep.tmpl.slot_values
-        for s in slots:
-            choice[s] = pick(next(draws), len(values[s]), prep.slot_cum[s])
+    def _choose_slots(self, prep: _Prepared, slots: Sequence[str], draws: list[int], choice: dict) -> None:
+        values, cum = prep.tmpl.slot_values, prep.slot_cum
+        for s, x in zip(slots, draws):
+            choice[s] = pick(x, len(values[s]), cum[s])
 
     def _satisfies(self, tmpl: Template, choice: dict) -> bool:
         for c in tmpl.spec.constraints:
@@ -167,54 +167,63 @@ class Drawer:
     def _draw(self, prep: _Prepared, index: int, tag: str, slots_of, base: dict | None):
         tmpl = prep.tmpl
         for attempt in range(MAX_REDRAWS):
-            draws = uniforms(self.seed, tmpl.name, tmpl.version, index, tag, attempt)
+            draws = uniforms(1 + len(tmpl.slot_names), self.seed, tmpl.name, tmpl.version, index, tag, attempt)
             if base is None:
-                variant = prep.variants[pick(next(draws), len(prep.variants), prep.variant_cum)]
+                variant = prep.variants[pick(draws[0], len(prep.variants), prep.variant_cum)]
                 choice: dict = {}
             else:
                 variant, choice = base["variant"], dict(base["choice"])
-            self._choose_slots(prep, slots_of(variant), draws, choice)
+            self._choose_slots(prep, slots_of(variant), draws[1:], choice)
             if self._satisfies(tmpl, choice):
                 return variant, choice
         raise GenerateError(f"template {tmpl.name!r}: no draw satisfied its constraints after {MAX_REDRAWS} tries "
                             f"(unit {index})", hint="loosen the constraints or add slot values")
 
-    def unit(self, index: int) -> tuple[int | None, list[tuple[int, str, dict]]]:
-        """The candidates of unit ``index``: (premise key or None, [(text key, split, record), ...])."""
-        if self.mix_cum is None:
-            prep = self.prepared[0]
-        else:
-            prep = self.prepared[pick(next(uniforms(self.seed, "mix", index)), len(self.prepared), self.mix_cum)]
+    def unit(self, index: int) -> tuple[int | None, int, list[tuple[int, str, dict]]]:
+        """Unit ``index``: (premise key or None, template index, [(text key, split, record), ...])."""
+        t_index = 0
+        if self.mix_cum is not None:
+            t_index = pick(uniforms(1, self.seed, "mix", index)[0], len(self.prepared), self.mix_cum)
+        prep = self.prepared[t_index]
         tmpl = prep.tmpl
-        variant, choice = self._draw(prep, index, "u", lambda v: v.slots, None)
+        variant, choice = self._draw(prep, index, "u", _ALL_SLOTS, None)
         values = tmpl.slot_values
-        premise_role, premise_cs = variant.roles[0]
+        roles = variant.roles
+        premise_role, premise_cs = roles[0]
         premise_text = premise_cs.render(choice, values)
         pid = premise_id(premise_text)
         split = split_of(pid, self.split_names, self.split_bounds)
-        out, texts = [], set()
+        out, seen_rest = [], set()
         for j in range(self.k):
             if j > 0:
                 for attempt in range(MAX_REDRAWS):
-                    _, choice = self._draw(prep, index, f"c{j}.{attempt}", lambda v: v.continuation_slots,
+                    _, choice = self._draw(prep, index, f"c{j}.{attempt}", _CONTINUATION_SLOTS,
                                            {"variant": variant, "choice": choice})
-                    rest = tuple(cs.render(choice, values) for _, cs in variant.roles[1:])
-                    if rest not in texts:
+                    rest = [cs.render(choice, values) for _, cs in roles[1:]]
+                    if tuple(rest) not in seen_rest:
                         break
                 else:
                     continue  # this premise has fewer distinct continuations than asked; keep what it has
             else:
-                rest = tuple(cs.render(choice, values) for _, cs in variant.roles[1:])
-            texts.add(rest)
+                rest = [cs.render(choice, values) for _, cs in roles[1:]]
+            seen_rest.add(tuple(rest))
             parts = [(premise_role, premise_text)]
-            parts += [(role, text) for (role, _), text in zip(variant.roles[1:], rest) if text]
+            parts += [(role, text) for (role, _), text in zip(roles[1:], rest) if text]
             meta = {"variant": variant.index} if self.k == 1 else {"variant": variant.index, "continuation": j}
             rec = build_record(
                 pattern=tmpl.pattern.name, template=tmpl.ref, language=tmpl.language, parts=parts,
-                markers=tmpl.markers, slots={s: str(values[s][choice[s]]) for s in variant.slots},
+                markers=tmpl.markers, slots={s: values[s][choice[s]].plain for s in variant.slots},
                 seed=self.seed, index=index, premise_id=pid, split=split, meta=meta)
             out.append((key64(normalise(rec["text"])), split, rec))
-        return (key64(pid) if self.k > 1 else None), out
+        return (key64(pid) if self.k > 1 else None), t_index, out
+
+
+def _ALL_SLOTS(variant) -> list[str]:
+    return variant.slots
+
+
+def _CONTINUATION_SLOTS(variant) -> list[str]:
+    return variant.continuation_slots
 
 
 # ---------------------------------------------------------------------------
@@ -235,16 +244,34 @@ def _serialise(rec: dict) -> bytes:
     return orjson.dumps(rec) + b"\n"
 
 
-def _draw_block(start: int, stop: int):
+@dataclass
+class _Block:
+    """Drawn units in a compact form that is cheap to send between processes."""
+
+    premise_keys: list   # per unit: premise key, or None when continuations == 1
+    sizes: list          # per unit: how many candidates follow
+    keys: list           # per candidate: dedup key of its text
+    splits: list         # per candidate: split name
+    templates: list      # per candidate: index of its template
+    items: list          # per candidate: the JSONL line (bytes) or the record (dict)
+
+
+def _draw_block(start: int, stop: int) -> _Block:
     drawer, as_lines = _WORKER["drawer"], _WORKER["as_lines"]
-    out = []
+    block = _Block([], [], [], [], [], [])
     for i in range(start, stop):
-        pkey, cands = drawer.unit(i)
-        out.append((pkey, [(key, split, _serialise(rec) if as_lines else rec) for key, split, rec in cands]))
-    return out
+        pkey, t_index, cands = drawer.unit(i)
+        block.premise_keys.append(pkey)
+        block.sizes.append(len(cands))
+        for key, split, rec in cands:
+            block.keys.append(key)
+            block.splits.append(split)
+            block.templates.append(t_index)
+            block.items.append(orjson.dumps(rec) + b"\n" if as_lines else rec)
+    return block
 
 
-def _blocks(workers: int, init_args: tuple) -> Iterator[list]:
+def _blocks(workers: int, init_args: tuple) -> Iterator[_Block]:
     """Yield blocks of drawn units in order, drawing them in ``workers`` processes."""
     if workers == 1:
         _worker_init(*init_args)
@@ -254,8 +281,12 @@ def _blocks(workers: int, init_args: tuple) -> Iterator[list]:
             start += UNITS_PER_BLOCK
     import multiprocessing as mp
 
-    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with ctx.Pool(workers, initializer=_worker_init, initargs=init_args) as pool:
+    if sys.platform.startswith("linux"):  # fork: workers inherit the loaded templates
+        _worker_init(*init_args)
+        ctx, initializer, initargs = mp.get_context("fork"), None, ()
+    else:
+        ctx, initializer, initargs = mp.get_context("spawn"), _worker_init, init_args
+    with ctx.Pool(workers, initializer=initializer, initargs=initargs) as pool:
         pending, start = [], 0
         while True:
             while len(pending) < 2 * workers:  # a bounded window keeps memory flat
@@ -421,40 +452,35 @@ def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None 
                 else _ParquetSink(data_dir))
         seen: set[int] = set()
         seen_premises: set[int] = set()
-        kept, unit, idle = 0, 0, 0
+        per_template = [0] * len(templates)
+        kept, idle = 0, 0
         try:
             blocks = _blocks(cfg.workers, init_args)
             while kept < hi:
                 block = next(blocks)
-                for pkey, cands in block:
+                c = 0  # candidate position in the block
+                for pkey, size in zip(block.premise_keys, block.sizes):
+                    first, c = c, c + size
                     if kept >= hi:
                         break
-                    unit += 1
                     if pkey is not None and pkey in seen_premises:
                         idle += 1
                         continue
                     added = 0
-                    for key, split, item in cands:
-                        if kept >= hi:
-                            break
-                        if key in seen:
+                    for j in range(first, c):
+                        key = block.keys[j]
+                        if kept >= hi or key in seen:
                             continue
                         seen.add(key)
                         added += 1
                         if kept >= lo:
+                            split = block.splits[j]
                             if kept >= write_from:
-                                sink.write(split, item)
+                                sink.write(split, block.items[j])
                                 if bar:
                                     bar.update(1)
                             by_split[split] += 1
-                            ref = item["template"] if isinstance(item, dict) else None
-                            if ref is None:
-                                rec = orjson.loads(item)
-                                ref, pat = rec["template"], rec["pattern"]
-                            else:
-                                pat = item["pattern"]
-                            by_template[ref] += 1
-                            by_pattern[pat] += 1
+                            per_template[block.templates[j]] += 1
                         kept += 1
                         if kept > write_from and kept % CHECKPOINT_EVERY == 0 and cfg.format == "jsonl":
                             write_atomic(progress_file, orjson.dumps({
@@ -474,6 +500,9 @@ def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None 
             sink.close()
             if bar:
                 bar.close()
+        for t, count in zip(templates, per_template):
+            by_template[t.ref] += count
+            by_pattern[t.pattern.name] += count
         progress_file.unlink(missing_ok=True)
         manifest = _manifest(cfg, templates, registry, data_dir, by_split, by_template, by_pattern, hi - lo)
         write_atomic(tmp / "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")

@@ -83,8 +83,8 @@ def content_id(pattern: str, template: str, language: str, text: str,
     Provenance (seed, index, split, premise_id, meta) is not content: moving a
     record to another split keeps its id; editing its text or spans does not.
     """
-    blob = orjson.dumps([pattern, template, language, text, [list(s) for s in segments],
-                         [list(t) for t in targets], slots], option=orjson.OPT_SORT_KEYS)
+    blob = orjson.dumps([pattern, template, language, text, list(segments), list(targets), slots],
+                        option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(blob, digest_size=16).hexdigest()
 
 
@@ -97,16 +97,17 @@ def build_record(*, pattern: str, template: str, language: str, parts: Sequence[
     ``parts`` are ``(role, text)`` pairs; the record's text is their
     concatenation. Every occurrence of each marker becomes a target span.
     """
-    text = "".join(t for _, t in parts)
-    segments, pos = [], 0
+    text = "".join([t for _, t in parts])
+    segments, spans, pos = [], [], 0
     for role, piece in parts:
-        segments.append({"role": role, "start": pos, "end": pos + len(piece), "text": piece})
-        pos += len(piece)
+        end = pos + len(piece)
+        segments.append({"role": role, "start": pos, "end": end, "text": piece})
+        spans.append((role, pos, end))
+        pos = end
     targets = find_targets(text, markers)
     slots = dict(slots or {})
-    rid = content_id(pattern, template, language, text,
-                     ((s["role"], s["start"], s["end"]) for s in segments),
-                     ((t["text"], t["start"], t["end"]) for t in targets), slots)
+    rid = content_id(pattern, template, language, text, spans,
+                     [(t["text"], t["start"], t["end"]) for t in targets], slots)
     rec = {"id": rid, "pattern": pattern, "template": template, "language": language, "text": text,
            "segments": segments, "targets": targets, "slots": slots, "premise_id": premise_id,
            "seed": seed, "index": index, "split": split}

@@ -10,6 +10,7 @@ message a person can act on.
 from __future__ import annotations
 
 import gzip
+import re
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
-from .corpus import BOM, MAX_LINE_BYTES, corpus_files, manifest_patterns, read_lines
+from .corpus import BOM, MAX_LINE_BYTES, corpus_files, decode_parquet_row, manifest_patterns, read_lines
 from .patterns import BUILTIN_PATTERNS, Pattern, merge_patterns
 from .records import Record, structural_errors
 
@@ -79,7 +80,8 @@ def _pydantic_issues(err: ValidationError, file: str, line: int | None) -> list[
         kind, loc, msg = e["type"], tuple(e["loc"]), e["msg"]
         path = _loc_to_path(loc)
         if kind == "json_invalid":
-            message = f"invalid JSON: {e.get('ctx', {}).get('error', msg)}"
+            detail = re.sub(r"at line 1 column (\d+)", r"at column \1", str(e.get("ctx", {}).get("error", msg)))
+            message = f"invalid JSON: {detail}"
         elif kind in ("model_type", "model_attributes_type", "dict_type") and not loc:
             message = f"the line is not a JSON object (got {type(e['input']).__name__}); each line must be one record"
         elif kind == "missing":
@@ -101,7 +103,7 @@ def _check_line(raw: bytes, file: str, line: int, patterns) -> list[Issue]:
     except UnicodeDecodeError as e:
         return [Issue(file, line, "$", f"not valid UTF-8 (byte {e.start} of the line); save the file as UTF-8")]
     try:
-        rec = Record.model_validate_json(text)
+        rec = Record.model_validate_json(text.rstrip("\r\n"))
     except ValidationError as err:
         return _pydantic_issues(err, file, line)
     return [Issue(file, line, path, msg) for path, msg in structural_errors(rec, patterns)]
@@ -110,15 +112,14 @@ def _check_line(raw: bytes, file: str, line: int, patterns) -> list[Issue]:
 def _check_jsonl(path: Path, stream, patterns, report: ValidationReport, sink) -> None:
     file = str(path)
     records = 0
-    last: bytes = b"\n"
+    lines = 0
     for number, raw in read_lines(stream):
         if raw is None:
             records += 1
             sink([Issue(file, number, "$", f"line is longer than {MAX_LINE_BYTES // 2**20} MiB; "
                                            "is this a JSONL file of records?")])
-            last = b"\n"
             continue
-        last = raw
+        lines = number
         if number == 1 and raw.startswith(BOM):
             raw = raw[len(BOM):]
         if not raw.strip():
@@ -131,7 +132,7 @@ def _check_jsonl(path: Path, stream, patterns, report: ValidationReport, sink) -
     if records == 0:
         report.file_errors += 1
         report.error_count += 1
-        kind = "empty" if last == b"\n" else "blank"
+        kind = "empty" if lines == 0 else "blank"
         _append(report, Issue(file, None, "$", f"file is {kind}: it holds no records"))
 
 
@@ -150,8 +151,11 @@ def _check_parquet(path: Path, patterns, report: ValidationReport, sink) -> None
     for batch in pf.iter_batches(batch_size=2048):
         for item in batch.to_pylist():
             row += 1
-            if isinstance(item.get("meta"), str):  # Parquet corpora store meta as a JSON string
-                item["meta"] = orjson.loads(item["meta"])
+            try:
+                decode_parquet_row(item)
+            except orjson.JSONDecodeError as e:
+                sink([Issue(file, row, "$.slots", f"slots/meta column is not valid JSON: {e}")])
+                continue
             try:
                 rec = Record.model_validate(item)
             except ValidationError as err:

@@ -135,7 +135,8 @@ def test(targets, n, fmt, strict, template_paths) -> None:
 @click.argument("name")
 @click.option("--pattern", "pattern", required=True, help="The pattern the template renders.")
 @click.option("--language", default="en", show_default=True)
-@click.option("--plugin", is_flag=True, help="Scaffold a pip-installable plugin package with an entry point and a test.")
+@click.option("--plugin", is_flag=True,
+              help="Scaffold a pip-installable plugin package with an entry point and a test.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Where to create the NAME folder.")
 @domain_errors

@@ -6,6 +6,7 @@ import click
 import orjson
 
 from . import domain_errors
+from .options import templates_option
 
 
 @click.command("validate")
@@ -14,8 +15,9 @@ from . import domain_errors
               help="text: one line per error and a summary; json: one object.")
 @click.option("--max-errors", type=click.IntRange(min=0), default=None,
               help="List at most this many errors (the counts stay exact).")
+@templates_option
 @domain_errors
-def command(paths: tuple[str, ...], fmt: str, max_errors: int | None) -> None:
+def command(paths: tuple[str, ...], fmt: str, max_errors: int | None, template_paths: tuple[str, ...]) -> None:
     """Check every record in PATHS (JSONL, .jsonl.gz, Parquet, or corpus folders).
 
     Reports every invalid record with file, line, field and what to do; exits 0
@@ -23,7 +25,12 @@ def command(paths: tuple[str, ...], fmt: str, max_errors: int | None) -> None:
     """
     from ..validate import validate_paths
 
-    report = validate_paths(paths, max_errors=max_errors)
+    patterns = None
+    if template_paths:  # patterns declared by plugin packs
+        from ..templates.registry import load_registry
+
+        patterns = load_registry(template_paths).patterns
+    report = validate_paths(paths, patterns=patterns, max_errors=max_errors)
     if fmt == "json":
         click.echo(orjson.dumps(report.to_dict()).decode())
     else:
@@ -32,6 +39,5 @@ def command(paths: tuple[str, ...], fmt: str, max_errors: int | None) -> None:
         listed = len(report.errors)
         more = f" (showing {listed})" if listed < report.error_count else ""
         click.echo(f"{report.records} records in {len(report.files)} file(s): {report.valid} valid, "
-                   f"{report.invalid} invalid, {report.error_count} error(s){more}",
-                   err=not report.ok)
+                   f"{report.invalid} invalid, {report.error_count} error(s){more}")
     sys.exit(0 if report.ok else 1)

@@ -88,7 +88,8 @@ def pack_patterns(root: Path) -> list[Pattern]:
     for f in files:
         data, lines = load_yaml(f)
         if not isinstance(data, dict) or not isinstance(data.get("patterns"), list):
-            raise TemplateError("patterns.yaml must hold `patterns:` followed by a list", file=str(f), line=lines.of(()))
+            raise TemplateError("patterns.yaml must hold `patterns:` followed by a list", file=str(f),
+                                line=lines.of(()))
         try:
             found.extend(patterns_from_dicts(data["patterns"], str(f)))
         except TemplateError as e:

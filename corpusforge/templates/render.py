@@ -32,11 +32,12 @@ class Word(str):
     ``.gen`` and ``.gender`` to the template.
     """
 
-    __slots__ = ("forms",)
+    __slots__ = ("forms", "plain")
 
     def __new__(cls, value: str, forms: dict[str, str] | None = None):
         obj = super().__new__(cls, value)
         obj.forms = forms or {}
+        obj.plain = str(value)  # the value as a plain str (for records and JSON)
         return obj
 
     def __getattr__(self, name: str):
@@ -140,7 +141,7 @@ class CompiledString:
     def render(self, choice: dict[str, int], slot_values: dict[str, Sequence[Word]]) -> str:
         """Render with ``choice`` (slot → value index)."""
         if self.pieces is not None:
-            return "".join(p if p.__class__ is str else p[1][choice[p[0]]] for p in self.pieces)
+            return "".join([p if p.__class__ is str else p[1][choice[p[0]]] for p in self.pieces])
         return self.render_sandboxed(choice, slot_values)
 
     def render_sandboxed(self, choice: dict[str, int], slot_values: dict[str, Sequence[Word]]) -> str:

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from corpusforge.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample_data"
+
+
+@pytest.fixture
+def run():
+    """Run the CLI in-process; returns the click Result (exit_code, output, stderr)."""
+
+    def _run(*args: str, input: str | None = None):
+        return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+
+    return _run
+
+
+@pytest.fixture
+def good_record() -> dict:
+    line = (SAMPLE / "corpus" / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    return json.loads(line)
+
+
+def write_jsonl(path: Path, records, *, newline: bytes = b"\n") -> Path:
+    path.write_bytes(b"".join(
+        (r if isinstance(r, bytes) else json.dumps(r, ensure_ascii=False).encode()) + newline for r in records))
+    return path
