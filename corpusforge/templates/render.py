@@ -131,7 +131,10 @@ class CompiledString:
                 if expr is None or expr[0] not in slot_values:
                     return None
                 slot, steps = expr
-                pieces.append((slot, tuple(_apply(v, steps) for v in slot_values[slot])))
+                try:
+                    pieces.append((slot, tuple(_apply(v, steps) for v in slot_values[slot])))
+                except Exception:  # e.g. a missing word form: the sandboxed trial render reports it
+                    return None
         return pieces
 
     @property

@@ -63,7 +63,7 @@ def sample_records(tmpl: Template, n: int, seed: int = 0) -> list[dict]:
     from ..generate import Drawer
 
     drawer = Drawer([tmpl], [1.0], seed, 1, {"train": 1.0})
-    return [cands[0][2] for _, cands in (drawer.unit(i) for i in range(n))]
+    return [drawer.unit(i)[2][0][2] for i in range(n)]
 
 
 def _schema_check(records: list[dict], patterns) -> Check:

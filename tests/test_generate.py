@@ -1,0 +1,174 @@
+"""Generation: deterministic across workers and shards, deduplicated, split by premise, atomic, resumable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from corpusforge import generate as gen
+from corpusforge.errors import GenerateError
+from corpusforge.generate import GenerateConfig, generate
+from corpusforge.stats import corpus_stats
+from corpusforge.validate import validate_paths
+
+MIX = {"if_then.en": 1.0, "paradox_conclusion.en": 1.0, "if_then.ru": 1.0}
+
+
+def data_bytes(corpus: Path) -> dict[str, bytes]:
+    return {f.name: f.read_bytes() for f in sorted((corpus / "data").iterdir())}
+
+
+def texts(corpus: Path) -> list[str]:
+    return [json.loads(line)["text"] for f in sorted((corpus / "data").iterdir())
+            for line in f.read_text(encoding="utf-8").splitlines()]
+
+
+def test_output_is_valid_and_described_by_its_manifest(tmp_path):
+    out = tmp_path / "c"
+    result = generate(GenerateConfig(mix=MIX, n=300, seed=1), out)
+    assert result.records == 300
+    report = validate_paths([out])
+    assert report.ok and report.records == 300
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["records"] == 300
+    assert sum(manifest["counts"]["by_template"].values()) == 300
+    import hashlib
+    for f in manifest["files"]:
+        assert hashlib.sha256((out / f["path"]).read_bytes()).hexdigest() == f["sha256"]
+    assert {t["name"] for t in manifest["templates"]} == set(MIX)
+    assert manifest["command"].startswith("corpusforge generate --mix ")
+    assert (out / "README.md").read_text().startswith("# corpusforge corpus")
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_same_bytes_whatever_the_number_of_workers(tmp_path):
+    one = generate(GenerateConfig(mix=MIX, n=2500, seed=5, workers=1), tmp_path / "w1").path
+    two = generate(GenerateConfig(mix=MIX, n=2500, seed=5, workers=2), tmp_path / "w2").path
+    assert data_bytes(one) == data_bytes(two)
+
+
+def test_shards_concatenate_to_the_whole(tmp_path):
+    whole = data_bytes(generate(GenerateConfig(mix=MIX, n=1000, seed=2), tmp_path / "whole").path)
+    joined: dict[str, bytes] = {}
+    for i in range(3):
+        part = generate(GenerateConfig(mix=MIX, n=1000, seed=2, shard=(i, 3)), tmp_path / f"s{i}").path
+        for name, data in data_bytes(part).items():
+            joined[name] = joined.get(name, b"") + data
+    assert joined == whole
+
+
+def test_seeds_do_not_share_streams(tmp_path):
+    a = set(texts(generate(GenerateConfig(templates=["if_then.en"], n=1000, seed=1), tmp_path / "a").path))
+    b = set(texts(generate(GenerateConfig(templates=["if_then.en"], n=1000, seed=2), tmp_path / "b").path))
+    # seed+index streams would share 999 of 1000; independent draws from a 180,000 space share a handful
+    assert len(a & b) < 30
+
+
+def test_premises_never_cross_splits_and_continuations_share_them(tmp_path):
+    out = generate(GenerateConfig(templates=["if_then.en"], n=600, seed=3, continuations=3), tmp_path / "c").path
+    assert validate_paths([out]).ok
+    stats = corpus_stats([out])
+    assert stats["premises"]["leaked_across_splits"] == 0
+    assert stats["premises"]["continuations_per_premise"]["max"] == 3
+    assert stats["premises"]["count"] == 200
+    groups: dict[str, set] = {}
+    for f in (out / "data").iterdir():
+        for line in f.read_text().splitlines():
+            rec = json.loads(line)
+            groups.setdefault(rec["premise_id"], set()).add(rec["text"])
+    assert all(len(v) == 3 for v in groups.values())  # three different continuations each
+
+
+def test_dedup_keeps_drawing_then_stops_with_the_space_size(tmp_path):
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "tiny.yaml").write_text("""\
+name: tiny.en
+version: 1
+pattern: if_then
+language: en
+slots:
+  x: [a, b, c, d]
+variants:
+  - condition: "If {{ x }},"
+    consequence: " then go."
+""")
+    out = generate(GenerateConfig(templates=["tiny.en"], n=4, template_paths=[str(pack)]), tmp_path / "ok").path
+    assert len(set(texts(out))) == 4
+    with pytest.raises(GenerateError) as info:
+        generate(GenerateConfig(templates=["tiny.en"], n=5, template_paths=[str(pack)]), tmp_path / "too-many")
+    assert "tiny.en: 4" in str(info.value)
+    assert not (tmp_path / "too-many").exists()
+
+
+def test_existing_output_is_not_replaced_without_overwrite(tmp_path):
+    out = tmp_path / "c"
+    generate(GenerateConfig(templates=["if_then.en"], n=10), out)
+    before = data_bytes(out)
+    with pytest.raises(GenerateError, match="already exists"):
+        generate(GenerateConfig(templates=["if_then.en"], n=20), out)
+    assert data_bytes(out) == before
+    generate(GenerateConfig(templates=["if_then.en"], n=20, overwrite=True), out)
+    assert validate_paths([out]).records == 20
+
+
+def test_a_crash_leaves_nothing_under_the_final_name_and_resume_finishes_it(tmp_path, monkeypatch):
+    expected = data_bytes(generate(GenerateConfig(mix=MIX, n=2600, seed=9), tmp_path / "reference").path)
+    monkeypatch.setattr(gen, "CHECKPOINT_EVERY", 500)
+    real_write = gen._JsonlSink.write
+    calls = {"n": 0}
+
+    def crashing_write(self, split, item):
+        calls["n"] += 1
+        if calls["n"] == 1700:
+            raise KeyboardInterrupt
+        real_write(self, split, item)
+
+    monkeypatch.setattr(gen._JsonlSink, "write", crashing_write)
+    out = tmp_path / "c"
+    with pytest.raises(KeyboardInterrupt):
+        generate(GenerateConfig(mix=MIX, n=2600, seed=9), out)
+    assert not out.exists()
+    assert (tmp_path / ".c.partial" / "progress.json").is_file()
+    with pytest.raises(GenerateError, match="--resume"):
+        generate(GenerateConfig(mix=MIX, n=2600, seed=9), out)
+    with pytest.raises(GenerateError, match="different options"):
+        generate(GenerateConfig(mix=MIX, n=2600, seed=10, resume=True), out)
+    monkeypatch.setattr(gen._JsonlSink, "write", real_write)
+    generate(GenerateConfig(mix=MIX, n=2600, seed=9, resume=True), out)
+    assert data_bytes(out) == expected
+    assert not (tmp_path / ".c.partial").exists()
+
+
+def test_parquet_output_holds_the_same_records(tmp_path):
+    from corpusforge.corpus import iter_records
+
+    jl = generate(GenerateConfig(mix=MIX, n=300, seed=4), tmp_path / "j").path
+    pq = generate(GenerateConfig(mix=MIX, n=300, seed=4, format="parquet"), tmp_path / "p").path
+    assert list(iter_records([jl])) == list(iter_records([pq]))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--n", "10", "--out", "X"], "give --template"),
+    (["--template", "if_then.en", "--mix", "a=1", "--out", "X"], "not both"),
+    (["--template", "nope.en", "--out", "X"], "unknown template 'nope.en'"),
+    (["--template", "if_then.en", "--shard", "3/3", "--out", "X"], "0 <= i < N"),
+    (["--template", "if_then.en", "--split", "train", "--out", "X"], "NAME=WEIGHT"),
+    (["--template", "if_then.en", "--split", "train=-1", "--out", "X"], "non-negative"),
+])
+def test_cli_bad_options(run, tmp_path, args, words):
+    args = [str(tmp_path / "out") if a == "X" else a for a in args]
+    result = run("generate", *args)
+    assert result.exit_code in (1, 2)
+    assert words in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_generate_prints_a_summary(run, tmp_path):
+    result = run("generate", "--template", "silence.ru", "--n", "40", "--seed", "3", "--out", tmp_path / "c")
+    assert result.exit_code == 0
+    assert result.output.startswith("wrote 40 records to ")
+    assert validate_paths([tmp_path / "c"]).ok
