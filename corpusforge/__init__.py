@@ -10,11 +10,14 @@ __version__ = "0.1.0"
 from .errors import CorpusforgeError, GenerateError, HubError, PluginError, RecordError, TemplateError, TrainError
 from .patterns import BUILTIN_PATTERNS, Pattern
 from .records import Record, Segment, Target, build_record, content_id, structural_errors
+from .generate import GenerateConfig, generate
 from .stats import corpus_stats
+from .templates.registry import load_registry
 from .validate import ValidationReport, validate_paths
 
 __all__ = [
-    "BUILTIN_PATTERNS", "CorpusforgeError", "GenerateError", "HubError", "Pattern", "PluginError", "Record",
-    "RecordError", "Segment", "Target", "TemplateError", "TrainError", "ValidationReport", "__version__",
-    "build_record", "content_id", "corpus_stats", "structural_errors", "validate_paths",
+    "BUILTIN_PATTERNS", "CorpusforgeError", "GenerateConfig", "GenerateError", "HubError", "Pattern",
+    "PluginError", "Record", "RecordError", "Segment", "Target", "TemplateError", "TrainError",
+    "ValidationReport", "__version__", "build_record", "content_id", "corpus_stats", "generate",
+    "load_registry", "structural_errors", "validate_paths",
 ]

@@ -61,6 +61,8 @@ class Registry:
 
     def add(self, tmpl: Template) -> None:
         old = self.templates.get(tmpl.name)
+        if old is not None and old.path and tmpl.path and old.path.resolve() == tmpl.path.resolve():
+            return  # the same file reached twice (an editable install also passed with --templates)
         if old is not None:
             raise PluginError(f"template {tmpl.name!r} is defined twice: in {old.path} ({old.source}) "
                               f"and in {tmpl.path} ({tmpl.source}); rename one of them")

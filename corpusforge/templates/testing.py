@@ -155,11 +155,27 @@ def check_template(tmpl: Template, patterns: dict[str, Pattern], *, n: int = 300
 
 def assert_valid_template(name_or_path: str | Path, *, templates: list[str | Path] = (), n: int = 300,
                           strict: bool = False) -> None:
-    """For plugin authors' tests: raise AssertionError listing the checks (``strict``: warnings fail too)."""
-    from .registry import load_registry, resolve_templates
+    """For plugin authors' tests: raise AssertionError listing the checks (``strict``: warnings fail too).
 
-    registry = load_registry(templates)
-    tmpl = resolve_templates([str(name_or_path)], registry)[0]
-    report = check_template(tmpl, registry.patterns, n=n)
+    ``name_or_path`` is an installed template's name or a template file; a file
+    is loaded directly (so a pack that is also installed does not clash with
+    itself), with the patterns of ``templates`` folders and of its own pack.
+    """
+    from ..patterns import merge_patterns
+    from .registry import load_registry, pack_patterns, resolve_templates
+    from .spec import load_template
+
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        registry = load_registry()
+        roots = [Path(t).resolve() for t in templates if Path(t).is_dir()]
+        root = next((r for r in roots if path.resolve().is_relative_to(r)), path.resolve().parent)
+        patterns = merge_patterns(registry.patterns, pack_patterns(root))
+        tmpl = load_template(path, patterns=patterns, source=str(root), root=root)
+    else:
+        registry = load_registry(templates)
+        patterns = registry.patterns
+        tmpl = resolve_templates([str(name_or_path)], registry)[0]
+    report = check_template(tmpl, patterns, n=n)
     if not (report.ok_strict if strict else report.ok):
         raise AssertionError("\n".join(str(c) for c in report.checks))
