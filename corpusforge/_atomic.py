@@ -30,12 +30,12 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
 
 
 @contextmanager
-def atomic_dir(final: str | Path, *, keep_partial: bool = False) -> Iterator[Path]:
+def atomic_dir(final: str | Path, *, keep_partial: Callable[[BaseException], bool] | None = None) -> Iterator[Path]:
     """Build a directory under a temporary name beside ``final``; rename it into place on success.
 
-    On failure the temporary directory is removed, unless ``keep_partial`` (then
-    it is left for a resumed run to finish). An existing ``final`` is replaced
-    only once the new one is complete.
+    On failure the temporary directory is removed, unless ``keep_partial(error)``
+    says to leave it for a resumed run to finish. An existing ``final`` is
+    replaced only once the new one is complete.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -43,8 +43,8 @@ def atomic_dir(final: str | Path, *, keep_partial: bool = False) -> Iterator[Pat
     tmp.mkdir(exist_ok=True)
     try:
         yield tmp
-    except BaseException:
-        if not keep_partial:
+    except BaseException as error:
+        if keep_partial is None or not keep_partial(error):
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     if final.exists():

@@ -63,22 +63,46 @@ def manifest_patterns(paths: Sequence[str | Path]) -> list[Pattern]:
     return found
 
 
-def read_lines(stream) -> Iterator[tuple[int, bytes | None]]:
-    """Yield ``(line_number, raw_line)``; ``raw_line`` is None for a line over MAX_LINE_BYTES."""
-    number = 0
+def read_lines(stream, chunk_size: int = 1 << 22) -> Iterator[tuple[int, bytes | None, bool]]:
+    """Yield ``(line_number, line, ended)`` for each physical line, read in large chunks.
+
+    ``line`` has no line break; ``ended`` is False only for a last line with no
+    newline (a truncated file). A line longer than MAX_LINE_BYTES is yielded as
+    None and never held in memory whole.
+    """
+    number, carry, skipping = 0, b"", False
     while True:
-        line = stream.readline(MAX_LINE_BYTES + 1)
-        if not line:
-            return
-        number += 1
-        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-            while True:  # skip the rest of the long line in bounded chunks
-                rest = stream.readline(MAX_LINE_BYTES)
-                if not rest or rest.endswith(b"\n"):
-                    break
-            yield number, None
+        chunk = stream.read(chunk_size)
+        if not chunk:
+            break
+        parts = chunk.split(b"\n")
+        if skipping:
+            if len(parts) == 1:
+                continue  # still inside the long line
+            skipping = False
+            number += 1
+            yield number, None, True
+            parts[0] = b""
+            carry = b""
+            parts = parts[1:]
+            if not parts:
+                continue
+            carry, parts = parts[-1], parts[:-1]
+            for line in parts:
+                number += 1
+                yield number, line, True
             continue
-        yield number, line
+        parts[0] = carry + parts[0]
+        carry = parts.pop()
+        for line in parts:
+            number += 1
+            yield number, (line if len(line) <= MAX_LINE_BYTES else None), True
+        if len(carry) > MAX_LINE_BYTES:
+            carry, skipping = b"", True
+    if skipping:
+        yield number + 1, None, False
+    elif carry:
+        yield number + 1, carry, False
 
 
 #: Parquet corpora store these fields as JSON strings (their keys differ between templates).
@@ -108,7 +132,7 @@ def iter_records(paths: Sequence[str | Path]) -> Iterator[dict]:
             continue
         opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rb") as stream:
-            for number, raw in read_lines(stream):
+            for number, raw, _ in read_lines(stream):
                 if raw is None:
                     raise RecordError("line too long to be a record", file=str(path), line=number,
                                       hint="run `corpusforge validate` for a full report")

@@ -442,7 +442,9 @@ def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None 
     if bar:
         bar.update(written_before)
 
-    with atomic_dir(out, keep_partial=True) as tmp:
+    # an interruption (Ctrl-C, a full disk, a killed worker) leaves the partial run for --resume;
+    # a request that cannot be met (GenerateError) leaves nothing
+    with atomic_dir(out, keep_partial=lambda e: not isinstance(e, GenerateError)) as tmp:
         data_dir = tmp / "data"
         if state is None and data_dir.exists():
             for f in data_dir.iterdir():

@@ -15,13 +15,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from .errors import TemplateError
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Pattern:
     """One reasoning structure: a name and its roles, in order."""
 
@@ -51,6 +52,14 @@ class Pattern:
     @property
     def required(self) -> tuple[str, ...]:
         return tuple(r for r in self.roles if r not in self.optional)
+
+    @cached_property
+    def role_sequences(self) -> frozenset[tuple[str, ...]]:
+        """Every valid order of roles in a record: the roles in order, each optional one present or not."""
+        seqs = [()]
+        for role in self.roles:
+            seqs = [s + (role,) for s in seqs] + ([s for s in seqs] if role in self.optional else [])
+        return frozenset(seqs)
 
     def order_of(self, role: str) -> int:
         return self.roles.index(role)

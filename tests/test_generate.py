@@ -100,7 +100,7 @@ variants:
     with pytest.raises(GenerateError) as info:
         generate(GenerateConfig(templates=["tiny.en"], n=5, template_paths=[str(pack)]), tmp_path / "too-many")
     assert "tiny.en: 4" in str(info.value)
-    assert not (tmp_path / "too-many").exists()
+    assert not (tmp_path / "too-many").exists() and not (tmp_path / ".too-many.partial").exists()
 
 
 def test_existing_output_is_not_replaced_without_overwrite(tmp_path):

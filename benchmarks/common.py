@@ -1,0 +1,70 @@
+"""Shared helpers: timing, peak memory of a child process, the machine description, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "_work"
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1), "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+
+
+PEAK_PROBE = """
+import resource as _r
+print("PEAK_RSS_KB", max(_r.getrusage(_r.RUSAGE_SELF).ru_maxrss, _r.getrusage(_r.RUSAGE_CHILDREN).ru_maxrss))
+"""
+
+
+def run_child(code: str, *args: str) -> tuple[float, float, str]:
+    """Run ``python -c code args``; return (wall seconds, peak RSS MiB of the child or its workers, stdout).
+
+    The peak is read inside the child: a parent's own maxrss of its children
+    would count the parent's memory copied at fork time, before exec.
+    """
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code + PEAK_PROBE, *args], capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{proc.stderr}")
+    peak_kb = int(proc.stdout.split("PEAK_RSS_KB")[-1].split()[0])
+    return wall, peak_kb / 1024, proc.stdout
+
+
+def write_results(results: dict) -> None:
+    (HERE / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    lines = ["# Benchmark results", "", f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
+             f"{results['machine']['memory_gib']} GiB, Python {results['machine']['python']}.",
+             f"Run: `{results['command']}` on {results['date']}.", ""]
+    for name, bench in results["benchmarks"].items():
+        lines += [f"## {name}", "", bench["summary"], "", "| measure | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in bench["table"].items()]
+        lines.append("")
+    (HERE / "results.md").write_text("\n".join(lines))
