@@ -8,9 +8,9 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import CorpusforgeError, GenerateError, HubError, PluginError, RecordError, TemplateError, TrainError
+from .generate import GenerateConfig, generate
 from .patterns import BUILTIN_PATTERNS, Pattern
 from .records import Record, Segment, Target, build_record, content_id, structural_errors
-from .generate import GenerateConfig, generate
 from .stats import corpus_stats
 from .templates.registry import load_registry
 from .validate import ValidationReport, validate_paths
