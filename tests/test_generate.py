@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
 import pytest
 
-from corpusforge import generate as gen
 from corpusforge.errors import GenerateError
 from corpusforge.generate import GenerateConfig, generate
 from corpusforge.stats import corpus_stats
 from corpusforge.validate import validate_paths
+
+# the module, not the function of the same name that corpusforge exports
+gen = importlib.import_module("corpusforge.generate")
 
 MIX = {"if_then.en": 1.0, "paradox_conclusion.en": 1.0, "if_then.ru": 1.0}
 
