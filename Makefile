@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench lint schemas clean
+.PHONY: demo test bench lint schemas constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: $(STAMP)
 
 schemas: $(STAMP)
 	$(VENV)/bin/corpusforge schema export --out schemas
+
+constraints: $(STAMP)
+	{ echo "# Versions the test suite last passed with (pip install -c constraints.txt). Refresh: make constraints"; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v '^torch==' ; } > constraints.txt
 
 clean:
 	rm -rf $(VENV) demo-out
