@@ -37,17 +37,19 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
+# VmHWM is this process's own high-water mark (ru_maxrss would also count the parent's memory
+# copied at fork, before exec); RUSAGE_CHILDREN covers its worker processes.
 PEAK_PROBE = """
-import resource as _r
-print("PEAK_RSS_KB", max(_r.getrusage(_r.RUSAGE_SELF).ru_maxrss, _r.getrusage(_r.RUSAGE_CHILDREN).ru_maxrss))
+import re as _re, resource as _r
+_hwm = int(_re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+print("PEAK_RSS_KB", max(_hwm, _r.getrusage(_r.RUSAGE_CHILDREN).ru_maxrss))
 """
 
 
 def run_child(code: str, *args: str) -> tuple[float, float, str]:
     """Run ``python -c code args``; return (wall seconds, peak RSS MiB of the child or its workers, stdout).
 
-    The peak is read inside the child: a parent's own maxrss of its children
-    would count the parent's memory copied at fork time, before exec.
+    The peak is read inside the child (see PEAK_PROBE).
     """
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code + PEAK_PROBE, *args], capture_output=True, text=True)

@@ -15,7 +15,8 @@ import random
 
 from .common import WORK, Timer, run_child
 
-MIX = {"if_then.en": 1, "paradox_conclusion.en": 1, "silence.ru": 1, "contrast.ru": 1}
+# templates with spaces over a million, so that dedup rejects few draws and both sides render the same work
+MIX = {"paradox_conclusion.en": 1, "dialectic.en": 1, "silence.ru": 1, "fragmentation.en": 1}
 N = 300_000
 N_NAIVE = 60_000
 N_MEMORY = 1_000_000

@@ -22,7 +22,11 @@ _TWO_POW_M53 = 2.0 ** -53
 
 def uniforms(count: int, *key: object) -> list[int]:
     """``count`` 64-bit integers determined by ``key`` (blake2b, 8 per 64-byte digest)."""
-    base = "\x1f".join([str(k) for k in key])
+    return uniforms_from(count, "\x1f".join([str(k) for k in key]))
+
+
+def uniforms_from(count: int, base: str) -> list[int]:
+    """``uniforms`` for a key already joined with ``\\x1f`` (hot loops precompute its fixed part)."""
     out: list[int] = []
     block = 0
     while len(out) < count:

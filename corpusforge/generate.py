@@ -22,6 +22,7 @@ import hashlib
 import os
 import shlex
 import sys
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ import orjson
 
 from . import __version__
 from ._atomic import atomic_dir, write_atomic
-from .draw import cumulative, key64, normalise, pick, premise_id, split_of, uniforms
+from .draw import cumulative, key64, normalise, pick, premise_id, split_of, uniforms, uniforms_from
 from .errors import GenerateError
 from .records import build_record
 from .templates.registry import Registry, load_registry, resolve_templates
@@ -122,6 +123,7 @@ class _Prepared:
     variant_cum: list[float] | None
     slot_cum: dict[str, list[float] | None]
     variants: list  # eligible variants (enough continuation space)
+    key_prefix: str  # "seed␟name␟version␟": the fixed part of every draw key of this template
 
 
 class Drawer:
@@ -139,6 +141,7 @@ class Drawer:
             acc += w / total
             self.split_bounds.append(acc)
         self.prepared = [self._prepare(t) for t in templates]
+        self._mix_block: tuple[int, list[int]] = (-1, [])
 
     def _prepare(self, tmpl: Template) -> _Prepared:
         sizes = tmpl.sizes
@@ -150,12 +153,15 @@ class Drawer:
                 hint="lower --continuations, or add slot values used in the later roles")
         weights = [v.weight for v in eligible]
         return _Prepared(tmpl, None if len(set(weights)) == 1 else cumulative(weights),
-                         {s: cumulative(w) for s, w in tmpl.slot_weights.items()}, eligible)
+                         {s: cumulative(w) for s, w in tmpl.slot_weights.items()}, eligible,
+                         f"{self.seed}\x1f{tmpl.name}\x1f{tmpl.version}\x1f")
 
-    def _choose_slots(self, prep: _Prepared, slots: Sequence[str], draws: list[int], choice: dict) -> None:
-        values, cum = prep.tmpl.slot_values, prep.slot_cum
-        for s, x in zip(slots, draws):
-            choice[s] = pick(x, len(values[s]), cum[s])
+    def _mix_draw(self, index: int) -> int:
+        """The draw that picks unit ``index``'s template: one digest serves 8 consecutive units."""
+        block = index >> 3
+        if self._mix_block[0] != block:
+            self._mix_block = (block, uniforms(8, self.seed, "mix", block))
+        return self._mix_block[1][index & 7]
 
     def _satisfies(self, tmpl: Template, choice: dict) -> bool:
         for c in tmpl.spec.constraints:
@@ -164,17 +170,23 @@ class Drawer:
                 return False
         return True
 
-    def _draw(self, prep: _Prepared, index: int, tag: str, slots_of, base: dict | None):
+    def _draw(self, prep: _Prepared, index: int, tag: str, base: tuple | None = None):
+        """Draw a variant and its slot values (``base``: keep that variant and premise, redraw the rest)."""
         tmpl = prep.tmpl
+        values, cum = tmpl.slot_values, prep.slot_cum
         for attempt in range(MAX_REDRAWS):
-            draws = uniforms(1 + len(tmpl.slot_names), self.seed, tmpl.name, tmpl.version, index, tag, attempt)
+            # = uniforms(n, seed, name, version, index, tag, attempt)
+            draws = uniforms_from(1 + len(tmpl.slot_names), f"{prep.key_prefix}{index}\x1f{tag}\x1f{attempt}")
             if base is None:
                 variant = prep.variants[pick(draws[0], len(prep.variants), prep.variant_cum)]
                 choice: dict = {}
+                slots = variant.slots
             else:
-                variant, choice = base["variant"], dict(base["choice"])
-            self._choose_slots(prep, slots_of(variant), draws[1:], choice)
-            if self._satisfies(tmpl, choice):
+                variant, choice = base[0], dict(base[1])
+                slots = variant.continuation_slots
+            for s, x in zip(slots, draws[1:]):
+                choice[s] = pick(x, len(values[s]), cum[s])
+            if not tmpl.spec.constraints or self._satisfies(tmpl, choice):
                 return variant, choice
         raise GenerateError(f"template {tmpl.name!r}: no draw satisfied its constraints after {MAX_REDRAWS} tries "
                             f"(unit {index})", hint="loosen the constraints or add slot values")
@@ -183,10 +195,10 @@ class Drawer:
         """Unit ``index``: (premise key or None, template index, [(text key, split, record), ...])."""
         t_index = 0
         if self.mix_cum is not None:
-            t_index = pick(uniforms(1, self.seed, "mix", index)[0], len(self.prepared), self.mix_cum)
+            t_index = pick(self._mix_draw(index), len(self.prepared), self.mix_cum)
         prep = self.prepared[t_index]
         tmpl = prep.tmpl
-        variant, choice = self._draw(prep, index, "u", _ALL_SLOTS, None)
+        variant, choice = self._draw(prep, index, "u")
         values = tmpl.slot_values
         roles = variant.roles
         premise_role, premise_cs = roles[0]
@@ -197,8 +209,7 @@ class Drawer:
         for j in range(self.k):
             if j > 0:
                 for attempt in range(MAX_REDRAWS):
-                    _, choice = self._draw(prep, index, f"c{j}.{attempt}", _CONTINUATION_SLOTS,
-                                           {"variant": variant, "choice": choice})
+                    _, choice = self._draw(prep, index, f"c{j}.{attempt}", (variant, choice))
                     rest = [cs.render(choice, values) for _, cs in roles[1:]]
                     if tuple(rest) not in seen_rest:
                         break
@@ -218,14 +229,6 @@ class Drawer:
         return (key64(pid) if self.k > 1 else None), t_index, out
 
 
-def _ALL_SLOTS(variant) -> list[str]:
-    return variant.slots
-
-
-def _CONTINUATION_SLOTS(variant) -> list[str]:
-    return variant.continuation_slots
-
-
 # ---------------------------------------------------------------------------
 # Worker processes
 
@@ -240,35 +243,43 @@ def _worker_init(template_names, template_paths, weights, seed, k, splits, as_li
     _WORKER["as_lines"] = as_lines
 
 
-def _serialise(rec: dict) -> bytes:
-    return orjson.dumps(rec) + b"\n"
-
-
 @dataclass
 class _Block:
-    """Drawn units in a compact form that is cheap to send between processes."""
+    """Drawn units packed into a few flat arrays, so that sending a block between processes is cheap."""
 
-    premise_keys: list   # per unit: premise key, or None when continuations == 1
-    sizes: list          # per unit: how many candidates follow
-    keys: list           # per candidate: dedup key of its text
-    splits: list         # per candidate: split name
-    templates: list      # per candidate: index of its template
-    items: list          # per candidate: the JSONL line (bytes) or the record (dict)
+    premise_keys: array | None  # per unit: premise key ('Q'); None when continuations == 1
+    sizes: array                # per unit: how many candidates follow ('H')
+    keys: array                 # per candidate: dedup key of its text ('Q')
+    splits: bytearray           # per candidate: index into the split names
+    templates: array            # per candidate: index of its template ('H')
+    lines: bytes                # JSONL: all candidates' lines, back to back
+    ends: array                 # JSONL: where each candidate's line ends in ``lines`` ('Q')
+    records: list | None        # Parquet: the records themselves
 
 
 def _draw_block(start: int, stop: int) -> _Block:
     drawer, as_lines = _WORKER["drawer"], _WORKER["as_lines"]
-    block = _Block([], [], [], [], [], [])
+    split_index = {name: i for i, name in enumerate(drawer.split_names)}
+    premise_keys = array("Q") if drawer.k > 1 else None
+    sizes, keys, splits, templates, ends = array("H"), array("Q"), bytearray(), array("H"), array("Q")
+    lines, records, offset = [], ([] if not as_lines else None), 0
     for i in range(start, stop):
         pkey, t_index, cands = drawer.unit(i)
-        block.premise_keys.append(pkey)
-        block.sizes.append(len(cands))
+        if premise_keys is not None:
+            premise_keys.append(pkey)
+        sizes.append(len(cands))
         for key, split, rec in cands:
-            block.keys.append(key)
-            block.splits.append(split)
-            block.templates.append(t_index)
-            block.items.append(orjson.dumps(rec) + b"\n" if as_lines else rec)
-    return block
+            keys.append(key)
+            splits.append(split_index[split])
+            templates.append(t_index)
+            if as_lines:
+                line = orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
+                lines.append(line)
+                offset += len(line)
+                ends.append(offset)
+            else:
+                records.append(rec)
+    return _Block(premise_keys, sizes, keys, splits, templates, b"".join(lines), ends, records)
 
 
 def _blocks(workers: int, init_args: tuple) -> Iterator[_Block]:
@@ -309,7 +320,7 @@ class _JsonlSink:
             f.seek(size)
             self.files[split] = f
 
-    def write(self, split: str, item: bytes) -> None:
+    def write(self, split: str, item: bytes | memoryview) -> None:
         f = self.files.get(split)
         if f is None:
             f = self.files[split] = open(self.data_dir / f"{split}.jsonl", "wb", buffering=1 << 20)
@@ -455,30 +466,37 @@ def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None 
         seen: set[int] = set()
         seen_premises: set[int] = set()
         per_template = [0] * len(templates)
+        split_names = list(cfg.splits)
         kept, idle = 0, 0
         try:
             blocks = _blocks(cfg.workers, init_args)
             while kept < hi:
                 block = next(blocks)
+                lines = memoryview(block.lines)
+                ends, keys, pkeys = block.ends, block.keys, block.premise_keys
                 c = 0  # candidate position in the block
-                for pkey, size in zip(block.premise_keys, block.sizes):
+                for u, size in enumerate(block.sizes):
                     first, c = c, c + size
                     if kept >= hi:
                         break
+                    pkey = pkeys[u] if pkeys is not None else None
                     if pkey is not None and pkey in seen_premises:
                         idle += 1
                         continue
                     added = 0
                     for j in range(first, c):
-                        key = block.keys[j]
+                        key = keys[j]
                         if kept >= hi or key in seen:
                             continue
                         seen.add(key)
                         added += 1
                         if kept >= lo:
-                            split = block.splits[j]
+                            split = split_names[block.splits[j]]
                             if kept >= write_from:
-                                sink.write(split, block.items[j])
+                                if block.records is None:
+                                    sink.write(split, lines[ends[j - 1] if j else 0:ends[j]])
+                                else:
+                                    sink.write(split, block.records[j])
                                 if bar:
                                     bar.update(1)
                             by_split[split] += 1
