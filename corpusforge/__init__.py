@@ -9,6 +9,8 @@ __version__ = "0.1.0"
 
 from .errors import CorpusforgeError, GenerateError, HubError, PluginError, RecordError, TemplateError, TrainError
 from .generate import GenerateConfig, generate
+from .hub.dataset import export_corpus, load_corpus
+from .hub.push import PushConfig, push_corpus
 from .patterns import BUILTIN_PATTERNS, Pattern
 from .records import Record, Segment, Target, build_record, content_id, structural_errors
 from .stats import corpus_stats
@@ -18,6 +20,7 @@ from .validate import ValidationReport, validate_paths
 __all__ = [
     "BUILTIN_PATTERNS", "CorpusforgeError", "GenerateConfig", "GenerateError", "HubError", "Pattern",
     "PluginError", "Record", "RecordError", "Segment", "Target", "TemplateError", "TrainError",
-    "ValidationReport", "__version__", "build_record", "content_id", "corpus_stats", "generate",
-    "load_registry", "structural_errors", "validate_paths",
+    "PushConfig", "ValidationReport", "__version__", "build_record", "content_id", "corpus_stats",
+    "export_corpus", "generate", "load_corpus", "load_registry", "push_corpus", "structural_errors",
+    "validate_paths",
 ]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 
+from .columnar import from_row
 from .errors import RecordError
 from .patterns import BUILTIN_PATTERNS, Pattern, patterns_from_dicts
 
@@ -105,17 +106,6 @@ def read_lines(stream, chunk_size: int = 1 << 22) -> Iterator[tuple[int, bytes |
         yield number + 1, carry, False
 
 
-#: Parquet corpora store these fields as JSON strings (their keys differ between templates).
-JSON_COLUMNS = ("slots", "meta")
-
-
-def decode_parquet_row(item: dict) -> dict:
-    for key in JSON_COLUMNS:
-        if isinstance(item.get(key), str):
-            item[key] = orjson.loads(item[key])
-    return item
-
-
 def iter_records(paths: Sequence[str | Path]) -> Iterator[dict]:
     """Yield every record of ``paths`` as a plain dict, in file order.
 
@@ -128,7 +118,7 @@ def iter_records(paths: Sequence[str | Path]) -> Iterator[dict]:
 
             for batch in pq.ParquetFile(path).iter_batches(batch_size=2048):
                 for item in batch.to_pylist():
-                    yield decode_parquet_row(item)
+                    yield from_row(item)
             continue
         opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rb") as stream:

@@ -32,6 +32,7 @@ import orjson
 
 from . import __version__
 from ._atomic import atomic_dir, write_atomic
+from .columnar import arrow_schema, to_row
 from .draw import cumulative, key64, normalise, pick, premise_id, split_of, uniforms, uniforms_from
 from .errors import GenerateError
 from .records import build_record
@@ -337,34 +338,16 @@ class _JsonlSink:
             f.close()
 
 
-def parquet_schema():
-    import pyarrow as pa
-
-    span = [pa.field("start", pa.int64()), pa.field("end", pa.int64())]
-    return pa.schema([
-        ("id", pa.string()), ("pattern", pa.string()), ("template", pa.string()), ("language", pa.string()),
-        ("text", pa.string()),
-        ("segments", pa.list_(pa.struct([pa.field("role", pa.string()), *span, pa.field("text", pa.string())]))),
-        ("targets", pa.list_(pa.struct([pa.field("text", pa.string()), *span]))),
-        ("slots", pa.string()),  # JSON object (slot names differ between templates)
-        ("premise_id", pa.string()), ("seed", pa.int64()), ("index", pa.int64()), ("split", pa.string()),
-        ("meta", pa.string()),   # JSON object or null
-    ])
-
-
 class _ParquetSink:
     ROWS = 20_000
 
     def __init__(self, data_dir: Path):
         self.data_dir, self.writers, self.buffers = data_dir, {}, {}
-        self.schema = parquet_schema()
+        self.schema = arrow_schema()
 
     def write(self, split: str, rec: dict) -> None:
-        row = dict(rec)
-        row["slots"] = orjson.dumps(rec["slots"]).decode()
-        row["meta"] = orjson.dumps(rec["meta"]).decode() if rec.get("meta") is not None else None
         buf = self.buffers.setdefault(split, [])
-        buf.append(row)
+        buf.append(to_row(rec))
         if len(buf) >= self.ROWS:
             self._flush(split)
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
-from .corpus import BOM, MAX_LINE_BYTES, corpus_files, decode_parquet_row, manifest_patterns, read_lines
+from .columnar import from_row
+from .corpus import BOM, MAX_LINE_BYTES, corpus_files, manifest_patterns, read_lines
 from .patterns import BUILTIN_PATTERNS, Pattern, merge_patterns
 from .records import Record, is_sound, structural_errors
 
@@ -161,9 +162,9 @@ def _check_parquet(path: Path, patterns, report: ValidationReport, sink) -> None
         for item in batch.to_pylist():
             row += 1
             try:
-                decode_parquet_row(item)
-            except orjson.JSONDecodeError as e:
-                sink([Issue(file, row, "$.slots", f"slots/meta column is not valid JSON: {e}")])
+                item = from_row(item)
+            except (orjson.JSONDecodeError, KeyError, TypeError) as e:
+                sink([Issue(file, row, "$.meta", f"slots or meta column cannot be read: {e}")])
                 continue
             try:
                 rec = Record.model_validate(item)

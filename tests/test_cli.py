@@ -37,8 +37,9 @@ def test_public_api_is_pinned():
     assert sorted(corpusforge.__all__) == sorted([
         "BUILTIN_PATTERNS", "CorpusforgeError", "GenerateConfig", "GenerateError", "HubError", "Pattern",
         "PluginError", "Record", "RecordError", "Segment", "Target", "TemplateError", "TrainError",
-        "ValidationReport", "__version__", "build_record", "content_id", "corpus_stats", "generate",
-        "load_registry", "structural_errors", "validate_paths",
+        "PushConfig", "ValidationReport", "__version__", "build_record", "content_id", "corpus_stats",
+        "export_corpus", "generate", "load_corpus", "load_registry", "push_corpus", "structural_errors",
+        "validate_paths",
     ])
     for name in corpusforge.__all__:
         assert hasattr(corpusforge, name)

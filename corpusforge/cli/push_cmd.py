@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import click
+
+from . import domain_errors
+
+
+@click.command("push")
+@click.argument("corpus", type=click.Path(exists=True, file_okay=False))
+@click.option("--repo", "repo_id", required=True, metavar="OWNER/NAME", help="The dataset repository on the Hub.")
+@click.option("--private", is_flag=True, help="Create the repository as private.")
+@click.option("--revision", help="Branch to push to (created if missing); default main.")
+@click.option("--message", help="Commit message.")
+@click.option("--license", "license_", help="License id for the card (e.g. cc-by-4.0); recorded in the manifest.")
+@click.option("--pretty-name", help="Title of the dataset card.")
+@click.option("--staging", type=click.Path(file_okay=False), help="Staging folder (default: CORPUS.hub-staging).")
+@click.option("--dry-run", is_flag=True, help="Stage, check and print the plan; upload nothing.")
+@domain_errors
+def command(corpus, repo_id, private, revision, message, license_, pretty_name, staging, dry_run) -> None:
+    """Push CORPUS to the Hugging Face Hub as a dataset with a real dataset card.
+
+    The token comes from HF_TOKEN or your Hugging Face login. The exact
+    repository layout is staged and checked locally first.
+    """
+    from ..hub.push import PushConfig, push_corpus
+
+    push_corpus(corpus, PushConfig(repo_id=repo_id, private=private, revision=revision, message=message,
+                                   dry_run=dry_run, license=license_, pretty_name=pretty_name, staging=staging),
+                echo=click.echo)
