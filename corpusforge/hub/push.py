@@ -178,8 +178,15 @@ def _existing_card(api, repo_id: str, revision: str | None, token: str | None) -
             raise
         return None, f"could not read the card on the Hub ({_scrub(str(e).splitlines()[0], token)}); prose there " \
                      "would not be kept"
-    except OSError as e:
+    except Exception as e:  # connection errors: OSError, or httpx's transport errors
+        if not _is_transport_error(e):
+            raise
         return None, f"could not reach the Hub to read its card ({type(e).__name__}); prose there would not be kept"
+
+
+def _is_transport_error(e: BaseException) -> bool:
+    """Connection-level failures: OSError, or httpx's transport errors (which are not OSError)."""
+    return isinstance(e, OSError) or type(e).__module__.split(".")[0] in ("httpx", "httpcore")
 
 
 def _auth_error(repo_id: str, status: int | None) -> HubError:
@@ -200,10 +207,8 @@ def _with_retries(action: Callable, what: str, token: str | None, echo: Callable
                 raise
             transient = status is None or status >= 500 or status == 429
             reason = _scrub(str(e).splitlines()[0], token)
-        except OSError as e:  # connection refused, reset, timed out
-            transient, reason = True, f"{type(e).__name__}: {_scrub(str(e), token)}"
-        except Exception as e:  # httpx transport errors are not OSError
-            if type(e).__module__.split(".")[0] != "httpx":
+        except Exception as e:  # connection refused, reset, timed out
+            if not _is_transport_error(e):
                 raise
             transient, reason = True, f"{type(e).__name__}: {_scrub(str(e), token)}"
         if not transient or attempt == RETRIES:

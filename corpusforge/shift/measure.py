@@ -1,0 +1,356 @@
+"""Measurements of one model with its LoRA: "before" is the adapter off (scale 0), "after" is it on.
+
+No merge and no second copy: the adapter's scale is set on the one model
+(``adapter_scale``), so before, after, dose–response and the noise floor all
+come from the same weights.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+ATTENTION = {"q_proj", "k_proj", "v_proj", "o_proj"}
+
+
+def lora_layers(model):
+    from peft.tuners.lora import LoraLayer
+
+    for name, module in model.named_modules():
+        if isinstance(module, LoraLayer):
+            yield name, module
+
+
+def _layer_and_kind(name: str) -> tuple[int | None, str]:
+    parts = name.split(".")
+    layer = next((int(parts[i + 1]) for i, p in enumerate(parts[:-1]) if p == "layers" and parts[i + 1].isdigit()),
+                 None)
+    return layer, parts[-1]
+
+
+@contextmanager
+def adapter_scale(model, scale: float, keep=None):
+    """Multiply every LoRA module's scaling by ``scale`` (modules not in ``keep`` get 0); restore after."""
+    saved = []
+    for name, module in lora_layers(model):
+        for adapter, value in list(module.scaling.items()):
+            saved.append((module, adapter, value))
+            on = keep is None or keep(*_layer_and_kind(name))
+            module.scaling[adapter] = value * scale if on else 0.0
+    try:
+        yield
+    finally:
+        for module, adapter, value in saved:
+            module.scaling[adapter] = value
+
+
+# ---------------------------------------------------------------------------
+# Token-level quantities
+
+
+@dataclass
+class Encoded:
+    ids: list[int]
+
+
+def encode(tok, text: str) -> list[int]:
+    return tok(text, add_special_tokens=False).input_ids
+
+
+def next_logprobs(model, ids: list[int]):
+    """Log-probabilities of the next token after ``ids``: (vocab,)."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0, -1]  # (batch=1, seq, vocab) → (vocab,)
+    return F.log_softmax(logits.float(), dim=-1)
+
+
+def continuation_logprob(model, prompt_ids: list[int], cont_ids: list[int]) -> tuple[float, int]:
+    """Sum of log p over the continuation's tokens, and the rank of its first token."""
+    import torch
+    import torch.nn.functional as F
+
+    ids = prompt_ids + cont_ids
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0]       # (seq, vocab)
+    logp = F.log_softmax(logits.float(), dim=-1)
+    total = sum(float(logp[len(prompt_ids) - 1 + i, t]) for i, t in enumerate(cont_ids))
+    first = logp[len(prompt_ids) - 1]
+    rank = int((first > first[cont_ids[0]]).sum()) + 1
+    return total, rank
+
+
+def kl(p_log, q_log) -> float:
+    """KL(p ‖ q) in nats, from log-probabilities."""
+    return float((p_log.exp() * (p_log - q_log)).sum())
+
+
+def js(p_log, q_log) -> float:
+    import torch
+
+    m = torch.logaddexp(p_log, q_log) - math.log(2)
+    return 0.5 * kl(p_log, m) + 0.5 * kl(q_log, m)
+
+
+def entropy(p_log) -> float:
+    return float(-(p_log.exp() * p_log).sum())
+
+
+def bootstrap_ci(values: list[float], *, samples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of the mean, resampling the items."""
+    if not values:
+        return (math.nan, math.nan)
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choices(values, k=len(values))) / len(values) for _ in range(samples))
+    return means[int(0.025 * samples)], means[int(0.975 * samples) - 1]
+
+
+# ---------------------------------------------------------------------------
+# Probes and controls
+
+
+def probe_rows(model, tok, probes, *, scale: float = 1.0) -> list[dict]:
+    """For every probe × target: log-prob, probability and rank before (scale 0) and at ``scale``."""
+    rows = []
+    for probe in probes:
+        prompt = encode(tok, probe.prompt)
+        for target in probe.targets:
+            cont = encode(tok, target)
+            with adapter_scale(model, 0.0):
+                before, rank_b = continuation_logprob(model, prompt, cont)
+                foils_b = [continuation_logprob(model, prompt, encode(tok, f))[0] for f in probe.foils]
+            with adapter_scale(model, scale):
+                after, rank_a = continuation_logprob(model, prompt, cont)
+                foils_a = [continuation_logprob(model, prompt, encode(tok, f))[0] for f in probe.foils]
+            row = {"name": probe.name, "prompt": probe.prompt, "target": target, "target_tokens": len(cont),
+                   "logp_before": before, "logp_after": after, "delta_logp": after - before,
+                   "p_before": math.exp(before), "p_after": math.exp(after), "rank_before": rank_b,
+                   "rank_after": rank_a}
+            if probe.foils:
+                row["margin_before"] = before - max(foils_b)
+                row["margin_after"] = after - max(foils_a)
+            rows.append(row)
+    return rows
+
+
+def control_rows(model, tok, prompts: list[dict], *, scale: float = 1.0, continuation: int = 8) -> list[dict]:
+    """Drift on controls: next-token KL(base ‖ LoRA), JS, top-1 kept, Δentropy; KL over a greedy continuation."""
+    import torch
+
+    rows = []
+    for c in prompts:
+        ids = encode(tok, c["prompt"])
+        with adapter_scale(model, 0.0):
+            base = next_logprobs(model, ids)
+            with torch.no_grad():
+                cont = model.generate(input_ids=torch.tensor([ids]), max_new_tokens=continuation, do_sample=False,
+                                      pad_token_id=tok.pad_token_id)[0].tolist()
+        with adapter_scale(model, scale):
+            after = next_logprobs(model, ids)
+        # KL along the base model's own greedy continuation, position by position
+        seq_kl = []
+        with torch.no_grad():
+            with adapter_scale(model, 0.0):
+                lb = torch.log_softmax(model(input_ids=torch.tensor([cont])).logits[0].float(), -1)
+            with adapter_scale(model, scale):
+                la = torch.log_softmax(model(input_ids=torch.tensor([cont])).logits[0].float(), -1)
+        for t in range(len(ids) - 1, len(cont) - 1):
+            seq_kl.append(kl(lb[t], la[t]))
+        rows.append({"prompt": c["prompt"], "kind": c.get("kind", ""), "kl": kl(base, after), "js": js(base, after),
+                     "top1_kept": bool(int(base.argmax()) == int(after.argmax())),
+                     "top1_before": tok.decode([int(base.argmax())]), "top1_after": tok.decode([int(after.argmax())]),
+                     "delta_entropy": entropy(after) - entropy(base),
+                     "kl_continuation": sum(seq_kl) / len(seq_kl) if seq_kl else 0.0})
+    return rows
+
+
+def logits_diff(model, tok, probes, *, top: int = 12) -> dict:
+    """Tokens that gained and lost the most log-probability, per probe and over all probes."""
+
+    per_probe, total = [], None
+    for probe in probes:
+        ids = encode(tok, probe.prompt)
+        with adapter_scale(model, 0.0):
+            before = next_logprobs(model, ids)
+        after = next_logprobs(model, ids)
+        delta = after - before
+        total = delta if total is None else total + delta
+        per_probe.append(_top_moves(tok, delta, after, before, top))
+    mean = total / max(len(probes), 1)
+    return {"per_probe": per_probe, "overall": _top_moves(tok, mean, None, None, top)} if total is not None else {}
+
+
+def _top_moves(tok, delta, after, before, top: int) -> dict:
+    import torch
+
+    def rows(idx):
+        out = []
+        for i in idx.tolist():
+            row = {"token": tok.decode([i]), "delta_logp": float(delta[i])}
+            if after is not None:
+                row.update(p_before=float(before[i].exp()), p_after=float(after[i].exp()))
+            out.append(row)
+        return out
+
+    return {"gained": rows(torch.topk(delta, top).indices), "lost": rows(torch.topk(-delta, top).indices)}
+
+
+# ---------------------------------------------------------------------------
+# Where the LoRA sits, and which part carried the shift
+
+
+def weight_map(model) -> list[dict]:
+    """Per layer × module: ‖ΔW‖_F / ‖W‖_F with ΔW = scaling · B·A, and trainable parameters."""
+    import torch
+
+    rows = []
+    with torch.no_grad():
+        for name, module in lora_layers(model):
+            layer, kind = _layer_and_kind(name)
+            for adapter in module.lora_A:
+                a, b = module.lora_A[adapter].weight, module.lora_B[adapter].weight
+                delta = module.scaling[adapter] * (b @ a)              # (out, r) @ (r, in) → (out, in)
+                w = module.get_base_layer().weight
+                rows.append({"layer": layer, "module": kind, "relative_norm": float(delta.norm() / w.norm()),
+                             "parameters": a.numel() + b.numel()})
+    return rows
+
+
+def families(model, tok, probes, layer_count: int, *, bands: int = 3) -> list[dict]:
+    """Switch on one family of LoRA modules alone; the share of the full target Δlog-prob each keeps."""
+    full = [r["delta_logp"] for r in probe_rows(model, tok, probes)]
+    full_mean = sum(full) / len(full)
+    size = math.ceil(layer_count / bands)
+    groups = [("attention only", lambda layer, kind: kind in ATTENTION),
+              ("MLP only", lambda layer, kind: kind not in ATTENTION)]
+    for b in range(bands):
+        lo, hi = b * size, min(layer_count, (b + 1) * size) - 1
+        groups.append((f"layers {lo}-{hi}", lambda layer, kind, lo=lo, hi=hi: layer is not None and lo <= layer <= hi))
+    out = []
+    for label, keep in groups:
+        with adapter_scale(model, 1.0, keep=keep):
+            rows = probe_rows(model, tok, probes)
+        mean = sum(r["delta_logp"] for r in rows) / len(rows)
+        out.append({"family": label, "delta_logp": mean, "share": mean / full_mean if full_mean else math.nan})
+    return out
+
+
+def dose_response(model, tok, probes, controls, scales=(0.0, 0.25, 0.5, 1.0, 1.5, 2.0)) -> list[dict]:
+    out = []
+    for s in scales:
+        p = probe_rows(model, tok, probes, scale=s)
+        c = control_rows(model, tok, controls, scale=s, continuation=0)
+        out.append({"scale": s, "delta_logp": sum(r["delta_logp"] for r in p) / len(p),
+                    "control_kl": sum(r["kl"] for r in c) / len(c)})
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Meaning across layers, and attention
+
+
+def logit_lens(model, tok, probe, target: str, *, k: int = 10) -> dict:
+    """The target's probability and rank at every layer's residual stream (final norm + LM head)."""
+    import torch
+    import torch.nn.functional as F
+
+    base = model.get_base_model()
+    norm = base.get_decoder().norm
+    head = base.get_output_embeddings()
+    ids = encode(tok, probe.prompt)
+    tid = encode(tok, target)[0]
+    result = {}
+    for label, scale in (("before", 0.0), ("after", 1.0)):
+        with adapter_scale(model, scale), torch.no_grad():
+            hidden = model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+        probs, ranks = [], []
+        for h in hidden[1:]:                                   # one (1, seq, hidden) per layer
+            logp = F.log_softmax(head(norm(h[0, -1])).float(), dim=-1)
+            probs.append(float(logp[tid].exp()))
+            ranks.append(int((logp > logp[tid]).sum()) + 1)
+        first = next((i for i, r in enumerate(ranks) if r <= k), None)
+        result[label] = {"p": probs, "rank": ranks, "first_layer_in_top_k": first}
+    result["k"] = k
+    return result
+
+
+def attention_shift(model, tok, probes, *, top_heads: int = 3) -> dict:
+    """Per layer × head: JS distance of the last position's attention before vs after (eager attention)."""
+    import torch
+
+    grid = None
+    maps = []
+    for probe in probes:
+        ids = encode(tok, probe.prompt)
+        att = {}
+        for label, scale in (("before", 0.0), ("after", 1.0)):
+            with adapter_scale(model, scale), torch.no_grad():
+                att[label] = model(input_ids=torch.tensor([ids]), output_attentions=True).attentions
+        layers = len(att["before"])
+        heads = att["before"][0].shape[1]
+        this = torch.zeros(layers, heads)
+        for layer in range(layers):
+            b = att["before"][layer][0, :, -1, :].clamp_min(1e-12)      # (heads, seq)
+            a = att["after"][layer][0, :, -1, :].clamp_min(1e-12)
+            m = 0.5 * (a + b)
+            jsd = 0.5 * (b * (b / m).log()).sum(-1) + 0.5 * (a * (a / m).log()).sum(-1)
+            this[layer] = jsd.clamp_min(0).sqrt()                        # JS distance per head
+        grid = this if grid is None else grid + this
+        maps.append((ids, att))
+    grid = grid / len(probes)
+    flat = [(float(grid[i, j]), i, j) for i in range(grid.shape[0]) for j in range(grid.shape[1])]
+    flat.sort(reverse=True)
+    top = flat[:top_heads]
+    ids, att = maps[0]
+    tokens = [tok.decode([i]) for i in ids]
+    heatmaps = []
+    for value, layer, head in top:
+        b = att["before"][layer][0, head].tolist()
+        a = att["after"][layer][0, head].tolist()
+        heatmaps.append({"layer": layer, "head": head, "js_distance": value, "tokens": tokens, "before": b,
+                         "after": a})
+    return {"grid": grid.tolist(), "top_heads": [{"layer": i, "head": j, "js_distance": v} for v, i, j in top],
+            "heatmaps": heatmaps, "prompt": probes[0].prompt}
+
+
+def generations(model, tok, probes, markers: list[str], *, max_new_tokens: int = 24, seed: int = 0) -> dict:
+    """Greedy and fixed-seed sampled continuations before and after; the share that follows the structure."""
+    import difflib
+
+    import torch
+
+    rows = []
+    for probe in probes:
+        ids = torch.tensor([encode(tok, probe.prompt)])
+        row = {"prompt": probe.prompt}
+        for label, scale in (("before", 0.0), ("after", 1.0)):
+            with adapter_scale(model, scale), torch.no_grad():
+                greedy = model.generate(input_ids=ids, max_new_tokens=max_new_tokens, do_sample=False,
+                                        pad_token_id=tok.pad_token_id)
+                torch.manual_seed(seed)
+                sampled = model.generate(input_ids=ids, max_new_tokens=max_new_tokens, do_sample=True,
+                                         temperature=0.8, top_p=0.95, pad_token_id=tok.pad_token_id)
+            row[f"greedy_{label}"] = tok.decode(greedy[0, ids.shape[1]:], skip_special_tokens=True)
+            row[f"sampled_{label}"] = tok.decode(sampled[0, ids.shape[1]:], skip_special_tokens=True)
+        for kind in ("greedy", "sampled"):
+            b, a = row[f"{kind}_before"].split(" "), row[f"{kind}_after"].split(" ")
+            row[f"{kind}_diff"] = [[op, " ".join(b[i1:i2]), " ".join(a[j1:j2])]
+                                   for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=b, b=a).get_opcodes()]
+        for label in ("before", "after"):
+            row[f"follows_{label}"] = follows_structure(probe.prompt + row[f"greedy_{label}"], probe.targets, markers,
+                                                        len(probe.prompt))
+        rows.append(row)
+    n = len(rows)
+    return {"rows": rows, "follows_before": sum(r["follows_before"] for r in rows) / n,
+            "follows_after": sum(r["follows_after"] for r in rows) / n}
+
+
+def follows_structure(text: str, targets: list[str], markers: list[str], start: int) -> bool:
+    """The continuation carries the probe's target marker right where the structure expects it."""
+    continuation = text[start:]
+    return any(continuation.startswith(t) for t in targets) or any(continuation.startswith(m) for m in markers)

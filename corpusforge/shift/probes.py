@@ -1,0 +1,120 @@
+"""Probes (a prompt and the continuations the adapter should make likelier) and controls.
+
+Probe files are JSONL or YAML lists of ``{"prompt", "targets", "foils", "name"}``;
+their schema is ``schemas/probes.schema.json``. Without a probe file, probes
+are derived from a corpus's held-out split: the text before a target marker is
+the prompt, the marker the target.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..corpus import iter_records
+from ..errors import CorpusforgeError
+
+
+class ProbeError(CorpusforgeError):
+    """A probe or control file that cannot be used."""
+
+
+class Probe(BaseModel):
+    """A prompt, the continuation(s) the adapter should make likelier, and optional foils."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    prompt: str = Field(min_length=1, description="The text the model continues.")
+    targets: list[str] = Field(min_length=1, description="Continuations to strengthen (multi-token allowed).")
+    foils: list[str] = Field(default_factory=list, description="Contrasting continuations, e.g. ' but' for ' then'.")
+    name: str | None = Field(default=None, description="A short label for the report.")
+
+    @field_validator("targets", "foils")
+    @classmethod
+    def _no_empty(cls, values: list[str]) -> list[str]:
+        if any(not v for v in values):
+            raise ValueError("an empty string is not a continuation")
+        return values
+
+
+def probes_json_schema() -> dict:
+    from pydantic import TypeAdapter
+
+    schema = TypeAdapter(list[Probe]).json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://corpusforge.dev/schemas/probes.schema.json"
+    schema["description"] = "A probe file: a list of probes (JSONL holds one probe object per line)."
+    return schema
+
+
+def _check(items: list, path: Path, lines: list[int]) -> list[Probe]:
+    probes = []
+    for item, line in zip(items, lines):
+        try:
+            probes.append(Probe.model_validate(item))
+        except ValidationError as e:
+            err = e.errors(include_url=False)[0]
+            field = ".".join(str(x) for x in err["loc"])
+            raise ProbeError(f"{err['msg']}", file=str(path), line=line, field=field or None,
+                             hint="see schemas/probes.schema.json") from None
+    if not probes:
+        raise ProbeError("the probe file holds no probes", file=str(path))
+    return probes
+
+
+def read_probes(path: str | Path) -> list[Probe]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProbeError("probe file not found", file=str(path)) from None
+    except UnicodeDecodeError as e:
+        raise ProbeError(f"not valid UTF-8 (byte {e.start})", file=str(path)) from None
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            raise ProbeError(f"malformed YAML: {getattr(e, 'problem', e)}", file=str(path),
+                             line=mark.line + 1 if mark else None) from None
+        if not isinstance(data, list):
+            raise ProbeError("a YAML probe file is a list of probes", file=str(path))
+        return _check(data, path, [None] * len(data))
+    items, lines = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            items.append(orjson.loads(line))
+        except orjson.JSONDecodeError as e:
+            raise ProbeError(f"invalid JSON: {e}", file=str(path), line=number) from None
+        lines.append(number)
+    return _check(items, path, lines)
+
+
+def probes_from_corpus(corpus: str | Path, limit: int = 20) -> list[Probe]:
+    """Probes from the held-out split (validation, else test): text before the first marker → the marker."""
+    corpus = Path(corpus)
+    files = [f for f in sorted((corpus / "data").glob("*")) if f.name.split(".")[0] in ("validation", "test")]
+    if not files:
+        raise ProbeError("the corpus has no validation or test split to derive probes from", file=str(corpus),
+                         hint="pass --probes FILE")
+    seen, probes = set(), []
+    for rec in iter_records(files):
+        if not rec["targets"]:
+            continue
+        t = rec["targets"][0]
+        prompt = rec["text"][:t["start"]]
+        if not prompt.strip() or prompt in seen:
+            continue
+        seen.add(prompt)
+        probes.append(Probe(prompt=prompt, targets=[t["text"]], name=rec["pattern"]))
+        if len(probes) >= limit:
+            break
+    if not probes:
+        raise ProbeError("no held-out record carries a target marker to probe", file=str(corpus))
+    return probes

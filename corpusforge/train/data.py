@@ -1,0 +1,144 @@
+"""Records → token ids and the positions that carry loss; length-grouped batches with no padding waste.
+
+Labels come from the records' role spans mapped through the tokenizer's offset
+mapping: a token is supervised when it begins inside a supervised role. By
+default every role after the first (the premise) is supervised: the model
+learns what follows, not the premise itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from ..errors import TrainError
+
+
+@dataclass
+class Example:
+    ids: list[int]
+    supervised: list[int]   # positions t whose token ids[t] is predicted (from position t - 1) with loss
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def encode_records(records: list[dict], tokenizer, *, loss_on: list[str] | None, max_length: int) -> list[Example]:
+    """Tokenise each record's text and mark the tokens of the supervised roles."""
+    texts = [r["text"] for r in records]
+    enc = tokenizer(texts, return_offsets_mapping=True, add_special_tokens=False, truncation=True,
+                    max_length=max_length)
+    out = []
+    for rec, ids, offsets in zip(records, enc["input_ids"], enc["offset_mapping"]):
+        segments = rec["segments"]
+        roles = [s for s in segments[1:]] if loss_on is None else [s for s in segments if s["role"] in loss_on]
+        spans = [(s["start"], s["end"]) for s in roles]
+        supervised = [t for t in range(1, len(ids))
+                      if any(a <= offsets[t][0] < b for a, b in spans) or
+                      (offsets[t][0] == offsets[t][1] and any(a <= offsets[t - 1][1] < b for a, b in spans))]
+        out.append(Example(list(ids), supervised))
+    return out
+
+
+def check_loss_roles(records: list[dict], loss_on: list[str] | None) -> None:
+    if loss_on is None:
+        return
+    present = sorted({s["role"] for r in records for s in r["segments"]})
+    missing = [r for r in loss_on if r not in present]
+    if missing:
+        raise TrainError(f"--loss-on {','.join(missing)}: no record of the corpus has these roles; its roles are "
+                         f"{', '.join(present)}")
+
+
+def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Batches of example indexes for one epoch: shuffled, then grouped by length so padding stays small.
+
+    Deterministic in (seed, epoch): every process of a distributed run, and a
+    resumed run, sees the same batches.
+    """
+    key = int.from_bytes(hashlib.blake2b(f"{seed}:{epoch}".encode(), digest_size=8).digest(), "little")
+    rng = random.Random(key)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * 32
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+@dataclass
+class Batch:
+    input_ids: object        # (batch, seq) long
+    attention_mask: object   # (batch, seq) long
+    rows: object             # (n_sup,) batch index of each supervised position
+    cols: object             # (n_sup,) position whose hidden state predicts the label (t - 1)
+    labels: object           # (n_sup,) the supervised token ids
+    tokens: int              # real (non-padding) tokens
+    supervised: int
+
+
+def collate(examples: list[Example], pad_id: int, *, all_positions: bool = False) -> Batch:
+    """Right-pad to the longest example of the batch. ``all_positions``: every next token is a label."""
+    import torch
+
+    width = max(len(e) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    rows, cols, labels = [], [], []
+    for b, e in enumerate(examples):
+        ids[b, :len(e)] = torch.tensor(e.ids)
+        mask[b, :len(e)] = 1
+        positions = range(1, len(e)) if all_positions else e.supervised
+        for t in positions:
+            rows.append(b)
+            cols.append(t - 1)
+            labels.append(e.ids[t])
+    return Batch(ids, mask, torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long),
+                 torch.tensor(labels, dtype=torch.long), int(mask.sum()), len(labels))
+
+
+# ---------------------------------------------------------------------------
+# Controls: prompts whose behaviour should not change
+
+DEFAULT_CONTROLS = Path(__file__).resolve().parent.parent / "data" / "controls.jsonl"
+
+
+def read_prompts(path: str | Path) -> list[dict]:
+    """Plain text (one prompt per line) or JSONL objects with a ``prompt`` (and optional ``kind``)."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise TrainError("controls file not found", file=str(path)) from None
+    except UnicodeDecodeError as e:
+        raise TrainError(f"not valid UTF-8 (byte {e.start})", file=str(path)) from None
+    out = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                item = orjson.loads(line)
+            except orjson.JSONDecodeError as e:
+                raise TrainError(f"invalid JSON: {e}", file=str(path), line=number) from None
+            if not isinstance(item.get("prompt"), str) or not item["prompt"].strip():
+                raise TrainError("a JSONL control needs a non-empty string field \"prompt\"", file=str(path),
+                                 line=number, field="prompt")
+            out.append({"prompt": item["prompt"], "kind": str(item.get("kind", ""))})
+        else:
+            out.append({"prompt": line, "kind": ""})
+    if not out:
+        raise TrainError("the controls file holds no prompts", file=str(path))
+    return out
+
+
+def encode_prompts(prompts: list[dict], tokenizer, max_length: int) -> list[Example]:
+    enc = tokenizer([p["prompt"] for p in prompts], add_special_tokens=False, truncation=True, max_length=max_length)
+    return [Example(list(ids), list(range(1, len(ids)))) for ids in enc["input_ids"] if len(ids) >= 1]

