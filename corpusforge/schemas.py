@@ -15,8 +15,20 @@ def _record() -> dict:
     return record_json_schema()
 
 
+def _probes() -> dict:
+    from .shift.probes import probes_json_schema
+
+    return probes_json_schema()
+
+
+def _report() -> dict:
+    from .shift.report import report_json_schema
+
+    return report_json_schema()
+
+
 #: file stem → function returning the schema dict
-SCHEMAS: dict[str, Callable[[], dict]] = {"record": _record}
+SCHEMAS: dict[str, Callable[[], dict]] = {"record": _record, "probes": _probes, "report": _report}
 
 
 def render_schema(name: str) -> str:

@@ -23,7 +23,7 @@ def export(out_dir: str) -> None:
 
 
 @command.command("show")
-@click.argument("name", type=click.Choice(["record"]))
+@click.argument("name", type=click.Choice(["record", "probes", "report"]))
 def show(name: str) -> None:
     """Print one schema."""
     from ..schemas import render_schema

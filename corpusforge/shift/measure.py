@@ -114,27 +114,35 @@ def bootstrap_ci(values: list[float], *, samples: int = 1000, seed: int = 0) -> 
 # Probes and controls
 
 
-def probe_rows(model, tok, probes, *, scale: float = 1.0) -> list[dict]:
-    """For every probe × target: log-prob, probability and rank before (scale 0) and at ``scale``."""
-    rows = []
+def target_logps(model, tok, probes, *, scale: float = 1.0, keep=None) -> list[dict]:
+    """Per probe × target at one adapter scale: log-prob and rank of the target, log-probs of the foils."""
+    out = []
     for probe in probes:
         prompt = encode(tok, probe.prompt)
-        for target in probe.targets:
-            cont = encode(tok, target)
-            with adapter_scale(model, 0.0):
-                before, rank_b = continuation_logprob(model, prompt, cont)
-                foils_b = [continuation_logprob(model, prompt, encode(tok, f))[0] for f in probe.foils]
-            with adapter_scale(model, scale):
-                after, rank_a = continuation_logprob(model, prompt, cont)
-                foils_a = [continuation_logprob(model, prompt, encode(tok, f))[0] for f in probe.foils]
-            row = {"name": probe.name, "prompt": probe.prompt, "target": target, "target_tokens": len(cont),
-                   "logp_before": before, "logp_after": after, "delta_logp": after - before,
-                   "p_before": math.exp(before), "p_after": math.exp(after), "rank_before": rank_b,
-                   "rank_after": rank_a}
-            if probe.foils:
-                row["margin_before"] = before - max(foils_b)
-                row["margin_after"] = after - max(foils_a)
-            rows.append(row)
+        with adapter_scale(model, scale, keep=keep):
+            foils = [continuation_logprob(model, prompt, encode(tok, f))[0] for f in probe.foils]
+            for target in probe.targets:
+                cont = encode(tok, target)
+                logp, rank = continuation_logprob(model, prompt, cont)
+                out.append({"logp": logp, "rank": rank, "foils": foils, "tokens": len(cont)})
+    return out
+
+
+def probe_rows(model, tok, probes, *, scale: float = 1.0, before: list[dict] | None = None, keep=None) -> list[dict]:
+    """For every probe × target: log-prob, probability and rank before (scale 0) and at ``scale``."""
+    before = before or target_logps(model, tok, probes, scale=0.0)
+    after = target_logps(model, tok, probes, scale=scale, keep=keep)
+    pairs = [(probe, target) for probe in probes for target in probe.targets]
+    rows = []
+    for (probe, target), b, a in zip(pairs, before, after):
+        row = {"name": probe.name, "prompt": probe.prompt, "target": target, "target_tokens": a["tokens"],
+               "logp_before": b["logp"], "logp_after": a["logp"], "delta_logp": a["logp"] - b["logp"],
+               "p_before": math.exp(b["logp"]), "p_after": math.exp(a["logp"]), "rank_before": b["rank"],
+               "rank_after": a["rank"]}
+        if probe.foils:
+            row["margin_before"] = b["logp"] - max(b["foils"])
+            row["margin_after"] = a["logp"] - max(a["foils"])
+        rows.append(row)
     return rows
 
 
@@ -147,20 +155,17 @@ def control_rows(model, tok, prompts: list[dict], *, scale: float = 1.0, continu
         ids = encode(tok, c["prompt"])
         with adapter_scale(model, 0.0):
             base = next_logprobs(model, ids)
-            with torch.no_grad():
-                cont = model.generate(input_ids=torch.tensor([ids]), max_new_tokens=continuation, do_sample=False,
-                                      pad_token_id=tok.pad_token_id)[0].tolist()
         with adapter_scale(model, scale):
             after = next_logprobs(model, ids)
-        # KL along the base model's own greedy continuation, position by position
         seq_kl = []
-        with torch.no_grad():
-            with adapter_scale(model, 0.0):
-                lb = torch.log_softmax(model(input_ids=torch.tensor([cont])).logits[0].float(), -1)
-            with adapter_scale(model, scale):
+        if continuation:  # KL along the base model's own greedy continuation, position by position
+            with adapter_scale(model, 0.0), torch.no_grad():
+                cont = model.generate(input_ids=torch.tensor([ids]), max_new_tokens=continuation, do_sample=False,
+                                      pad_token_id=tok.pad_token_id)[0].tolist()
+                lb = torch.log_softmax(model(input_ids=torch.tensor([cont])).logits[0].float(), -1)  # (seq, vocab)
+            with adapter_scale(model, scale), torch.no_grad():
                 la = torch.log_softmax(model(input_ids=torch.tensor([cont])).logits[0].float(), -1)
-        for t in range(len(ids) - 1, len(cont) - 1):
-            seq_kl.append(kl(lb[t], la[t]))
+            seq_kl = [kl(lb[t], la[t]) for t in range(len(ids) - 1, len(cont) - 1)]
         rows.append({"prompt": c["prompt"], "kind": c.get("kind", ""), "kl": kl(base, after), "js": js(base, after),
                      "top1_kept": bool(int(base.argmax()) == int(after.argmax())),
                      "top1_before": tok.decode([int(base.argmax())]), "top1_after": tok.decode([int(after.argmax())]),
@@ -221,29 +226,35 @@ def weight_map(model) -> list[dict]:
     return rows
 
 
-def families(model, tok, probes, layer_count: int, *, bands: int = 3) -> list[dict]:
+def families(model, tok, probes, layer_count: int, *, bands: int = 3, before: list[dict] | None = None) -> list[dict]:
     """Switch on one family of LoRA modules alone; the share of the full target Δlog-prob each keeps."""
-    full = [r["delta_logp"] for r in probe_rows(model, tok, probes)]
+    before = before or target_logps(model, tok, probes, scale=0.0)
+    full = [r["delta_logp"] for r in probe_rows(model, tok, probes, before=before)]
     full_mean = sum(full) / len(full)
-    size = math.ceil(layer_count / bands)
+    adapted = sorted({layer for name, _ in lora_layers(model) for layer in [_layer_and_kind(name)[0]]
+                      if layer is not None}) or list(range(layer_count))
+    size = math.ceil(len(adapted) / bands)
     groups = [("attention only", lambda layer, kind: kind in ATTENTION),
               ("MLP only", lambda layer, kind: kind not in ATTENTION)]
-    for b in range(bands):
-        lo, hi = b * size, min(layer_count, (b + 1) * size) - 1
-        groups.append((f"layers {lo}-{hi}", lambda layer, kind, lo=lo, hi=hi: layer is not None and lo <= layer <= hi))
+    for b in range(bands):  # bands over the layers that carry the LoRA
+        band = adapted[b * size:(b + 1) * size]
+        if band:
+            groups.append((f"layers {band[0]}-{band[-1]}",
+                           lambda layer, kind, lo=band[0], hi=band[-1]: layer is not None and lo <= layer <= hi))
     out = []
     for label, keep in groups:
-        with adapter_scale(model, 1.0, keep=keep):
-            rows = probe_rows(model, tok, probes)
+        rows = probe_rows(model, tok, probes, before=before, keep=keep)
         mean = sum(r["delta_logp"] for r in rows) / len(rows)
         out.append({"family": label, "delta_logp": mean, "share": mean / full_mean if full_mean else math.nan})
     return out
 
 
-def dose_response(model, tok, probes, controls, scales=(0.0, 0.25, 0.5, 1.0, 1.5, 2.0)) -> list[dict]:
+def dose_response(model, tok, probes, controls, scales=(0.0, 0.25, 0.5, 1.0, 1.5, 2.0), *,
+                  before: list[dict] | None = None) -> list[dict]:
+    before = before or target_logps(model, tok, probes, scale=0.0)
     out = []
     for s in scales:
-        p = probe_rows(model, tok, probes, scale=s)
+        p = probe_rows(model, tok, probes, scale=s, before=before)
         c = control_rows(model, tok, controls, scale=s, continuation=0)
         out.append({"scale": s, "delta_logp": sum(r["delta_logp"] for r in p) / len(p),
                     "control_kl": sum(r["kl"] for r in c) / len(c)})
@@ -279,6 +290,18 @@ def logit_lens(model, tok, probe, target: str, *, k: int = 10) -> dict:
     return result
 
 
+@contextmanager
+def eager_attention(model):
+    """Attention weights come back only from the eager implementation (SDPA returns none)."""
+    config = model.get_base_model().config
+    saved = config._attn_implementation
+    config._attn_implementation = "eager"
+    try:
+        yield
+    finally:
+        config._attn_implementation = saved
+
+
 def attention_shift(model, tok, probes, *, top_heads: int = 3) -> dict:
     """Per layer × head: JS distance of the last position's attention before vs after (eager attention)."""
     import torch
@@ -289,8 +312,10 @@ def attention_shift(model, tok, probes, *, top_heads: int = 3) -> dict:
         ids = encode(tok, probe.prompt)
         att = {}
         for label, scale in (("before", 0.0), ("after", 1.0)):
-            with adapter_scale(model, scale), torch.no_grad():
+            with adapter_scale(model, scale), eager_attention(model), torch.no_grad():
                 att[label] = model(input_ids=torch.tensor([ids]), output_attentions=True).attentions
+            if not att[label] or att[label][0] is None:
+                raise RuntimeError("the model returned no attention weights")
         layers = len(att["before"])
         heads = att["before"][0].shape[1]
         this = torch.zeros(layers, heads)
@@ -318,7 +343,7 @@ def attention_shift(model, tok, probes, *, top_heads: int = 3) -> dict:
             "heatmaps": heatmaps, "prompt": probes[0].prompt}
 
 
-def generations(model, tok, probes, markers: list[str], *, max_new_tokens: int = 24, seed: int = 0) -> dict:
+def generations(model, tok, probes, markers: list[str], *, max_new_tokens: int = 16, seed: int = 0) -> dict:
     """Greedy and fixed-seed sampled continuations before and after; the share that follows the structure."""
     import difflib
 

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import click
+
+from . import domain_errors
+
+
+@click.command("report")
+@click.option("--model", default="smollm2-135m", show_default=True, help="The adapter's base model.")
+@click.option("--adapter", required=True, type=click.Path(), help="The peft adapter folder.")
+@click.option("--out", required=True, type=click.Path(), help="The report folder to write.")
+@click.option("--probes", "probes_file", type=click.Path(), help="Probe file (JSONL or YAML); default: from --corpus.")
+@click.option("--controls", "controls_file", type=click.Path(), help="Control prompts; default: the shipped set.")
+@click.option("--corpus", type=click.Path(), help="Derive probes from this corpus's held-out split.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@domain_errors
+def command(model, adapter, out, probes_file, controls_file, corpus, overwrite) -> None:
+    """Measure how the adapter moved the targeted tokens, and what else moved; write JSON, figures and HTML."""
+    from ..shift.report import build_report, summary_table, write_report
+
+    report = build_report(model, adapter, probes_file=probes_file, controls_file=controls_file, corpus=corpus,
+                          echo=click.echo)
+    path = write_report(report, out, overwrite=overwrite)
+    click.echo(summary_table(report))
+    click.echo(f"report: {path / 'index.html'}")

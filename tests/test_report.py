@@ -1,0 +1,153 @@
+"""The shift report on a tiny model with a trained adapter; the HTML page opened in a real headless browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from corpusforge.shift.measure import adapter_scale, next_logprobs
+from corpusforge.shift.probes import Probe, ProbeError, probes_from_corpus, read_probes
+from corpusforge.shift.report import ShiftReport, build_report, write_report
+from corpusforge.train.loop import TrainConfig, train
+from corpusforge.train.models import load_model
+
+from .conftest import ROOT, SAMPLE
+from .tiny import make_tiny_model
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model and an adapter trained on the sample corpus, for every test of this file."""
+    work = tmp_path_factory.mktemp("report")
+    model = make_tiny_model(work / "model")
+    adapter = work / "adapter"
+    train(SAMPLE / "corpus", adapter, TrainConfig(model=str(model), steps=8, batch_size=8, lr=5e-3, eval_every=0,
+                                                  layers="all"), echo=lambda s: None)
+    report = build_report(str(model), adapter, corpus=SAMPLE / "corpus", echo=lambda s: None)
+    out = write_report(report, work / "report")
+    return model, adapter, report, out
+
+
+def test_report_measures_every_section(trained):
+    model, adapter, report, out = trained
+    ShiftReport.model_validate(report)
+    assert {"probes", "controls", "logits_diff", "noise_floor", "dose_response", "weight_map", "families",
+            "logit_lens", "attention", "generations"} <= set(report)
+    p = report["probes"][0]
+    assert {"prompt", "target", "p_before", "p_after", "rank_before", "rank_after"} <= set(p)
+    c = report["controls"][0]
+    assert {"prompt", "kl", "top1_kept"} <= set(c)
+    assert report["noise_floor"]["control_kl"] < 1e-9          # scale 0 is the base model
+    dose = {d["scale"]: d for d in report["dose_response"]}
+    assert abs(dose[0.0]["delta_logp"]) < 1e-6 and dose[0.0]["control_kl"] < 1e-9
+    assert dose[2.0]["control_kl"] >= dose[1.0]["control_kl"]
+    layers = {w["layer"] for w in report["weight_map"]}
+    assert layers == set(range(4)) and {w["module"] for w in report["weight_map"]} >= {"q_proj", "down_proj"}
+    lens = report["logit_lens"][0]
+    assert len(lens["before"]["p"]) == 4 and len(lens["after"]["rank"]) == 4
+    assert len(report["attention"]["grid"]) == 4 and report["attention"]["heatmaps"]
+    assert report["generations"]["rows"][0]["greedy_diff"]
+    h = report["headline"]
+    assert h["selectivity"] == pytest.approx(h["mean_delta_logp"] / h["mean_control_kl"])
+
+
+def test_outputs_are_written(trained):
+    model, adapter, report, out = trained
+    assert json.loads((out / "report.json").read_text())["headline"] == json.loads(json.dumps(report["headline"]))
+    figures = {p.name for p in (out / "figures").iterdir()}
+    assert {"probabilities.png", "dose_response.png", "weight_map.png", "logit_lens.png",
+            "attention_grid.png"} <= figures
+    html = (out / "index.html").read_text()
+    assert "data:image/png;base64," in html and "selectivity" in html and "src=\"http" not in html
+
+
+def test_scale_zero_is_the_base_model(trained):
+    model_dir, adapter, _, _ = trained
+    from peft import PeftModel
+
+    lm = load_model(str(model_dir))
+    model = PeftModel.from_pretrained(lm.model, str(adapter))
+    ids = lm.tokenizer("If the river freezes,", add_special_tokens=False).input_ids
+    with model.disable_adapter():
+        off = next_logprobs(model, ids)
+    with adapter_scale(model, 0.0):
+        zero = next_logprobs(model, ids)
+    on = next_logprobs(model, ids)
+    assert bool((off == zero).all()) and not bool((on == off).all())
+
+
+def test_the_page_renders_in_a_real_browser(trained, tmp_path):
+    """Debian's chromium, headless: the page loads offline, every image decodes, no script error."""
+    _, _, _, out = trained
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; `make test` installs it (apt-get install chromium)")
+        pytest.skip("chromium is not installed here (make test installs it)")
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+           "--virtual-time-budget=5000", "--dump-dom", (out / "index.html").as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    assert 'data-rendered="yes"' in dom, dom[:500]
+    assert 'data-broken="0"' in dom and 'data-errors="0"' in dom
+    images = int(dom.split('data-images="')[1].split('"')[0])
+    assert images >= 6
+    shot = tmp_path / "page.png"
+    subprocess.run(cmd[:-2] + [f"--screenshot={shot}", "--window-size=1280,2000", (out / "index.html").as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.stat().st_size > 20_000
+
+
+def test_probe_files_and_their_errors(tmp_path):
+    ok = tmp_path / "p.jsonl"
+    ok.write_text('{"prompt": "If it rains,", "targets": [" then"], "foils": [" but"], "name": "rain"}\n\n'
+                  '{"prompt": "Смысл — это", "targets": [" движение"]}\n', encoding="utf-8")
+    assert [p.name for p in read_probes(ok)] == ["rain", None]
+    y = tmp_path / "p.yaml"
+    y.write_text("- prompt: If it rains,\n  targets: [' then']\n", encoding="utf-8")
+    assert read_probes(y)[0].targets == [" then"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "x", "targets": [" then"]}\n{"prompt": "y", "targets": [""]}\n', encoding="utf-8")
+    with pytest.raises(ProbeError) as info:
+        read_probes(bad)
+    assert info.value.line == 2 and "empty" in str(info.value)
+    bad.write_text('{"prompt": "y", "target": " then"}\n')
+    with pytest.raises(ProbeError):
+        read_probes(bad)
+    probes = probes_from_corpus(SAMPLE / "corpus", limit=5)
+    assert len(probes) == 5 and all(isinstance(p, Probe) and p.targets[0].strip() for p in probes)
+
+
+def test_report_bad_input(trained, tmp_path, run):
+    model, adapter, _, _ = trained
+    other = tmp_path / "adapter-copy"
+    shutil.copytree(adapter, other)
+    run_json = json.loads((other / "run.json").read_text())
+    run_json["model"] = "someone/else"
+    (other / "run.json").write_text(json.dumps(run_json))
+    result = run("report", "--model", model, "--adapter", other, "--out", tmp_path / "r", "--corpus", SAMPLE / "corpus")
+    assert result.exit_code == 1 and "trained on 'someone/else'" in result.output
+    long_probe = tmp_path / "long.jsonl"
+    long_probe.write_text(json.dumps({"prompt": "word " * 400, "targets": [" then"]}) + "\n")
+    result = run("report", "--model", model, "--adapter", adapter, "--out", tmp_path / "r", "--probes", long_probe)
+    assert result.exit_code == 1 and "longer than the model's context" in result.output
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"prompt": "x", "targets": []}\n')
+    result = run("report", "--model", model, "--adapter", adapter, "--out", tmp_path / "r", "--probes", empty)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    result = run("report", "--model", model, "--adapter", tmp_path / "nope", "--out", tmp_path / "r",
+                 "--corpus", SAMPLE / "corpus")
+    assert result.exit_code == 1 and "not found" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_schema_files_match_the_models():
+    from corpusforge.schemas import render_schema
+
+    for name in ("probes", "report"):
+        assert (ROOT / "schemas" / f"{name}.schema.json").read_text(encoding="utf-8") == render_schema(name)
