@@ -8,7 +8,7 @@ import sys
 
 from .common import machine, write_results
 
-ALL = ["validation", "generation"]
+ALL = ["validation", "generation", "training", "report"]
 
 
 def main(argv: list[str]) -> None:

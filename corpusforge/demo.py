@@ -1,13 +1,16 @@
-"""The whole job in one call, as far as it is built: generate → validate → stats.
+"""The whole job in one call: generate → validate → stats → train → report.
 
-Each step is one plain function of the library; the demo is their composition.
-(Training a LoRA and the shift report join this pipeline as they are built.)
+Each step is one plain function of the library; the demo is their composition,
+on the built-in if_then and paradox_conclusion packs (English) and the
+embedded default model with the default recipe and control set.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .generate import GenerateConfig, generate
 from .stats import corpus_stats
@@ -21,16 +24,72 @@ class DemoResult:
     corpus: Path
     validation: ValidationReport
     stats: dict
+    adapter: Path | None = None
+    report: dict | None = None
+    report_dir: Path | None = None
+    seconds: dict | None = None
 
 
-def run_demo(out: str | Path, *, n: int = 2000, seed: int = 0, echo=print) -> DemoResult:
+def run_demo(out: str | Path, *, n: int = 2000, seed: int = 0, train_model: bool = True,
+             echo: Callable[[str], None] = print, progress: bool | None = None) -> DemoResult:
     out = Path(out)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = round(now - clock, 1)
+        clock = now
+
     corpus = out / "corpus"
-    echo(f"[1/3] generating {n:,} records from {', '.join(DEMO_MIX)} into {corpus}")
-    generate(GenerateConfig(mix=DEMO_MIX, n=n, seed=seed, overwrite=True), corpus)
-    echo("[2/3] validating")
+    echo(f"[1/5] generating {n:,} records from {', '.join(DEMO_MIX)} into {corpus}")
+    generate(GenerateConfig(mix=DEMO_MIX, n=n, seed=seed, overwrite=True, progress=progress), corpus)
+    lap("generate")
+    echo("[2/5] validating")
     report = validate_paths([corpus])
     echo(f"      {report.records:,} records: {report.valid:,} valid, {report.invalid:,} invalid")
-    echo("[3/3] statistics")
+    echo("[3/5] statistics")
     stats = corpus_stats([corpus])
-    return DemoResult(corpus, report, stats)
+    lap("validate_stats")
+    result = DemoResult(corpus, report, stats, seconds=seconds)
+    if not train_model or not report.ok:
+        return result
+
+    from .shift.report import build_report, write_report
+    from .train.loop import TrainConfig, train
+
+    adapter = out / "adapter"
+    echo("[4/5] training a LoRA on the embedded default model (smollm2-135m), default recipe and controls")
+    train(corpus, adapter, TrainConfig(), overwrite=True, echo=echo, progress=progress)
+    lap("train")
+    echo("[5/5] the shift report")
+    shift = build_report("smollm2-135m", adapter, corpus=corpus, echo=echo)
+    report_dir = write_report(shift, out / "report", overwrite=True)
+    lap("report")
+    result.adapter, result.report, result.report_dir = adapter, shift, report_dir
+    return result
+
+
+def demo_summary(result: DemoResult) -> str:
+    if result.report is None:
+        return f"corpus: {result.corpus}"
+    h = result.report["headline"]
+    probes = result.report["probes"]
+    by_target: dict[str, list[dict]] = {}
+    for p in probes:
+        by_target.setdefault(p["target"], []).append(p)
+    lines = ["", "What moved (held-out probes, not in the training split):"]
+    for target, rows in by_target.items():
+        rb = sorted(r["rank_before"] for r in rows)[len(rows) // 2]
+        ra = sorted(r["rank_after"] for r in rows)[len(rows) // 2]
+        pb = sum(r["p_before"] for r in rows) / len(rows)
+        pa = sum(r["p_after"] for r in rows) / len(rows)
+        top1 = sum(r["rank_after"] == 1 for r in rows)
+        lines.append(f"  {target!r:<14} median rank {rb} → {ra}, mean p {pb:.3f} → {pa:.3f}, "
+                     f"top-1 on {top1}/{len(rows)} probes")
+    lines += [f"  control drift: mean KL {h['mean_control_kl']:.4f} nats, top-1 kept on {h['top1_kept_share']:.0%} "
+              f"of controls", f"  selectivity (target Δlog-prob ÷ control KL): {h['selectivity']:.0f}",
+              f"  time: {', '.join(f'{k} {v:.0f} s' for k, v in (result.seconds or {}).items())}",
+              f"report: {result.report_dir / 'index.html'}"]
+    return "\n".join(lines)
