@@ -18,8 +18,8 @@ REPORT = """
 import json, sys, time
 from corpusforge.shift.report import build_report, write_report
 start = time.perf_counter()
-r = build_report("smollm2-135m", sys.argv[1], corpus=sys.argv[2], controls_file=sys.argv[4] if len(sys.argv) > 4 else None,
-                 echo=lambda s: None)
+controls = sys.argv[4] if len(sys.argv) > 4 else None
+r = build_report("smollm2-135m", sys.argv[1], corpus=sys.argv[2], controls_file=controls, echo=lambda s: None)
 write_report(r, sys.argv[3], overwrite=True)
 print(json.dumps({"seconds": time.perf_counter() - start, "headline": r["headline"], "probes": len(r["probes"]),
                   "controls": len(r["controls"])}))
