@@ -6,7 +6,9 @@ import datetime
 import importlib
 import sys
 
-from .common import machine, write_results
+import json
+
+from .common import HERE, machine, write_results
 
 ALL = ["validation", "generation", "training", "report"]
 
@@ -16,11 +18,14 @@ def main(argv: list[str]) -> None:
     unknown = [n for n in names if n not in ALL]
     if unknown:
         sys.exit(f"unknown benchmark(s) {unknown}; available: {ALL}")
-    results = {"machine": machine(), "date": datetime.date.today().isoformat(),
-               "command": "python -m benchmarks " + " ".join(names), "benchmarks": {}}
-    for name in names:
+    previous = HERE / "results.json"
+    kept = json.loads(previous.read_text())["benchmarks"] if previous.is_file() else {}
+    today = datetime.date.today().isoformat()
+    results = {"machine": machine(), "date": today, "command": "python -m benchmarks " + " ".join(names),
+               "benchmarks": {k: v for k, v in kept.items() if k in ALL}}
+    for name in names:  # a partial run replaces only the benchmarks it ran
         print(f"running {name} ...", flush=True)
-        results["benchmarks"][name] = importlib.import_module(f"benchmarks.{name}").run()
+        results["benchmarks"][name] = dict(importlib.import_module(f"benchmarks.{name}").run(), date=today)
         print("  " + results["benchmarks"][name]["summary"], flush=True)
     write_results(results)
     print("wrote benchmarks/results.md and benchmarks/results.json")

@@ -66,7 +66,8 @@ def write_results(results: dict) -> None:
              f"{results['machine']['memory_gib']} GiB, Python {results['machine']['python']}.",
              f"Run: `{results['command']}` on {results['date']}.", ""]
     for name, bench in results["benchmarks"].items():
-        lines += [f"## {name}", "", bench["summary"], "", "| measure | value |", "|---|---|"]
+        lines += [f"## {name}", "", f"{bench['summary']} (run {bench.get('date', results['date'])})", "",
+                  "| measure | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in bench["table"].items()]
         lines.append("")
     (HERE / "results.md").write_text("\n".join(lines))

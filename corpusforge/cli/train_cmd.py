@@ -23,7 +23,7 @@ def _opt(*names, **kw):
 @_opt("--rslora/--no-rslora", "rslora", help="Rank-stabilised LoRA scaling.")
 @_opt("--dora/--no-dora", "dora", help="Weight-decomposed LoRA (DoRA).")
 @_opt("--lr", type=float, help="Learning rate (default 8e-4).")
-@_opt("--steps", type=int, help="Optimiser steps (default 40).")
+@_opt("--steps", type=int, help="Optimiser steps (default 50).")
 @_opt("--epochs", type=float, help="Epochs instead of --steps.")
 @_opt("--batch-size", type=int, help="Records per micro-step per process (default 8).")
 @_opt("--grad-accum", type=int, help="Micro-steps per optimiser step (default 1).")

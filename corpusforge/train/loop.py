@@ -62,7 +62,7 @@ class TrainConfig:
     rslora: bool = False                    # rank-stabilised scaling (alpha / sqrt(r))
     dora: bool = False                      # weight-decomposed LoRA
     lr: float = 8e-4
-    steps: int | None = 40                  # optimiser steps (wins over epochs)
+    steps: int | None = 50                  # optimiser steps (wins over epochs)
     epochs: float | None = None
     batch_size: int = 8                     # examples per process per micro-step
     grad_accum: int = 1
