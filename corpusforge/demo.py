@@ -7,11 +7,11 @@ embedded default model with the default recipe and control set.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ._timing import Laps
 from .generate import GenerateConfig, generate
 from .stats import corpus_stats
 from .validate import ValidationReport, validate_paths
@@ -33,14 +33,8 @@ class DemoResult:
 def run_demo(out: str | Path, *, n: int = 2000, seed: int = 0, train_model: bool = True,
              echo: Callable[[str], None] = print, progress: bool | None = None) -> DemoResult:
     out = Path(out)
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[name] = round(now - clock, 1)
-        clock = now
+    laps = Laps(digits=1)
+    lap, seconds = laps.lap, laps.seconds
 
     corpus = out / "corpus"
     echo(f"[1/5] generating {n:,} records from {', '.join(DEMO_MIX)} into {corpus}")

@@ -31,7 +31,7 @@ from typing import Iterator, Sequence
 import orjson
 
 from . import __version__
-from ._atomic import atomic_dir, write_atomic
+from ._atomic import atomic_dir, sha256_file, write_atomic
 from .columnar import arrow_schema, to_row
 from .draw import cumulative, key64, normalise, pick, premise_id, split_of, uniforms, uniforms_from
 from .errors import GenerateError
@@ -515,20 +515,12 @@ def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None 
     return GenerateResult(out, hi - lo, dict(by_split), manifest)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _manifest(cfg, templates, registry, data_dir, by_split, by_template, by_pattern, records) -> dict:
     files = []
     for f in sorted(data_dir.iterdir()):
         split = f.name.split(".")[0]
         files.append({"path": f"data/{f.name}", "split": split, "records": by_split.get(split, 0),
-                      "bytes": f.stat().st_size, "sha256": _sha256(f)})
+                      "bytes": f.stat().st_size, "sha256": sha256_file(f)})
     patterns = {t.pattern.name: t.pattern for t in templates}
     return {
         "format": "corpusforge.corpus/1",

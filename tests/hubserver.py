@@ -169,6 +169,17 @@ class Handler(BaseHTTPRequestHandler):
             return None
         return repo
 
+    def _repo_at(self, kind: str, repo_id: str, revision: str, *, write: bool = False, head: bool = False):
+        """(repo, commit oid, files) at ``revision``, or None after answering the error."""
+        repo = self._repo(kind, repo_id, write=write, head=head)
+        if repo is None:
+            return None
+        found = self.state.files(repo, revision)
+        if found is None:
+            self._error(404, f"Revision not found: {revision}", "RevisionNotFound", head=head)
+            return None
+        return repo, found[0], found[1]
+
     def _query(self) -> dict:
         return parse_qs(urlsplit(self.path).query)
 
@@ -199,13 +210,10 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, {"url": url, "name": repo_id, "id": repo_id})
 
     def repo_info(self, kind, repo_id, revision="main"):
-        repo = self._repo(kind, repo_id)
-        if repo is None:
+        at = self._repo_at(kind, repo_id, revision)
+        if at is None:
             return
-        found = self.state.files(repo, revision)
-        if found is None:
-            return self._error(404, f"Revision not found: {revision}", "RevisionNotFound")
-        oid, files = found
+        repo, oid, files = at
         card = {}
         if "README.md" in files:
             text = self.state.blobs[files["README.md"].sha256].decode()
@@ -219,13 +227,10 @@ class Handler(BaseHTTPRequestHandler):
         })
 
     def preupload(self, kind, repo_id, revision):
-        repo = self._repo(kind, repo_id, write=True)
-        if repo is None:
+        at = self._repo_at(kind, repo_id, revision, write=True)
+        if at is None:
             return
-        found = self.state.files(repo, revision)
-        if found is None:
-            return self._error(404, f"Revision not found: {revision}", "RevisionNotFound")
-        _, files = found
+        repo, oid, files = at
         payload = json.loads(self._body())
         out = []
         for f in payload["files"]:
@@ -234,7 +239,7 @@ class Handler(BaseHTTPRequestHandler):
             existing = files.get(f["path"])
             out.append({"path": f["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
                         "oid": (existing.sha256 if existing.lfs else existing.git_oid) if existing else None})
-        self._json(200, {"files": out, "commitOid": found[0]})
+        self._json(200, {"files": out, "commitOid": oid})
 
     def lfs_batch(self, kind, repo_id):
         repo = self._repo(kind or "models", repo_id, write=True)
@@ -340,32 +345,28 @@ class Handler(BaseHTTPRequestHandler):
         return entry
 
     def tree(self, kind, repo_id, revision, path=""):
-        repo = self._repo(kind, repo_id)
-        if repo is None:
+        at = self._repo_at(kind, repo_id, revision)
+        if at is None:
             return
-        found = self.state.files(repo, revision)
-        if found is None:
-            return self._error(404, f"Revision not found: {revision}", "RevisionNotFound")
+        repo, oid, files = at
         recursive = self._query().get("recursive", ["false"])[0].lower() in ("1", "true")
-        entries = self._entries(found[1], path or "", recursive)
+        entries = self._entries(files, path or "", recursive)
         if path and not entries:
             return self._error(404, f"Entry not found: {path}", "EntryNotFound")
         self._json(200, entries)
 
     def paths_info(self, kind, repo_id, revision):
-        repo = self._repo(kind, repo_id)
-        if repo is None:
+        at = self._repo_at(kind, repo_id, revision)
+        if at is None:
             return
-        found = self.state.files(repo, revision)
-        if found is None:
-            return self._error(404, f"Revision not found: {revision}", "RevisionNotFound")
+        repo, oid, files = at
         body = self._body()
         ctype = self.headers.get("Content-Type", "")
         if "json" in ctype:
             paths = json.loads(body).get("paths", [])
         else:
             paths = parse_qs(body.decode()).get("paths", [])
-        files = found[1]
+        files = files
         out = []
         for p in paths:
             p = p.strip("/")
@@ -376,13 +377,10 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, out)
 
     def resolve(self, kind, repo_id, revision, path, head=False):
-        repo = self._repo(kind or "models", repo_id, head=head)
-        if repo is None:
+        at = self._repo_at(kind or "models", repo_id, revision, head=head)
+        if at is None:
             return
-        found = self.state.files(repo, revision)
-        if found is None:
-            return self._error(404, f"Revision not found: {revision}", "RevisionNotFound", head=head)
-        oid, files = found
+        repo, oid, files = at
         entry = files.get(path)
         if entry is None:
             return self._error(404, f"Entry not found: {path}", "EntryNotFound", head=head)

@@ -107,13 +107,22 @@ def _run_checks(targets: tuple[str, ...], template_paths: tuple[str, ...], n: in
     sys.exit(0 if ok else 1)
 
 
+def check_options(func):
+    """The options ``lint`` and ``test`` share."""
+    for option in reversed([
+        click.option("--n", "n", type=click.IntRange(min=1), default=300, show_default=True,
+                     help="Samples to render."),
+        click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True),
+        click.option("--strict", is_flag=True, help="Warnings (small space, silent variants) fail too."),
+        templates_option,
+    ]):
+        func = option(func)
+    return domain_errors(func)
+
+
 @command.command("lint")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--n", "n", type=click.IntRange(min=1), default=300, show_default=True, help="Samples to render.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--strict", is_flag=True, help="Warnings (small space, silent variants) fail too.")
-@templates_option
-@domain_errors
+@check_options
 def lint(paths, n, fmt, strict, template_paths) -> None:
     """Check template files or pack folders: format, samples, records, space size, uniqueness."""
     _run_checks(paths, template_paths, n, fmt, strict, as_paths=True)
@@ -121,11 +130,7 @@ def lint(paths, n, fmt, strict, template_paths) -> None:
 
 @command.command("test")
 @click.argument("targets", nargs=-1, required=True)
-@click.option("--n", "n", type=click.IntRange(min=1), default=300, show_default=True, help="Samples to render.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--strict", is_flag=True, help="Warnings fail too.")
-@templates_option
-@domain_errors
+@check_options
 def test(targets, n, fmt, strict, template_paths) -> None:
     """The conformance kit, on installed template NAMEs or PATHs: schema, determinism, sandbox, uniqueness."""
     _run_checks(targets, template_paths, n, fmt, strict, as_paths=False)

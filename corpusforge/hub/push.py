@@ -15,7 +15,6 @@ never printed, logged, or written anywhere.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -26,7 +25,7 @@ from typing import Callable
 
 import orjson
 
-from .._atomic import atomic_dir, write_atomic
+from .._atomic import atomic_dir, sha256_file, write_atomic
 from ..corpus import iter_records, read_manifest
 from ..errors import HubError
 from ..records import Record
@@ -65,14 +64,6 @@ class PushResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _examples(corpus_dir: Path) -> dict[str, dict]:
     """One record per pattern, preferring the training split."""
     found: dict[str, dict] = {}
@@ -98,7 +89,7 @@ def stage_repository(corpus_dir: str | Path, staging: str | Path, *, repo_id: st
         card = render_card(manifest, stats, _examples(corpus_dir), splits, repo_id=repo_id,
                            existing=existing_card, pretty_name=pretty_name)
         write_atomic(tmp / "README.md", card)
-    return [PlannedFile(str(p.relative_to(staging)), p.stat().st_size, _sha256(p))
+    return [PlannedFile(str(p.relative_to(staging)), p.stat().st_size, sha256_file(p))
             for p in sorted(staging.rglob("*")) if p.is_file()]
 
 

@@ -73,14 +73,9 @@ def read_probes(path: str | Path) -> list[Probe]:
     except UnicodeDecodeError as e:
         raise ProbeError(f"not valid UTF-8 (byte {e.start})", file=str(path)) from None
     if path.suffix in (".yaml", ".yml"):
-        import yaml
+        from ..templates.yamlsrc import read_plain_yaml
 
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            raise ProbeError(f"malformed YAML: {getattr(e, 'problem', e)}", file=str(path),
-                             line=mark.line + 1 if mark else None) from None
+        data = read_plain_yaml(path, ProbeError, text)
         if not isinstance(data, list):
             raise ProbeError("a YAML probe file is a list of probes", file=str(path))
         return _check(data, path, [None] * len(data))

@@ -11,7 +11,6 @@ import base64
 import io
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__
 from .._atomic import atomic_dir, write_atomic
+from .._timing import Laps
 from ..errors import CorpusforgeError
 from ..train.data import DEFAULT_CONTROLS, read_prompts
 from ..train.models import load_model
@@ -148,14 +148,8 @@ def build_report(model_spec: str, adapter: str | Path, *, probes_file: str | Pat
         controls = [c for i, c in enumerate(all_controls) if i % max(1, len(all_controls) // max_controls) == 0]
         controls = controls[:max_controls]
 
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = round(now - clock, 2)
-        clock = now
+    laps = Laps()
+    lap, timings = laps.lap, laps.seconds
 
     echo(f"loading {model_spec} with the adapter {adapter}")
     lm = load_model(model_spec, echo=echo)  # SDPA; attention maps switch to eager for their forward passes

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import TemplateError
+from ..errors import CorpusforgeError, TemplateError
 
 
 class Lines:
@@ -78,3 +78,19 @@ def load_yaml(path: str | Path, text: str | None = None) -> tuple[Any, Lines]:
     if node is None:
         raise TemplateError("the file is empty", file=source)
     return _construct(node, (), lines, source), lines
+
+
+def read_plain_yaml(path: str | Path, error: type[CorpusforgeError], text: str | None = None) -> Any:
+    """Parse a YAML file (no line map); a missing file or malformed YAML raises ``error`` with file and line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8") if text is None else text
+    except FileNotFoundError:
+        raise error("file not found", file=str(path)) from None
+    except UnicodeDecodeError as e:
+        raise error(f"not valid UTF-8 (byte {e.start})", file=str(path)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise error(f"malformed YAML: {getattr(e, 'problem', e)}", file=str(path),
+                    line=mark.line + 1 if mark else None) from None

@@ -100,16 +100,9 @@ class TrainConfig:
 
 
 def config_from_file(path: str | Path) -> dict:
-    import yaml
+    from ..templates.yamlsrc import read_plain_yaml
 
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise TrainError("config file not found", file=str(path)) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise TrainError(f"malformed YAML: {getattr(e, 'problem', e)}", file=str(path),
-                         line=mark.line + 1 if mark else None) from None
+    data = read_plain_yaml(path, TrainError) or {}
     if not isinstance(data, dict):
         raise TrainError("a training config is a YAML mapping of option: value", file=str(path))
     known = set(TrainConfig.__dataclass_fields__)

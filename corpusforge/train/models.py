@@ -11,7 +11,6 @@ atomically and recorded with its sha256; later loads take about a second.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -22,6 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable
 
+from .._atomic import sha256_file
 from ..errors import TrainError
 
 MARKER = "corpusforge-model.json"
@@ -50,14 +50,6 @@ def cache_root() -> Path:
     return Path(base) / "corpusforge"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _gguf_path(em: EmbeddedModel) -> Path:
     spec = importlib.util.find_spec(em.package)  # finds the folder without importing the package
     if spec is None or not spec.submodule_search_locations:
@@ -80,7 +72,7 @@ def _cache_is_sound(folder: Path) -> bool:
             st = (folder / name).stat()
             if st.st_size != info["size"]:
                 return False
-            if st.st_mtime_ns != info["mtime_ns"] and _sha256(folder / name) != info["sha256"]:
+            if st.st_mtime_ns != info["mtime_ns"] and sha256_file(folder / name) != info["sha256"]:
                 return False
         return True
     except (OSError, KeyError, ValueError):
@@ -116,7 +108,7 @@ def embedded_model_folder(name: str = DEFAULT_MODEL, echo: Callable[[str], None]
         files = {}
         for p in sorted(tmp.iterdir()):
             st = p.stat()
-            files[p.name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256(p)}
+            files[p.name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256_file(p)}
         (tmp / MARKER).write_text(json.dumps({"model": em.name, "source": str(gguf), "distribution": dist,
                                               "files": files}, indent=1))
         shutil.rmtree(folder, ignore_errors=True)
