@@ -142,20 +142,24 @@ def find_targets(text: str, markers: Sequence[str]) -> list[dict]:
 def is_sound(rec: Record, patterns: Mapping[str, Pattern]) -> bool:
     """The fast path of ``structural_errors``: True when the record passes every check."""
     pattern = patterns.get(rec.pattern)
-    if pattern is None or tuple([s.role for s in rec.segments]) not in pattern.role_sequences:
+    segments = rec.segments
+    if pattern is None or tuple([s.role for s in segments]) not in pattern.role_sequences:
         return False
-    text, last_end = rec.text, 0
-    for s in rec.segments:
-        if not (last_end <= s.start < s.end <= len(text)) or text[s.start:s.end] != s.text:
+    text = rec.text
+    n, last_end, spans = len(text), 0, []
+    for s in segments:
+        start, end = s.start, s.end
+        if not (last_end <= start < end <= n) or text[start:end] != s.text:
             return False
-        last_end = s.end
-    n = len(text)
+        spans.append((s.role, start, end))
+        last_end = end
+    marks = []
     for t in rec.targets:
-        if not (t.start < t.end <= n) or text[t.start:t.end] != t.text:
+        start, end = t.start, t.end
+        if not (start < end <= n) or text[start:end] != t.text:
             return False
-    return rec.id == content_id(rec.pattern, rec.template, rec.language, text,
-                                [(s.role, s.start, s.end) for s in rec.segments],
-                                [(t.text, t.start, t.end) for t in rec.targets], rec.slots)
+        marks.append((t.text, start, end))
+    return rec.id == content_id(rec.pattern, rec.template, rec.language, text, spans, marks, rec.slots)
 
 
 def structural_errors(rec: Record, patterns: Mapping[str, Pattern] = BUILTIN_PATTERNS) -> list[tuple[str, str]]:

@@ -113,10 +113,9 @@ def _check_line(raw: bytes, file: str, line: int, patterns) -> list[Issue]:
 
 def _check_jsonl(path: Path, stream, patterns, report: ValidationReport, sink) -> None:
     file = str(path)
-    records = lines = 0
-    validate_json = Record.model_validate_json
+    records = sound = number = 0
+    validate_json = Record.__pydantic_validator__.validate_json  # model_validate_json without its wrapper
     for number, raw, ended in read_lines(stream):
-        lines = number
         if raw is None:
             records += 1
             sink([Issue(file, number, "$", f"line is longer than {MAX_LINE_BYTES // 2**20} MiB; "
@@ -130,8 +129,7 @@ def _check_jsonl(path: Path, stream, patterns, report: ValidationReport, sink) -
         # fast path: most records are sound; only a failing one pays for detailed messages
         try:
             if is_sound(validate_json(raw), patterns):
-                report.records += 1
-                report.valid += 1
+                sound += 1
                 continue
         except ValidationError:
             pass
@@ -139,10 +137,12 @@ def _check_jsonl(path: Path, stream, patterns, report: ValidationReport, sink) -
         if problems and not ended and problems[0].message.startswith("invalid JSON"):
             problems[0].message += " — the last line has no newline: the file may be truncated"
         sink(problems)
+    report.records += sound
+    report.valid += sound
     if records == 0:
         report.file_errors += 1
         report.error_count += 1
-        kind = "empty" if lines == 0 else "blank"
+        kind = "empty" if number == 0 else "blank"
         _append(report, Issue(file, None, "$", f"file is {kind}: it holds no records"))
 
 
