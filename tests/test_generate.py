@@ -120,16 +120,16 @@ def test_existing_output_is_not_replaced_without_overwrite(tmp_path):
 def test_a_crash_leaves_nothing_under_the_final_name_and_resume_finishes_it(tmp_path, monkeypatch):
     expected = data_bytes(generate(GenerateConfig(mix=MIX, n=2600, seed=9), tmp_path / "reference").path)
     monkeypatch.setattr(gen, "CHECKPOINT_EVERY", 500)
-    real_write = gen._JsonlSink.write
-    calls = {"n": 0}
+    real_write = gen._JsonlSink.write_many
+    written = {"n": 0}
 
-    def crashing_write(self, split, item):
-        calls["n"] += 1
-        if calls["n"] == 1700:
+    def crashing_write(self, split, items):
+        written["n"] += len(items)
+        if written["n"] > 1700:  # inside the second block of 1,000 draws, after a checkpoint
             raise KeyboardInterrupt
-        real_write(self, split, item)
+        real_write(self, split, items)
 
-    monkeypatch.setattr(gen._JsonlSink, "write", crashing_write)
+    monkeypatch.setattr(gen._JsonlSink, "write_many", crashing_write)
     out = tmp_path / "c"
     with pytest.raises(KeyboardInterrupt):
         generate(GenerateConfig(mix=MIX, n=2600, seed=9), out)
@@ -139,7 +139,7 @@ def test_a_crash_leaves_nothing_under_the_final_name_and_resume_finishes_it(tmp_
         generate(GenerateConfig(mix=MIX, n=2600, seed=9), out)
     with pytest.raises(GenerateError, match="different options"):
         generate(GenerateConfig(mix=MIX, n=2600, seed=10, resume=True), out)
-    monkeypatch.setattr(gen._JsonlSink, "write", real_write)
+    monkeypatch.setattr(gen._JsonlSink, "write_many", real_write)
     generate(GenerateConfig(mix=MIX, n=2600, seed=9, resume=True), out)
     assert data_bytes(out) == expected
     assert not (tmp_path / ".c.partial").exists()
