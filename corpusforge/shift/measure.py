@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import random
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 ATTENTION = {"q_proj", "k_proj", "v_proj", "o_proj"}
@@ -49,11 +48,6 @@ def adapter_scale(model, scale: float, keep=None):
 
 # ---------------------------------------------------------------------------
 # Token-level quantities
-
-
-@dataclass
-class Encoded:
-    ids: list[int]
 
 
 def encode(tok, text: str) -> list[int]:

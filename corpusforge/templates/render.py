@@ -17,7 +17,7 @@ every built-in template.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import jinja2
 from jinja2 import meta, nodes
@@ -159,5 +159,3 @@ def find_unsafe_attributes(source: str) -> list[str]:
             if isinstance(n.arg, nodes.Const) and isinstance(n.arg.value, str) and n.arg.value.startswith("_")]
     return bad
 
-
-RenderFn = Callable[[dict[str, int]], str]
