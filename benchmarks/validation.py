@@ -13,7 +13,13 @@ import json
 import random
 from pathlib import Path
 
-from .common import WORK, Timer
+from .common import WORK, Timer, run_child
+
+PEAK = """
+import sys
+from corpusforge.validate import validate_paths
+validate_paths([sys.argv[1]])
+"""
 
 N = 100_000
 
@@ -60,14 +66,16 @@ def run() -> dict:
                     base_invalid.add(number)
 
     agree = ours_invalid == base_invalid
+    _, peak, _ = run_child(PEAK, str(path))  # memory stays flat: the file is streamed
     ours_rate, base_rate = report.records / ours.seconds, report.records / base.seconds
     ratio = ours_rate / base_rate
     return {
         "summary": (f"corpusforge validate: {ours_rate:,.0f} records/s; jsonschema: {base_rate:,.0f} records/s; "
                     f"ratio {ratio:.1f}x (goal: >= 100,000 records/s and >= 25x). Verdicts agree on all "
-                    f"{report.records:,} records: {agree} ({len(ours_invalid):,} invalid)."),
+                    f"{report.records:,} records: {agree} ({len(ours_invalid):,} invalid). Peak RSS {peak:,.0f} MiB."),
         "table": {"records": f"{report.records:,}", "corpusforge records/s": f"{ours_rate:,.0f}",
                   "jsonschema records/s": f"{base_rate:,.0f}", "ratio": f"{ratio:.1f}x",
-                  "verdicts agree": str(agree)},
+                  "verdicts agree": str(agree), "peak RSS (streaming)": f"{peak:,.0f} MiB"},
         "ratio": ratio, "records_per_s": ours_rate, "baseline_records_per_s": base_rate, "verdicts_agree": agree,
+        "peak_rss_mib": peak,
     }
