@@ -551,7 +551,7 @@ def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None 
             by_template[t.ref] += count
             by_pattern[t.pattern.name] += count
         progress_file.unlink(missing_ok=True)
-        manifest = _manifest(cfg, templates, registry, data_dir, by_split, by_template, by_pattern, hi - lo)
+        manifest = _manifest(cfg, templates, data_dir, by_split, by_template, by_pattern, hi - lo)
         write_atomic(tmp / "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
         from .card import corpus_summary
 
@@ -559,7 +559,7 @@ def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None 
     return GenerateResult(out, hi - lo, dict(by_split), manifest)
 
 
-def _manifest(cfg, templates, registry, data_dir, by_split, by_template, by_pattern, records) -> dict:
+def _manifest(cfg, templates, data_dir, by_split, by_template, by_pattern, records) -> dict:
     files = []
     for f in sorted(data_dir.iterdir()):
         split = f.name.split(".")[0]
