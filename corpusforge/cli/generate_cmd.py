@@ -39,6 +39,11 @@ def command(templates, mix, n, seed, out, workers, shard, fmt, continuations, sp
                          continuations=continuations, splits=parse_weights(split, "--split"), format=fmt,
                          shard=parse_shard(shard), workers=workers, resume=resume, overwrite=overwrite,
                          template_paths=list(template_paths), progress=progress)
-    result = generate(cfg, out)
+    try:
+        result = generate(cfg, out)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: nothing was written under {out}; the partial run is kept — run the same command "
+                   "with --resume to finish it", err=True)
+        raise SystemExit(130) from None
     splits = ", ".join(f"{k} {v:,}" for k, v in sorted(result.counts.items()))
     click.echo(f"wrote {result.records:,} records to {result.path} ({splits})")
