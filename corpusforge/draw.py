@@ -48,7 +48,9 @@ def cumulative(weights: Sequence[float] | None) -> list[float] | None:
 
 def normalise(text: str) -> str:
     """The form used for exact dedup: NFKC, case-folded, white space collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    if not text.isascii():  # NFKC leaves ASCII as it is
+        text = unicodedata.normalize("NFKC", text)
+    return " ".join(text.casefold().split())
 
 
 def key64(text: str) -> int:

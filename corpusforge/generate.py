@@ -218,7 +218,8 @@ class Drawer:
                     continue  # this premise has fewer distinct continuations than asked; keep what it has
             else:
                 rest = [cs.render(choice, values) for _, cs in roles[1:]]
-            seen_rest.add(tuple(rest))
+            if self.k > 1:
+                seen_rest.add(tuple(rest))
             parts = [(premise_role, premise_text)]
             parts += [(role, text) for (role, _), text in zip(roles[1:], rest) if text]
             meta = {"variant": variant.index} if self.k == 1 else {"variant": variant.index, "continuation": j}
