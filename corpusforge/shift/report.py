@@ -122,7 +122,6 @@ def build_report(model_spec: str, adapter: str | Path, *, probes_file: str | Pat
                  controls_file: str | Path | None = None, corpus: str | Path | None = None, max_probes: int = 20,
                  max_controls: int = 20, echo: Callable[[str], None] = print) -> dict:
     """Measure the adapter against its base model and return the report as a dict (see ShiftReport)."""
-    import torch
     from peft import PeftModel
 
     adapter = Path(adapter)
@@ -221,7 +220,6 @@ def build_report(model_spec: str, adapter: str | Path, *, probes_file: str | Pat
         "run": {k: run.get(k) for k in ("steps", "config", "non_padding_tokens_per_s") if k in run},
     }
     ShiftReport.model_validate(report)
-    del torch
     return report
 
 
