@@ -139,13 +139,11 @@ def build_report(model_spec: str, adapter: str | Path, *, probes_file: str | Pat
             raise ReportError("no probes: pass --probes FILE or --corpus DIR (the adapter's run.json names no "
                               "corpus that exists here)")
         probes = probes_from_corpus(source, limit=max_probes)
-    probes = probes[:max_probes] if not probes_file else probes
-    controls = read_prompts(controls_file or DEFAULT_CONTROLS)
-    controls = controls if controls_file else controls[:max_controls]
-    if not controls_file:  # spread the shipped default over its kinds
-        all_controls = read_prompts(DEFAULT_CONTROLS)
-        controls = [c for i, c in enumerate(all_controls) if i % max(1, len(all_controls) // max_controls) == 0]
-        controls = controls[:max_controls]
+    if controls_file:
+        controls = read_prompts(controls_file)
+    else:  # the shipped default set, spread over its kinds
+        shipped = read_prompts(DEFAULT_CONTROLS)
+        controls = shipped[::max(1, len(shipped) // max_controls)][:max_controls]
 
     laps = Laps()
     lap, timings = laps.lap, laps.seconds
