@@ -115,35 +115,34 @@ def _check_jsonl(path: Path, stream, patterns, report: ValidationReport, sink) -
     file = str(path)
     records = sound = number = 0
     validate_json = Record.__pydantic_validator__.validate_json  # model_validate_json without its wrapper
-    for number, raw, ended in read_lines(stream):
-        if raw is None:
-            records += 1
-            sink([Issue(file, number, "$", f"line is longer than {MAX_LINE_BYTES // 2**20} MiB; "
-                                           "is this a JSONL file of records?")])
-            continue
-        if number == 1 and raw.startswith(BOM):
-            raw = raw[len(BOM):]
-        if not raw or raw.isspace():
-            continue
-        records += 1
-        # fast path: most records are sound; only a failing one pays for detailed messages
-        try:
-            if is_sound(validate_json(raw), patterns):
-                sound += 1
+    try:
+        for number, raw, ended in read_lines(stream):
+            if raw is None:
+                records += 1
+                sink([Issue(file, number, "$", f"line is longer than {MAX_LINE_BYTES // 2**20} MiB; "
+                                               "is this a JSONL file of records?")])
                 continue
-        except ValidationError:
-            pass
-        problems = _check_line(raw, file, number, patterns)
-        if problems and not ended and problems[0].message.startswith("invalid JSON"):
-            problems[0].message += " — the last line has no newline: the file may be truncated"
-        sink(problems)
-    report.records += sound
-    report.valid += sound
+            if number == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM):]
+            if not raw or raw.isspace():
+                continue
+            records += 1
+            # fast path: most records are sound; only a failing one pays for detailed messages
+            try:
+                if is_sound(validate_json(raw), patterns):
+                    sound += 1
+                    continue
+            except ValidationError:
+                pass
+            problems = _check_line(raw, file, number, patterns)
+            if problems and not ended and problems[0].message.startswith("invalid JSON"):
+                problems[0].message += " — the last line has no newline: the file may be truncated"
+            sink(problems)
+    finally:  # sound records count even when the stream breaks further on (a corrupt gzip)
+        report.records += sound
+        report.valid += sound
     if records == 0:
-        report.file_errors += 1
-        report.error_count += 1
-        kind = "empty" if number == 0 else "blank"
-        _append(report, Issue(file, None, "$", f"file is {kind}: it holds no records"))
+        _file_error(report, file, f"file is {'empty' if number == 0 else 'blank'}: it holds no records")
 
 
 def _check_parquet(path: Path, patterns, report: ValidationReport, sink) -> None:
@@ -153,9 +152,7 @@ def _check_parquet(path: Path, patterns, report: ValidationReport, sink) -> None
     try:
         pf = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several types for a bad file
-        report.file_errors += 1
-        report.error_count += 1
-        _append(report, Issue(file, None, "$", f"not a readable Parquet file: {e}"))
+        _file_error(report, file, f"not a readable Parquet file: {e}")
         return
     row = 0
     for batch in pf.iter_batches(batch_size=2048):
@@ -173,9 +170,14 @@ def _check_parquet(path: Path, patterns, report: ValidationReport, sink) -> None
                 continue
             sink([Issue(file, row, p, m) for p, m in structural_errors(rec, patterns)])
     if row == 0:
-        report.file_errors += 1
-        report.error_count += 1
-        _append(report, Issue(file, None, "$", "file is empty: it holds no records"))
+        _file_error(report, file, "file is empty: it holds no records")
+
+
+def _file_error(report: ValidationReport, file: str, message: str) -> None:
+    """A problem with a whole file (empty, unreadable): always listed, and the report is not ok."""
+    report.file_errors += 1
+    report.error_count += 1
+    report.errors.append(Issue(file, None, "$", message))
 
 
 def _append(report: ValidationReport, issue: Issue, max_errors: int | None = None) -> None:
@@ -214,7 +216,5 @@ def validate_paths(paths: Sequence[str | Path], *, patterns: Mapping[str, Patter
             with opener(path, "rb") as stream:
                 _check_jsonl(path, stream, known, report, sink)
         except (OSError, EOFError, zlib.error) as e:
-            report.file_errors += 1
-            report.error_count += 1
-            _append(report, Issue(str(path), None, "$", f"cannot read the file: {e}"))
+            _file_error(report, str(path), f"cannot read the file: {e}")
     return report

@@ -268,3 +268,17 @@ def test_push_to_a_branch(hub, run, tmp_path):
 def test_push_bad_input(run, args, words):
     result = run("push", SAMPLE / "corpus", *args, "--dry-run")
     assert result.exit_code == 1 and words in result.output
+
+
+def test_shards_split_at_the_row_limit_in_one_pass(tmp_path):
+    import pyarrow.parquet as pq
+
+    from corpusforge.hub.dataset import write_parquet_shards
+
+    files = write_parquet_shards(SAMPLE / "corpus", tmp_path / "data", rows_per_shard=70)
+    names = sorted(f.name for f in files)
+    assert names == ["test-00000-of-00001.parquet", "train-00000-of-00003.parquet", "train-00001-of-00003.parquet",
+                     "train-00002-of-00003.parquet", "validation-00000-of-00001.parquet"]
+    rows = [pq.read_table(tmp_path / "data" / n).num_rows for n in names if n.startswith("train")]
+    assert rows == [70, 70, 21]
+    assert not list((tmp_path / "data").glob(".*"))

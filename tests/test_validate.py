@@ -149,3 +149,14 @@ targets: [" but"]
     data = out / "data" / "train.jsonl"
     assert run("validate", data).exit_code == 1                    # a bare file does not
     assert run("validate", data, "--templates", pack).exit_code == 0
+
+
+def test_records_before_a_corrupt_gzip_tail_are_still_counted(tmp_path, good_record):
+    import gzip as gz
+
+    whole = gz.compress((json.dumps(good_record) + "\n").encode() * 12000)  # over one 4 MiB read
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(whole[: len(whole) // 2])     # the stream ends mid-way
+    report = validate_paths([path])
+    assert not report.ok and report.file_errors == 1 and "cannot read" in report.errors[-1].message
+    assert report.valid == report.records > 0

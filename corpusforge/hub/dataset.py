@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import math
 import shutil
 from pathlib import Path
 
@@ -57,30 +56,35 @@ def load_corpus(corpus_dir: str | Path):
 
 
 def write_parquet_shards(corpus_dir: str | Path, data_dir: Path, rows_per_shard: int = ROWS_PER_SHARD) -> list[Path]:
-    """Write ``data/{split}-0000i-of-0000N.parquet`` (the Hub's layout), streaming; returns the files."""
+    """Write ``data/{split}-0000i-of-0000N.parquet`` (the Hub's layout) in one streaming pass; returns the files.
+
+    Shards are written under provisional names and renamed once N, the number of shards, is known.
+    """
     import pyarrow.parquet as pq
 
     data_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for split, files in split_files(corpus_dir).items():
-        count = sum(1 for _ in iter_records(files))
-        shards = max(1, math.ceil(count / rows_per_shard))
-        batches = _record_batches(files)
-        pending = None
-        for i in range(shards):
-            path = data_dir / f"{split}-{i:05d}-of-{shards:05d}.parquet"
-            with pq.ParquetWriter(path, arrow_schema()) as writer:
-                room = rows_per_shard
-                while room > 0:
-                    batch = pending if pending is not None else next(batches, None)
-                    pending = None
-                    if batch is None:
-                        break
-                    if batch.num_rows > room:
-                        batch, pending = batch.slice(0, room), batch.slice(room)
-                    writer.write_batch(batch)
-                    room -= batch.num_rows
-            written.append(path)
+        shards: list[Path] = []
+        writer, room = None, 0
+        for batch in _record_batches(files):
+            while batch is not None and batch.num_rows:
+                if writer is None or room == 0:
+                    if writer is not None:
+                        writer.close()
+                    shards.append(data_dir / f".{split}-{len(shards):05d}.parquet.partial")
+                    writer, room = pq.ParquetWriter(shards[-1], arrow_schema()), rows_per_shard
+                part, batch = (batch, None) if batch.num_rows <= room else (batch.slice(0, room), batch.slice(room))
+                writer.write_batch(part)
+                room -= part.num_rows
+        if writer is None:  # a split with no rows still gets its (empty) shard
+            shards.append(data_dir / f".{split}-00000.parquet.partial")
+            writer = pq.ParquetWriter(shards[-1], arrow_schema())
+        writer.close()
+        for i, provisional in enumerate(shards):
+            final = data_dir / f"{split}-{i:05d}-of-{len(shards):05d}.parquet"
+            provisional.replace(final)
+            written.append(final)
     return written
 
 
