@@ -26,10 +26,11 @@ from typing import Callable
 import orjson
 
 from .._atomic import atomic_dir, sha256_file, write_atomic
+from ..columnar import from_row
 from ..corpus import iter_records, read_manifest
 from ..errors import HubError
 from ..records import Record
-from ..stats import corpus_stats
+from ..stats import compute_stats
 from .card import check_card, render_card
 from .dataset import split_files, write_parquet_shards
 
@@ -64,14 +65,18 @@ class PushResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _examples(corpus_dir: Path) -> dict[str, dict]:
-    """One record per pattern, preferring the training split."""
+def _stats_and_examples(corpus_dir: Path) -> tuple[dict, dict[str, dict]]:
+    """The corpus statistics and one record per pattern (preferring the training split), in one pass."""
     found: dict[str, dict] = {}
-    for rec in iter_records([corpus_dir]):
-        old = found.get(rec["pattern"])
-        if old is None or (old.get("split") != "train" and rec.get("split") == "train"):
-            found[rec["pattern"]] = rec
-    return found
+
+    def remember(records):
+        for rec in records:
+            old = found.get(rec["pattern"])
+            if old is None or (old.get("split") != "train" and rec.get("split") == "train"):
+                found[rec["pattern"]] = rec
+            yield rec
+
+    return compute_stats(remember(iter_records([corpus_dir]))), found
 
 
 def stage_repository(corpus_dir: str | Path, staging: str | Path, *, repo_id: str | None,
@@ -82,11 +87,11 @@ def stage_repository(corpus_dir: str | Path, staging: str | Path, *, repo_id: st
     if manifest is None:
         raise HubError("not a corpus folder: no manifest.json", file=str(corpus_dir),
                        hint="push a folder made by `corpusforge generate`")
-    stats = corpus_stats([corpus_dir])
+    stats, examples = _stats_and_examples(corpus_dir)
     splits = list(split_files(corpus_dir))
     with atomic_dir(staging) as tmp:
         write_parquet_shards(corpus_dir, tmp / "data")
-        card = render_card(manifest, stats, _examples(corpus_dir), splits, repo_id=repo_id,
+        card = render_card(manifest, stats, examples, splits, repo_id=repo_id,
                            existing=existing_card, pretty_name=pretty_name)
         write_atomic(tmp / "README.md", card)
     return [PlannedFile(str(p.relative_to(staging)), p.stat().st_size, sha256_file(p))
@@ -115,8 +120,6 @@ def check_staging(corpus_dir: Path, staging: Path) -> None:
                 raise HubError(f"datasets did not find split {split!r} in the staged folder", file=str(staging))
             expected = iter_records(files)
             count = 0
-            from ..columnar import from_row
-
             for row in loaded[split]:
                 want = next(expected, None)
                 got = from_row(row)
