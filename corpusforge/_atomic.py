@@ -30,6 +30,18 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
         raise
 
 
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``final``; an existing ``final`` is set aside first, then removed."""
+    if final.exists():
+        old = final.parent / f".{final.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
 @contextmanager
 def atomic_dir(final: str | Path, *, keep_partial: Callable[[BaseException], bool] | None = None) -> Iterator[Path]:
     """Build a directory under a temporary name beside ``final``; rename it into place on success.
@@ -48,14 +60,7 @@ def atomic_dir(final: str | Path, *, keep_partial: Callable[[BaseException], boo
         if keep_partial is None or not keep_partial(error):
             shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if final.exists():
-        old = final.parent / f".{final.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+    replace_dir(tmp, final)
 
 
 def sha256_file(path: str | Path) -> str:

@@ -35,7 +35,7 @@ def encode_records(records: list[dict], tokenizer, *, loss_on: list[str] | None,
     out = []
     for rec, ids, offsets in zip(records, enc["input_ids"], enc["offset_mapping"]):
         segments = rec["segments"]
-        roles = [s for s in segments[1:]] if loss_on is None else [s for s in segments if s["role"] in loss_on]
+        roles = segments[1:] if loss_on is None else [s for s in segments if s["role"] in loss_on]
         spans = [(s["start"], s["end"]) for s in roles]
         supervised = [t for t in range(1, len(ids))
                       if any(a <= offsets[t][0] < b for a, b in spans) or

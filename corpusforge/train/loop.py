@@ -29,7 +29,7 @@ from typing import Callable
 import orjson
 
 from .. import __version__
-from .._atomic import write_atomic
+from .._atomic import replace_dir, write_atomic
 from ..corpus import iter_records, read_manifest
 from ..errors import TrainError
 from .data import (
@@ -438,13 +438,13 @@ def train(corpus: str | Path, out: str | Path, cfg: TrainConfig, *, resume: bool
         manifest = read_manifest(corpus) or {}
         import hashlib
 
+        from importlib.metadata import PackageNotFoundError, version
+
         versions = {}
         for pkg in ("torch", "transformers", "peft", "accelerate"):
             try:
-                from importlib.metadata import version
-
                 versions[pkg] = version(pkg)
-            except Exception:  # noqa: BLE001 - a missing version is only informative
+            except PackageNotFoundError:  # a missing version is only informative
                 versions[pkg] = None
         run = {
             "format": "corpusforge.adapter/1", "corpusforge_version": __version__, "model": cfg.model,
@@ -461,9 +461,7 @@ def train(corpus: str | Path, out: str | Path, cfg: TrainConfig, *, resume: bool
         }
         write_atomic(partial / "run.json", json.dumps(run, indent=1, ensure_ascii=False) + "\n")
         shutil.rmtree(partial / "checkpoints", ignore_errors=True)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(partial, out)
+        replace_dir(partial, out)
         result.run = run
     accelerator.wait_for_everyone()
     return result
