@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from .columnar import from_row
 from .corpus import BOM, MAX_LINE_BYTES, corpus_files, manifest_patterns, read_lines
 from .patterns import BUILTIN_PATTERNS, Pattern, merge_patterns
-from .records import Record, is_sound, structural_errors
+from .records import RECORD_DICT_VALIDATOR, Record, is_sound, structural_errors
 
 
 @dataclass
@@ -114,7 +114,7 @@ def _check_line(raw: bytes, file: str, line: int, patterns) -> list[Issue]:
 def _check_jsonl(path: Path, stream, patterns, report: ValidationReport, sink) -> None:
     file = str(path)
     records = sound = number = 0
-    validate_json = Record.__pydantic_validator__.validate_json  # model_validate_json without its wrapper
+    validate_json = RECORD_DICT_VALIDATOR.validate_json
     try:
         for number, raw, ended in read_lines(stream):
             if raw is None:

@@ -8,10 +8,12 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from corpusforge.records import Record, build_record, content_id, find_targets, structural_errors
+from corpusforge.patterns import BUILTIN_PATTERNS
+from corpusforge.records import (
+    RECORD_DICT_VALIDATOR, Record, build_record, content_id, find_targets, is_sound, structural_errors)
 from corpusforge.schemas import render_schema
 
-from .conftest import ROOT
+from .conftest import ROOT, SAMPLE
 
 
 def make(parts, markers=(" then",), pattern="if_then"):
@@ -61,6 +63,40 @@ def test_structural_checks_name_the_field(mutate, path, words):
     mutate(rec)
     problems = structural_errors(Record.model_validate(rec))
     assert any(p == path and words in m for p, m in problems), problems
+    assert not is_sound(rec, BUILTIN_PATTERNS)  # the fast path agrees
+
+
+def _verdict(validate, line: bytes) -> bool:
+    try:
+        validate(line)
+    except ValidationError:
+        return False
+    return True
+
+
+def test_the_dict_validator_is_the_model_contract():
+    """Validation's fast path reads records as dicts with a schema derived from Record's; both must
+    accept and reject exactly the same lines (the sample corpus, the invalid sample, and edge cases)."""
+    lines = (SAMPLE / "corpus" / "data" / "train.jsonl").read_bytes().splitlines()
+    lines += (SAMPLE / "invalid.jsonl").read_bytes().splitlines()
+    good = json.loads(lines[0])
+    for bad in (dict(good, index="5"), dict(good, index=-1), dict(good, seed=1.5), dict(good, colour="blue"),
+                dict(good, id="XYZ"), dict(good, language="english"), dict(good, template="t.en"),
+                dict(good, split="Train"), dict(good, segments=[]), dict(good, slots={"a": 1}),
+                dict(good, targets=[{"text": "", "start": 0, "end": 0}]), dict(good, meta=[1]),
+                dict(good, segments=[dict(good["segments"][0], extra=1)]), dict(good, premise_id=None),
+                {k: v for k, v in good.items() if k not in ("split", "meta", "premise_id")}):
+        lines.append(json.dumps(bad, ensure_ascii=False).encode())
+    verdicts = [(_verdict(Record.__pydantic_validator__.validate_json, line),
+                 _verdict(RECORD_DICT_VALIDATOR.validate_json, line)) for line in lines]
+    assert all(model == fast for model, fast in verdicts)
+    assert {model for model, _ in verdicts} == {True, False}  # both kinds were exercised
+    assert RECORD_DICT_VALIDATOR.validate_json(lines[0]) == Record.model_validate_json(lines[0]).model_dump()
+
+
+def test_fast_path_passes_every_sound_sample_record():
+    for line in (SAMPLE / "corpus" / "data" / "train.jsonl").read_bytes().splitlines():
+        assert is_sound(RECORD_DICT_VALIDATOR.validate_json(line), BUILTIN_PATTERNS)
 
 
 def test_schema_file_matches_the_model():
