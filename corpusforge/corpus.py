@@ -64,46 +64,47 @@ def manifest_patterns(paths: Sequence[str | Path]) -> list[Pattern]:
     return found
 
 
-def read_lines(stream, chunk_size: int = 1 << 22) -> Iterator[tuple[int, bytes | None, bool]]:
-    """Yield ``(line_number, line, ended)`` for each physical line, read in large chunks.
+def read_blocks(stream, chunk_size: int = 1 << 22) -> Iterator[tuple[int, list[bytes | None], bool]]:
+    """Yield ``(first_line_number, lines, ended)``: the physical lines of the stream, a chunk at a time.
 
-    ``line`` has no line break; ``ended`` is False only for a last line with no
-    newline (a truncated file). A line longer than MAX_LINE_BYTES is yielded as
-    None and never held in memory whole.
+    Lines have no line break; a line longer than MAX_LINE_BYTES comes as None and
+    is never held in memory whole. ``ended`` is False only for a block holding
+    just a last line with no newline (a truncated file). Blocks let a hot loop
+    run over a list instead of resuming a generator for every line.
     """
-    number, carry, skipping = 0, b"", False
+    limit = MAX_LINE_BYTES
+    number, carry, skipping = 1, b"", False
     while True:
         chunk = stream.read(chunk_size)
         if not chunk:
             break
         parts = chunk.split(b"\n")
-        if skipping:
+        may_be_long = len(carry) + len(chunk) > limit  # no line of this chunk can be longer than that
+        if skipping:  # inside a long line: drop everything up to its end
             if len(parts) == 1:
-                continue  # still inside the long line
-            skipping = False
-            number += 1
-            yield number, None, True
-            parts[0] = b""
-            carry = b""
-            parts = parts[1:]
-            if not parts:
                 continue
-            carry, parts = parts[-1], parts[:-1]
-            for line in parts:
-                number += 1
-                yield number, line, True
-            continue
-        parts[0] = carry + parts[0]
+            skipping, parts[0] = False, None
+        else:
+            parts[0] = carry + parts[0]
         carry = parts.pop()
-        for line in parts:
-            number += 1
-            yield number, (line if len(line) <= MAX_LINE_BYTES else None), True
-        if len(carry) > MAX_LINE_BYTES:
+        if may_be_long:
+            parts = [line if line is None or len(line) <= limit else None for line in parts]
+        if parts:
+            yield number, parts, True
+            number += len(parts)
+        if len(carry) > limit:
             carry, skipping = b"", True
     if skipping:
-        yield number + 1, None, False
+        yield number, [None], False
     elif carry:
-        yield number + 1, carry, False
+        yield number, [carry], False
+
+
+def read_lines(stream, chunk_size: int = 1 << 22) -> Iterator[tuple[int, bytes | None, bool]]:
+    """Yield ``(line_number, line, ended)`` for each physical line (see ``read_blocks``)."""
+    for first, lines, ended in read_blocks(stream, chunk_size):
+        for offset, line in enumerate(lines):
+            yield first + offset, line, ended
 
 
 def iter_records(paths: Sequence[str | Path]) -> Iterator[dict]:

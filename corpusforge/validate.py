@@ -20,7 +20,7 @@ import orjson
 from pydantic import ValidationError
 
 from .columnar import from_row
-from .corpus import BOM, MAX_LINE_BYTES, corpus_files, manifest_patterns, read_lines
+from .corpus import BOM, MAX_LINE_BYTES, corpus_files, manifest_patterns, read_blocks
 from .patterns import BUILTIN_PATTERNS, Pattern, merge_patterns
 from .records import RECORD_DICT_VALIDATOR, Record, is_sound, structural_errors
 
@@ -98,8 +98,15 @@ def _pydantic_issues(err: ValidationError, file: str, line: int | None) -> list[
     return issues
 
 
-def _check_line(raw: bytes, file: str, line: int, patterns) -> list[Issue]:
-    """Every problem of one line, with a message a person can act on (the slow, thorough path)."""
+def _check_line(raw: bytes, file: str, line: int, patterns, failure: ValidationError | None = None) -> list[Issue]:
+    """Every problem of one line, with a message a person can act on (the slow, thorough path).
+
+    ``failure`` is the fast path's schema error for this very line, if it had one: the dict
+    validator shares Record's core schema, so its errors are the same and need not be found twice.
+    Broken JSON or UTF-8 is looked at again here, for a precise message.
+    """
+    if failure is not None and failure.errors(include_url=False)[0]["type"] != "json_invalid":
+        return _pydantic_issues(failure, file, line)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -113,35 +120,44 @@ def _check_line(raw: bytes, file: str, line: int, patterns) -> list[Issue]:
 
 def _check_jsonl(path: Path, stream, patterns, report: ValidationReport, sink) -> None:
     file = str(path)
-    records = sound = number = 0
+    records = sound = 0
+    number = 0
     validate_json = RECORD_DICT_VALIDATOR.validate_json
     try:
-        for number, raw, ended in read_lines(stream):
-            if raw is None:
-                records += 1
-                sink([Issue(file, number, "$", f"line is longer than {MAX_LINE_BYTES // 2**20} MiB; "
-                                               "is this a JSONL file of records?")])
-                continue
-            if number == 1 and raw.startswith(BOM):
-                raw = raw[len(BOM):]
-            if not raw or raw.isspace():
-                continue
-            records += 1
-            # fast path: most records are sound; only a failing one pays for detailed messages
-            try:
-                if is_sound(validate_json(raw), patterns):
+        for first, lines, ended in read_blocks(stream):
+            for offset, raw in enumerate(lines):
+                # fast path: most lines are sound records; everything else (blank lines, a BOM,
+                # an over-long line, an invalid record) takes the slow path below
+                failure = None
+                try:
+                    if is_sound(validate_json(raw), patterns):
+                        sound += 1
+                        continue
+                except ValidationError as err:
+                    failure = err
+                number = first + offset
+                if raw is None:
+                    records += 1
+                    sink([Issue(file, number, "$", f"line is longer than {MAX_LINE_BYTES // 2**20} MiB; "
+                                                   "is this a JSONL file of records?")])
+                    continue
+                if number == 1 and raw.startswith(BOM):
+                    raw, failure = raw[len(BOM):], None
+                if not raw or raw.isspace():
+                    continue
+                problems = _check_line(raw, file, number, patterns, failure)
+                if not problems:  # sound once its BOM is gone
                     sound += 1
                     continue
-            except ValidationError:
-                pass
-            problems = _check_line(raw, file, number, patterns)
-            if problems and not ended and problems[0].message.startswith("invalid JSON"):
-                problems[0].message += " — the last line has no newline: the file may be truncated"
-            sink(problems)
+                records += 1
+                if not ended and problems[0].message.startswith("invalid JSON"):
+                    problems[0].message += " — the last line has no newline: the file may be truncated"
+                sink(problems)
+            number = first + len(lines) - 1
     finally:  # sound records count even when the stream breaks further on (a corrupt gzip)
         report.records += sound
         report.valid += sound
-    if records == 0:
+    if records + sound == 0:
         _file_error(report, file, f"file is {'empty' if number == 0 else 'blank'}: it holds no records")
 
 

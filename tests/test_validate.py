@@ -160,3 +160,14 @@ def test_records_before_a_corrupt_gzip_tail_are_still_counted(tmp_path, good_rec
     report = validate_paths([path])
     assert not report.ok and report.file_errors == 1 and "cannot read" in report.errors[-1].message
     assert report.valid == report.records > 0
+
+
+def test_nested_schema_errors_name_the_field(tmp_path, good_record):
+    bad = [dict(good_record, segments=[1]), dict(good_record, slots={"a": 1}),
+           dict(good_record, targets=[{"text": " then"}])]
+    report = validate_paths([write_jsonl(tmp_path / "nested.jsonl", bad)])
+    found = [(e.line, e.path, e.message) for e in report.errors]
+    assert (1, "$.segments[0]", "Input should be an object (got 1)") in found
+    assert (2, "$.slots.a", "Input should be a valid string (got 1)") in found
+    assert (3, "$.targets[0].start", "required field is missing") in found
+    assert report.invalid == 3
