@@ -50,7 +50,13 @@ def normalise(text: str) -> str:
     """The form used for exact dedup: NFKC, case-folded, white space collapsed."""
     if not text.isascii():  # NFKC leaves ASCII as it is
         text = unicodedata.normalize("NFKC", text)
-    return " ".join(text.casefold().split())
+    text = text.casefold()
+    # the white space of rendered text is usually single ASCII spaces already, and then the
+    # split-and-join below would return the same string; the only white space a printable
+    # string can hold is the ASCII space (checked over all of Unicode in the tests)
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text
+    return " ".join(text.split())
 
 
 def key64(text: str) -> int:

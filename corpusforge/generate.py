@@ -120,11 +120,28 @@ class GenerateConfig:
 
 @dataclass
 class _Prepared:
+    """A template with everything a draw needs looked up once (the draw loop runs a million times)."""
+
     tmpl: Template
     variant_cum: list[float] | None
     slot_cum: dict[str, list[float] | None]
     variants: list  # eligible variants (enough continuation space)
     key_prefix: str  # "seed␟name␟version␟": the fixed part of every draw key of this template
+    pattern: str = ""
+    ref: str = ""
+    language: str = ""
+    markers: tuple = ()
+    plain: dict = field(default_factory=dict)           # slot → its values as plain strings
+    picks: dict = field(default_factory=dict)           # slot → (number of values, cumulative weights)
+    distinct: tuple = ()                                # constraints: groups of slots whose values differ
+
+    def __post_init__(self) -> None:
+        tmpl = self.tmpl
+        self.pattern, self.ref, self.language, self.markers = (tmpl.pattern.name, tmpl.ref, tmpl.language,
+                                                               tuple(tmpl.markers))
+        self.plain = {s: [w.plain for w in ws] for s, ws in tmpl.slot_values.items()}
+        self.picks = {s: (len(ws), self.slot_cum[s]) for s, ws in tmpl.slot_values.items()}
+        self.distinct = tuple(tuple(c.distinct) for c in tmpl.spec.constraints)
 
 
 class Drawer:
@@ -164,20 +181,22 @@ class Drawer:
             self._mix_block = (block, uniforms(8, self.seed, "mix", block))
         return self._mix_block[1][index & 7]
 
-    def _satisfies(self, tmpl: Template, choice: dict) -> bool:
-        for c in tmpl.spec.constraints:
-            picked = [str(tmpl.slot_values[s][choice[s]]) for s in c.distinct if s in choice]
+    @staticmethod
+    def _satisfies(prep: _Prepared, choice: dict) -> bool:
+        plain = prep.plain
+        for group in prep.distinct:
+            picked = [plain[s][choice[s]] for s in group if s in choice]
             if len(set(picked)) != len(picked):
                 return False
         return True
 
     def _draw(self, prep: _Prepared, index: int, tag: str, base: tuple | None = None):
         """Draw a variant and its slot values (``base``: keep that variant and premise, redraw the rest)."""
-        tmpl = prep.tmpl
-        values, cum = tmpl.slot_values, prep.slot_cum
+        picks = prep.picks
+        count = 1 + len(picks)
         for attempt in range(MAX_REDRAWS):
             # = uniforms(n, seed, name, version, index, tag, attempt)
-            draws = uniforms_from(1 + len(tmpl.slot_names), f"{prep.key_prefix}{index}\x1f{tag}\x1f{attempt}")
+            draws = uniforms_from(count, f"{prep.key_prefix}{index}\x1f{tag}\x1f{attempt}")
             if base is None:
                 variant = prep.variants[pick(draws[0], len(prep.variants), prep.variant_cum)]
                 choice: dict = {}
@@ -186,11 +205,12 @@ class Drawer:
                 variant, choice = base[0], dict(base[1])
                 slots = variant.continuation_slots
             for s, x in zip(slots, draws[1:]):
-                choice[s] = pick(x, len(values[s]), cum[s])
-            if not tmpl.spec.constraints or self._satisfies(tmpl, choice):
+                n, cum = picks[s]
+                choice[s] = (x * n) >> 64 if cum is None else pick(x, n, cum)  # pick(), inlined
+            if not prep.distinct or self._satisfies(prep, choice):
                 return variant, choice
-        raise GenerateError(f"template {tmpl.name!r}: no draw satisfied its constraints after {MAX_REDRAWS} tries "
-                            f"(unit {index})", hint="loosen the constraints or add slot values")
+        raise GenerateError(f"template {prep.tmpl.name!r}: no draw satisfied its constraints after {MAX_REDRAWS} "
+                            f"tries (unit {index})", hint="loosen the constraints or add slot values")
 
     def unit(self, index: int) -> tuple[int | None, int, list[tuple[int, str, dict]]]:
         """Unit ``index``: (premise key or None, template index, [(text key, split, record), ...])."""
@@ -223,9 +243,10 @@ class Drawer:
             parts = [(premise_role, premise_text)]
             parts += [(role, text) for (role, _), text in zip(roles[1:], rest) if text]
             meta = {"variant": variant.index} if self.k == 1 else {"variant": variant.index, "continuation": j}
+            plain = prep.plain
             rec = build_record(
-                pattern=tmpl.pattern.name, template=tmpl.ref, language=tmpl.language, parts=parts,
-                markers=tmpl.markers, slots={s: values[s][choice[s]].plain for s in variant.slots},
+                pattern=prep.pattern, template=prep.ref, language=prep.language, parts=parts,
+                markers=prep.markers, slots={s: plain[s][choice[s]] for s in variant.slots},
                 seed=self.seed, index=index, premise_id=pid, split=split, meta=meta)
             out.append((key64(normalise(rec["text"])), split, rec))
         return (key64(pid) if self.k > 1 else None), t_index, out

@@ -101,15 +101,16 @@ def build_record(*, pattern: str, template: str, language: str, parts: Sequence[
     ``parts`` are ``(role, text)`` pairs; the record's text is their
     concatenation. Every occurrence of each marker becomes a target span.
     """
-    text = "".join([t for _, t in parts])
-    segments, spans, pos = [], [], 0
+    segments, spans, pieces, pos = [], [], [], 0
     for role, piece in parts:
         end = pos + len(piece)
         segments.append({"role": role, "start": pos, "end": end, "text": piece})
         spans.append((role, pos, end))
+        pieces.append(piece)
         pos = end
+    text = "".join(pieces)
     targets = find_targets(text, markers)
-    slots = dict(slots or {})
+    slots = dict(slots) if slots else {}
     rid = content_id(pattern, template, language, text, spans,
                      [(t["text"], t["start"], t["end"]) for t in targets], slots)
     rec = {"id": rid, "pattern": pattern, "template": template, "language": language, "text": text,
@@ -129,8 +130,10 @@ def find_targets(text: str, markers: Sequence[str]) -> list[dict]:
     """
     found = []
     for marker in markers:
-        head, tail = marker[:1].isalnum(), marker[-1:].isalnum()
         start = text.find(marker)
+        if start == -1:
+            continue
+        head, tail = marker[:1].isalnum(), marker[-1:].isalnum()
         while start != -1:
             end = start + len(marker)
             if not ((head and start > 0 and text[start - 1].isalnum())
@@ -139,7 +142,8 @@ def find_targets(text: str, markers: Sequence[str]) -> list[dict]:
                 start = text.find(marker, end)
             else:
                 start = text.find(marker, start + 1)
-    found.sort(key=lambda t: (t["start"], t["end"]))
+    if len(markers) > 1:  # one marker's matches are found in order already
+        found.sort(key=lambda t: (t["start"], t["end"]))
     return found
 
 
