@@ -275,8 +275,8 @@ class _Block:
     keys: array                 # per candidate: dedup key of its text ('Q')
     splits: bytearray           # per candidate: index into the split names
     templates: array            # per candidate: index of its template ('H')
-    lines: bytes                # JSONL: all candidates' lines, back to back
-    ends: array                 # JSONL: where each candidate's line ends in ``lines`` ('Q')
+    lines: list                 # JSONL, per split: the lines of its candidates, back to back (bytes)
+    ends: list                  # JSONL, per split: where each of its candidates' lines ends ('Q')
     records: list | None        # Parquet: the records themselves
 
 
@@ -284,25 +284,30 @@ def _draw_block(start: int, stop: int) -> _Block:
     drawer, as_lines = _WORKER["drawer"], _WORKER["as_lines"]
     split_index = {name: i for i, name in enumerate(drawer.split_names)}
     premise_keys = array("Q") if drawer.k > 1 else None
-    sizes, keys, splits, templates, ends = array("H"), array("Q"), bytearray(), array("H"), array("Q")
-    lines, records, offset = [], ([] if not as_lines else None), 0
+    sizes, keys, splits, templates = array("H"), array("Q"), bytearray(), array("H")
+    lines = [[] for _ in split_index]
+    ends = [array("Q") for _ in split_index]
+    offsets = [0] * len(split_index)
+    records = [] if not as_lines else None
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     for i in range(start, stop):
         pkey, t_index, cands = drawer.unit(i)
         if premise_keys is not None:
             premise_keys.append(pkey)
         sizes.append(len(cands))
         for key, split, rec in cands:
+            s = split_index[split]
             keys.append(key)
-            splits.append(split_index[split])
+            splits.append(s)
             templates.append(t_index)
             if as_lines:
-                line = orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
-                lines.append(line)
-                offset += len(line)
-                ends.append(offset)
+                line = dumps(rec, option=newline)
+                lines[s].append(line)
+                offsets[s] += len(line)
+                ends[s].append(offsets[s])
             else:
                 records.append(rec)
-    return _Block(premise_keys, sizes, keys, splits, templates, b"".join(lines), ends, records)
+    return _Block(premise_keys, sizes, keys, splits, templates, [b"".join(ls) for ls in lines], ends, records)
 
 
 def _blocks(workers: int, init_args: tuple) -> Iterator[_Block]:
@@ -354,11 +359,79 @@ class _Tally:
 
 
 def _keep(block: _Block, t: _Tally) -> list[list]:
-    """Decide the block's candidates in order; return, per split, the items to write (a hot loop)."""
+    """Decide the block's candidates in order; return, per split, the lines or records to write.
+
+    The common cases are decided for the whole block with set operations: one candidate per unit
+    (no continuations) with a few duplicates at most, or every candidate new. The edges of the
+    written range and premises seen before go one candidate at a time (``_keep_each``).
+    """
+    keys, pkeys, n = block.keys, block.premise_keys, len(block.keys)
+    if t.write_from <= t.kept and len(block.sizes):
+        if pkeys is None and len(block.sizes) == n:
+            drop = _repeats(keys, t.seen)
+            if t.kept + n - len(drop) <= t.hi:
+                return _keep_all_but(block, t, drop)
+        elif (t.kept + n <= t.hi and t.seen.isdisjoint(keys) and len(set(keys)) == n
+              and t.seen_premises.isdisjoint(pkeys) and len(set(pkeys)) == len(pkeys)):
+            t.seen_premises.update(pkeys)
+            return _keep_all_but(block, t, [])
+    return _keep_each(block, t)
+
+
+def _repeats(keys: array, seen: set) -> list[int]:
+    """Indexes of the candidates whose key was kept before, in ``seen`` or earlier in ``keys``."""
+    unique = set(keys)
+    if len(unique) == len(keys) and seen.isdisjoint(unique):
+        return []
+    clash, here, drop = seen & unique, set(), []
+    for j, key in enumerate(keys):
+        if key in clash or key in here:
+            drop.append(j)
+        else:
+            here.add(key)
+    return drop
+
+
+def _keep_all_but(block: _Block, t: _Tally, drop: list[int]) -> list[list]:
+    """Keep and write every candidate of the block but those in ``drop`` (one candidate per unit)."""
+    n, splits, tmpls = len(block.keys), block.splits, block.templates
+    t.seen.update(block.keys)
+    t.kept += n - len(drop)
+    trailing = 0  # units at the end of the block that added nothing
+    while trailing < len(drop) and drop[-1 - trailing] == n - 1 - trailing:
+        trailing += 1
+    t.idle = t.idle + n if trailing == n else trailing
+    for s in range(t.splits):
+        t.split_counts[s] += splits.count(s)
+    for i in range(t.templates):
+        t.template_counts[i] += tmpls.count(i)
+    for j in drop:
+        t.split_counts[splits[j]] -= 1
+        t.template_counts[tmpls[j]] -= 1
+    if block.records is not None:
+        dropped = set(drop)
+        return [[r for j, (r, sp) in enumerate(zip(block.records, splits)) if sp == s and j not in dropped]
+                for s in range(t.splits)]
+    out: list[list] = []
+    for s, (blob, ends) in enumerate(zip(block.lines, block.ends)):
+        view, pieces, start = memoryview(blob), [], 0
+        for j in drop:
+            if splits[j] == s:  # cut out the dropped line: it is this split's candidate number `at`
+                at = splits.count(s, 0, j)
+                pieces.append(view[start:ends[at - 1] if at else 0])
+                start = ends[at]
+        pieces.append(view[start:])
+        out.append([p for p in pieces if len(p)])
+    return out
+
+
+def _keep_each(block: _Block, t: _Tally) -> list[list]:
+    """``_keep`` one candidate at a time: duplicates, the edges of the range, premises seen before."""
     out: list[list] = [[] for _ in range(t.splits)]
     seen, seen_add = t.seen, t.seen.add
-    keys, splits, tmpls, ends, pkeys = block.keys, block.splits, block.templates, block.ends, block.premise_keys
-    lines = memoryview(block.lines)
+    keys, splits, tmpls, pkeys = block.keys, block.splits, block.templates, block.premise_keys
+    lines, ends = [memoryview(blob) for blob in block.lines], block.ends
+    cursor = [0] * t.splits  # per split: how many of the block's candidates of that split came before
     records = block.records
     split_counts, template_counts = t.split_counts, t.template_counts
     kept, idle, lo, hi, write_from = t.kept, t.idle, t.lo, t.hi, t.write_from
@@ -370,20 +443,27 @@ def _keep(block: _Block, t: _Tally) -> list[list]:
         pkey = pkeys[u] if pkeys is not None else None
         if pkey is not None and pkey in t.seen_premises:
             idle += 1
+            for j in range(first, c):
+                cursor[splits[j]] += 1
             continue
         added = 0
         for j in range(first, c):
+            s = splits[j]
+            at = cursor[s]
+            cursor[s] += 1
             key = keys[j]
             if key in seen or kept >= hi:
                 continue
             seen_add(key)
             added += 1
             if kept >= lo:
-                s = splits[j]
                 split_counts[s] += 1
                 template_counts[tmpls[j]] += 1
                 if kept >= write_from:
-                    out[s].append(records[j] if records is not None else lines[ends[j - 1] if j else 0:ends[j]])
+                    if records is not None:
+                        out[s].append(records[j])
+                    else:
+                        out[s].append(lines[s][ends[s][at - 1] if at else 0:ends[s][at]])
             kept += 1
         if pkey is not None and added:
             t.seen_premises.add(pkey)
@@ -545,11 +625,12 @@ def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None 
             blocks = _blocks(cfg.workers, init_args)
             while tally.kept < hi:
                 block = next(blocks)
+                written = max(tally.kept, write_from)
                 for split_index, items in enumerate(_keep(block, tally)):
                     if items:
                         sink.write_many(split_names[split_index], items)
-                        if bar:
-                            bar.update(len(items))
+                if bar:
+                    bar.update(max(tally.kept, write_from) - written)
                 if tally.idle >= GIVE_UP_AFTER:
                     sizes = ", ".join(f"{t.name}: {t.space_size():,}" for t in templates)
                     raise GenerateError(

@@ -124,7 +124,7 @@ def test_a_crash_leaves_nothing_under_the_final_name_and_resume_finishes_it(tmp_
     written = {"n": 0}
 
     def crashing_write(self, split, items):
-        written["n"] += len(items)
+        written["n"] += sum(bytes(item).count(b"\n") for item in items)  # items are lines or runs of lines
         if written["n"] > 1700:  # inside the second block of 1,000 draws, after a checkpoint
             raise KeyboardInterrupt
         real_write(self, split, items)
@@ -175,3 +175,25 @@ def test_cli_generate_prints_a_summary(run, tmp_path):
     assert result.exit_code == 0
     assert result.output.startswith("wrote 40 records to ")
     assert validate_paths([tmp_path / "c"]).ok
+
+
+@pytest.mark.parametrize("as_lines, k", [(True, 1), (True, 2), (False, 1)])
+def test_whole_block_fast_path_decides_like_one_at_a_time(as_lines, k):
+    """_keep decides most blocks whole, with set operations; it must match the candidate-by-candidate loop."""
+    gen._worker_init(list(MIX), [], [1.0] * 3, 5, k, {"train": 0.8, "test": 0.2}, as_lines)
+    blocks = [gen._draw_block(start, start + 50) for start in range(0, 200, 50)]
+    blocks.append(gen._draw_block(180, 230))  # units 180-199 again: some duplicates, cut out of the output
+    blocks.append(blocks[1])  # all duplicates
+    fast, each = (gen._Tally(lo=0, hi=10**6, write_from=0, splits=2, templates=3) for _ in range(2))
+    all_kept = []
+    for block in blocks:
+        before = fast.kept
+        got, expected = gen._keep(block, fast), gen._keep_each(block, each)
+        if as_lines:  # the fast path hands over a split's lines as one blob
+            got, expected = ([b"".join(items) for items in out] for out in (got, expected))
+        assert got == expected
+        all_kept.append(fast.kept - before == len(block.keys))
+        assert (fast.kept, fast.idle, fast.split_counts, fast.template_counts) == \
+               (each.kept, each.idle, each.split_counts, each.template_counts)
+    assert any(all_kept[:4]) and not all_kept[4] and not all_kept[5]
+    assert fast.seen == each.seen and fast.seen_premises == each.seen_premises
