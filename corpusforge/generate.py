@@ -310,13 +310,14 @@ def _draw_block(start: int, stop: int) -> _Block:
     return _Block(premise_keys, sizes, keys, splits, templates, [b"".join(ls) for ls in lines], ends, records)
 
 
-def _blocks(workers: int, init_args: tuple) -> Iterator[_Block]:
+def _blocks(workers: int, drawer: Drawer, as_lines: bool, init_args: tuple) -> Iterator[_Block]:
     """Yield blocks of drawn units in order, drawing them in ``workers`` processes.
 
-    (Measured: letting this process draw a share of the blocks too, between keeping and writing, was
-    slower on 2 cores than leaving it to keep and write while ``workers`` processes draw.)
+    This process and forked workers use ``drawer`` as it is; spawned workers build their own
+    from ``init_args``. (Measured: letting this process draw a share of the blocks too, between
+    keeping and writing, was slower on 2 cores than leaving it to keep and write.)
     """
-    _worker_init(*init_args)
+    _WORKER.update(drawer=drawer, as_lines=as_lines)
     if workers == 1:
         start = 0
         while True:
@@ -574,7 +575,6 @@ def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None 
     registry = registry or load_registry(cfg.template_paths)
     templates = resolve_templates(list(weights), registry)
     drawer = Drawer(templates, list(weights.values()), cfg.seed, cfg.continuations, cfg.splits)  # checks early
-    del drawer
 
     partial = out.parent / f".{out.name}.partial"
     progress_file = partial / "progress.json"
@@ -622,7 +622,7 @@ def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None 
         split_names = list(cfg.splits)
         checkpointed = tally.kept
         try:
-            blocks = _blocks(cfg.workers, init_args)
+            blocks = _blocks(cfg.workers, drawer, cfg.format == "jsonl", init_args)
             while tally.kept < hi:
                 block = next(blocks)
                 written = max(tally.kept, write_from)
