@@ -44,6 +44,7 @@ UNITS_PER_BLOCK = 1000
 CHECKPOINT_EVERY = 50_000  # records
 MAX_REDRAWS = 64            # per constraint or continuation
 GIVE_UP_AFTER = 20_000      # consecutive units that add nothing new
+PREMISE_MEMORY = 1 << 16    # premise texts whose id and split a Drawer remembers
 
 
 @dataclass
@@ -160,6 +161,7 @@ class Drawer:
             self.split_bounds.append(acc)
         self.prepared = [self._prepare(t) for t in templates]
         self._mix_block: tuple[int, list[int]] = (-1, [])
+        self._premises: dict[str, tuple[str, str]] = {}
 
     def _prepare(self, tmpl: Template) -> _Prepared:
         sizes = tmpl.sizes
@@ -173,6 +175,16 @@ class Drawer:
         return _Prepared(tmpl, None if len(set(weights)) == 1 else cumulative(weights),
                          {s: cumulative(w) for s, w in tmpl.slot_weights.items()}, eligible,
                          f"{self.seed}\x1f{tmpl.name}\x1f{tmpl.version}\x1f")
+
+    def _premise(self, text: str) -> tuple[str, str]:
+        """The premise id and split of a premise text, remembered: templates repeat their premises often."""
+        found = self._premises.get(text)
+        if found is None:
+            if len(self._premises) >= PREMISE_MEMORY:
+                self._premises.clear()
+            pid = premise_id(text)
+            found = self._premises[text] = (pid, split_of(pid, self.split_names, self.split_bounds))
+        return found
 
     def _mix_draw(self, index: int) -> int:
         """The draw that picks unit ``index``'s template: one digest serves 8 consecutive units."""
@@ -224,8 +236,7 @@ class Drawer:
         roles = variant.roles
         premise_role, premise_cs = roles[0]
         premise_text = premise_cs.render(choice, values)
-        pid = premise_id(premise_text)
-        split = split_of(pid, self.split_names, self.split_bounds)
+        pid, split = self._premise(premise_text)
         out, seen_rest = [], set()
         for j in range(self.k):
             if j > 0:
