@@ -154,3 +154,19 @@ def test_non_fast_templates_render_through_the_sandbox(tmp_path):
 def test_empty_and_non_mapping_files(tmp_path):
     assert "empty" in str(error_of(tmp_path, ""))
     assert "must be a YAML mapping" in str(error_of(tmp_path, "- a\n- b\n"))
+
+
+@pytest.mark.parametrize("condition", [
+    "If {{ subject }} {{ event }}, 100% of it",          # a literal % beside two slots
+    "%s: {{ subject | cap }}",                            # a literal %s beside one slot
+    "{{ subject }} {{ event }} {{ subject|a }} {{ event|cap }}",  # four expressions: the generic path
+    "Always so,",                                         # no slot at all
+])
+def test_fast_path_renders_exactly_what_the_sandbox_renders(tmp_path, condition):
+    tmpl = load(tmp_path, GOOD.replace("If {{ subject }} {{ event }},", condition.replace('"', '\\"')))
+    cs = tmpl.variants[0].roles[0][1]
+    assert cs.fast
+    for subject in range(3):
+        for event in range(2):
+            choice = {"subject": subject, "event": event}
+            assert cs.render(choice, tmpl.slot_values) == cs.render_sandboxed(choice, tmpl.slot_values)
