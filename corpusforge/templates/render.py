@@ -113,11 +113,18 @@ class CompiledString:
 
     def __init__(self, source: str, slot_values: dict[str, Sequence[Word]]):
         self.source = source
-        self.template = ENV.from_string(source)  # raises TemplateSyntaxError
-        ast = ENV.parse(source)
+        ast = ENV.parse(source)  # raises TemplateSyntaxError
         self.slots = sorted(meta.find_undeclared_variables(ast))
         self.pieces: list | None = self._fast_pieces(ast, slot_values)
         self._fast = None if self.pieces is None else _renderer(self.pieces)
+        # the compiled sandboxed template: needed up front only where the fast path does not apply
+        self._template = ENV.from_string(source) if self._fast is None else None
+
+    @property
+    def template(self) -> jinja2.Template:
+        if self._template is None:
+            self._template = ENV.from_string(self.source)
+        return self._template
 
     def _fast_pieces(self, ast: nodes.Template, slot_values: dict[str, Sequence[Word]]) -> list | None:
         pieces: list = []

@@ -291,12 +291,17 @@ def template_from_data(data: Any, lines: Lines, path: Path, *, patterns: Mapping
 
 
 def _trial_render(tmpl: Template) -> None:
-    """Render every variant once per slot value (sandboxed) so that errors surface at load, not mid-run."""
+    """Render every variant once per slot value (sandboxed) so that errors surface at load, not mid-run.
+
+    Strings on the fast path are skipped: loading them already rendered each of their expressions
+    for every slot value through the sandbox."""
     longest = max((len(v) for v in tmpl.slot_values.values()), default=1)
     for variant in tmpl.variants:
         for i in range(longest):
             choice = {s: i % len(tmpl.slot_values[s]) for s in variant.slots}
             for role, cs in variant.roles:
+                if cs.fast:  # its output for every slot value was computed through the sandbox already
+                    continue
                 try:
                     cs.render_sandboxed(choice, tmpl.slot_values)
                 except jinja2.exceptions.SecurityError as e:
