@@ -489,23 +489,34 @@ def _keep_each(block: _Block, t: _Tally) -> list[list]:
 
 
 class _JsonlSink:
+    """Appends lines to ``data/{split}.jsonl`` and hashes them as they go (the manifest's sha256)."""
+
     def __init__(self, data_dir: Path, offsets: dict[str, int] | None):
         self.data_dir = data_dir
         self.files: dict = {}
-        for split, size in (offsets or {}).items():
+        self.hashes: dict = {}
+        for split, size in (offsets or {}).items():  # --resume: keep what was written, hash it again
             f = open(data_dir / f"{split}.jsonl", "r+b")
             f.truncate(size)
-            f.seek(size)
-            self.files[split] = f
+            digest = hashlib.sha256()
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+            self.files[split], self.hashes[split] = f, digest
 
     def write(self, split: str, item: bytes | memoryview) -> None:
         f = self.files.get(split)
         if f is None:
             f = self.files[split] = open(self.data_dir / f"{split}.jsonl", "wb", buffering=1 << 20)
+            self.hashes[split] = hashlib.sha256()
         f.write(item)
+        self.hashes[split].update(item)
 
     def write_many(self, split: str, items: list) -> None:
         self.write(split, b"".join(items))
+
+    def digests(self) -> dict[str, str]:
+        """sha256 of each file written, by file name."""
+        return {f"{split}.jsonl": digest.hexdigest() for split, digest in self.hashes.items()}
 
     def offsets(self) -> dict[str, int]:
         for f in self.files.values():
@@ -549,6 +560,9 @@ class _ParquetSink:
 
     def offsets(self) -> None:
         return None
+
+    def digests(self) -> dict[str, str]:
+        return {}  # Parquet files are finished by their writers: hashed from disk
 
     def close(self) -> None:
         for split in list(self.buffers):
@@ -665,7 +679,7 @@ def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None 
             by_template[t.ref] += count
             by_pattern[t.pattern.name] += count
         progress_file.unlink(missing_ok=True)
-        manifest = _manifest(cfg, templates, data_dir, by_split, by_template, by_pattern, hi - lo)
+        manifest = _manifest(cfg, templates, data_dir, by_split, by_template, by_pattern, hi - lo, sink.digests())
         write_atomic(tmp / "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
         from .card import corpus_summary
 
@@ -673,12 +687,13 @@ def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None 
     return GenerateResult(out, hi - lo, dict(by_split), manifest)
 
 
-def _manifest(cfg, templates, data_dir, by_split, by_template, by_pattern, records) -> dict:
+def _manifest(cfg, templates, data_dir, by_split, by_template, by_pattern, records, digests) -> dict:
     files = []
     for f in sorted(data_dir.iterdir()):
         split = f.name.split(".")[0]
         files.append({"path": f"data/{f.name}", "split": split, "records": by_split.get(split, 0),
-                      "bytes": f.stat().st_size, "sha256": sha256_file(f)})
+                      "bytes": f.stat().st_size,
+                      "sha256": digests[f.name] if f.name in digests else sha256_file(f)})
     patterns = {t.pattern.name: t.pattern for t in templates}
     return {
         "format": "corpusforge.corpus/1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from pathlib import Path
@@ -37,7 +38,6 @@ def test_output_is_valid_and_described_by_its_manifest(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"]["records"] == 300
     assert sum(manifest["counts"]["by_template"].values()) == 300
-    import hashlib
     for f in manifest["files"]:
         assert hashlib.sha256((out / f["path"]).read_bytes()).hexdigest() == f["sha256"]
     assert {t["name"] for t in manifest["templates"]} == set(MIX)
@@ -142,6 +142,8 @@ def test_a_crash_leaves_nothing_under_the_final_name_and_resume_finishes_it(tmp_
     monkeypatch.setattr(gen._JsonlSink, "write_many", real_write)
     generate(GenerateConfig(mix=MIX, n=2600, seed=9, resume=True), out)
     assert data_bytes(out) == expected
+    manifest = json.loads((out / "manifest.json").read_text())  # hashed across the interruption
+    assert all(hashlib.sha256((out / f["path"]).read_bytes()).hexdigest() == f["sha256"] for f in manifest["files"])
     assert not (tmp_path / ".c.partial").exists()
 
 
