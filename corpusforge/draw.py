@@ -17,16 +17,19 @@ from itertools import accumulate
 from typing import Sequence
 
 _UNPACK = struct.Struct("<8Q").unpack
+_blake2b = hashlib.blake2b
 _TWO_POW_M53 = 2.0 ** -53
 
 
-def uniforms(count: int, *key: object) -> list[int]:
+def uniforms(count: int, *key: object) -> Sequence[int]:
     """``count`` 64-bit integers determined by ``key`` (blake2b, 8 per 64-byte digest)."""
     return uniforms_from(count, "\x1f".join([str(k) for k in key]))
 
 
-def uniforms_from(count: int, base: str) -> list[int]:
+def uniforms_from(count: int, base: str) -> Sequence[int]:
     """``uniforms`` for a key already joined with ``\\x1f`` (hot loops precompute its fixed part)."""
+    if count <= 8:  # one digest: the usual case
+        return _UNPACK(_blake2b(f"{base}\x1e0".encode(), digest_size=64).digest())
     out: list[int] = []
     block = 0
     while len(out) < count:
