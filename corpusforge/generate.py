@@ -21,7 +21,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import signal
 import sys
+import time
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
@@ -337,16 +339,44 @@ def _blocks(workers: int, drawer: Drawer, as_lines: bool, init_args: tuple) -> I
     import multiprocessing as mp
 
     if sys.platform.startswith("linux"):  # fork: workers inherit the loaded templates
-        ctx, initializer, initargs = mp.get_context("fork"), None, ()
+        ctx, initargs = mp.get_context("fork"), None
     else:
-        ctx, initializer, initargs = mp.get_context("spawn"), _worker_init, init_args
-    with ctx.Pool(workers, initializer=initializer, initargs=initargs) as pool:
-        pending, start = [], 0
+        ctx, initargs = mp.get_context("spawn"), init_args
+    pool = ctx.Pool(workers, initializer=_worker_start, initargs=(initargs,))
+    pending: list = []
+    try:
+        start = 0
         while True:
             while len(pending) < 2 * workers:  # a bounded window keeps memory flat
                 pending.append(pool.apply_async(_draw_block, (start, start + UNITS_PER_BLOCK)))
                 start += UNITS_PER_BLOCK
             yield pending.pop(0).get()
+    finally:
+        _shut_down(pool, pending)
+
+
+def _worker_start(init_args: tuple | None) -> None:
+    """A worker leaves Ctrl-C to the main process, which stops the pool in order (see ``_shut_down``)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if init_args is not None:  # spawned: nothing was inherited
+        _worker_init(*init_args)
+
+
+def _shut_down(pool, pending: list, patience: float = 30.0) -> None:
+    """Stop the pool once the blocks in flight have arrived (a few milliseconds of work each).
+
+    ``Pool.terminate`` kills workers wherever they are; one killed while sending a block dies
+    holding the result queue's lock, and the pool's own shutdown then waits for that lock forever
+    (seen here about once in a hundred runs). So: let the blocks arrive, then close and join.
+    """
+    pool.close()
+    deadline = time.monotonic() + patience
+    for result in pending:
+        result.wait(max(0.0, deadline - time.monotonic()))
+    if all(result.ready() for result in pending):
+        pool.join()
+    else:  # a worker is gone: nothing more will arrive
+        pool.terminate()
 
 
 @dataclass

@@ -199,3 +199,32 @@ def test_whole_block_fast_path_decides_like_one_at_a_time(as_lines, k):
                (each.kept, each.idle, each.split_counts, each.template_counts)
     assert any(all_kept[:4]) and not all_kept[4] and not all_kept[5]
     assert fast.seen == each.seen and fast.seen_premises == each.seen_premises
+
+
+def test_ctrl_c_with_workers_stops_promptly_and_leaves_a_resumable_run(tmp_path):
+    """A real SIGINT to the whole process group, as a terminal sends it, while two workers draw."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "big"
+    cmd = [sys.executable, "-m", "corpusforge", "generate", "--mix", "paradox_conclusion.en=1,silence.ru=1",
+           "--n", "400000", "--workers", "2", "--out", str(out)]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    data = tmp_path / ".big.partial" / "data"
+    deadline = time.monotonic() + 60
+    while not (data.is_dir() and any(data.iterdir())) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    assert "--resume" in err.decode() and "Traceback" not in err.decode()
+    assert not out.exists() and data.is_dir()
+    with pytest.raises(ProcessLookupError):  # no worker outlived the run
+        os.killpg(proc.pid, 0)
+    done = generate(GenerateConfig(mix={"paradox_conclusion.en": 1, "silence.ru": 1}, n=400000, workers=2,
+                                   resume=True), out)
+    assert done.records == 400000 and not data.exists()
