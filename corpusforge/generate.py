@@ -26,6 +26,7 @@ import sys
 import time
 from array import array
 from collections import Counter
+from itertools import accumulate
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -163,7 +164,7 @@ class Drawer:
             self.split_bounds.append(acc)
         self.prepared = [self._prepare(t) for t in templates]
         self._mix_block: tuple[int, list[int]] = (-1, [])
-        self._premises: dict[str, tuple[str, str]] = {}
+        self._premises: dict[str, tuple[str, str, int]] = {}
 
     def _prepare(self, tmpl: Template) -> _Prepared:
         sizes = tmpl.sizes
@@ -178,14 +179,16 @@ class Drawer:
                          {s: cumulative(w) for s, w in tmpl.slot_weights.items()}, eligible,
                          f"{self.seed}\x1f{tmpl.name}\x1f{tmpl.version}\x1f")
 
-    def _premise(self, text: str) -> tuple[str, str]:
-        """The premise id and split of a premise text, remembered: templates repeat their premises often."""
+    def _premise(self, text: str) -> tuple[str, str, int]:
+        """The premise id and split (name, index) of a premise text, remembered: templates repeat
+        their premises often."""
         found = self._premises.get(text)
         if found is None:
             if len(self._premises) >= PREMISE_MEMORY:
                 self._premises.clear()
             pid = premise_id(text)
-            found = self._premises[text] = (pid, split_of(pid, self.split_names, self.split_bounds))
+            split = split_of(pid, self.split_names, self.split_bounds)
+            found = self._premises[text] = (pid, split, self.split_names.index(split))
         return found
 
     def _mix_draw(self, index: int) -> int:
@@ -226,8 +229,8 @@ class Drawer:
         raise GenerateError(f"template {prep.tmpl.name!r}: no draw satisfied its constraints after {MAX_REDRAWS} "
                             f"tries (unit {index})", hint="loosen the constraints or add slot values")
 
-    def unit(self, index: int) -> tuple[int | None, int, list[tuple[int, str, dict]]]:
-        """Unit ``index``: (premise key or None, template index, [(text key, split, record), ...])."""
+    def unit(self, index: int) -> tuple[int | None, int, list[tuple[int, int, dict]]]:
+        """Unit ``index``: (premise key or None, template index, [(text key, split index, record), ...])."""
         t_index = 0
         if self.mix_cum is not None:
             t_index = pick(self._mix_draw(index), len(self.prepared), self.mix_cum)
@@ -238,7 +241,7 @@ class Drawer:
         roles = variant.roles
         premise_role, premise_cs = roles[0]
         premise_text = premise_cs.render(choice, values)
-        pid, split = self._premise(premise_text)
+        pid, split, split_index = self._premise(premise_text)
         out, seen_rest = [], set()
         for j in range(self.k):
             if j > 0:
@@ -261,7 +264,7 @@ class Drawer:
                 pattern=prep.pattern, template=prep.ref, language=prep.language, parts=parts,
                 markers=prep.markers, slots={s: plain[s][choice[s]] for s in variant.slots},
                 seed=self.seed, index=index, premise_id=pid, split=split, meta=meta)
-            out.append((key64(normalise(rec["text"])), split, rec))
+            out.append((key64(normalise(rec["text"])), split_index, rec))
         return (key64(pid) if self.k > 1 else None), t_index, out
 
 
@@ -295,12 +298,9 @@ class _Block:
 
 def _draw_block(start: int, stop: int) -> _Block:
     drawer, as_lines = _WORKER["drawer"], _WORKER["as_lines"]
-    split_index = {name: i for i, name in enumerate(drawer.split_names)}
     premise_keys = array("Q") if drawer.k > 1 else None
     sizes, keys, splits, templates = array("H"), array("Q"), bytearray(), array("H")
-    lines = [[] for _ in split_index]
-    ends = [array("Q") for _ in split_index]
-    offsets = [0] * len(split_index)
+    lines: list[list[bytes]] = [[] for _ in drawer.split_names]
     records = [] if not as_lines else None
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     for i in range(start, stop):
@@ -308,18 +308,15 @@ def _draw_block(start: int, stop: int) -> _Block:
         if premise_keys is not None:
             premise_keys.append(pkey)
         sizes.append(len(cands))
-        for key, split, rec in cands:
-            s = split_index[split]
+        for key, s, rec in cands:
             keys.append(key)
             splits.append(s)
             templates.append(t_index)
             if as_lines:
-                line = dumps(rec, option=newline)
-                lines[s].append(line)
-                offsets[s] += len(line)
-                ends[s].append(offsets[s])
+                lines[s].append(dumps(rec, option=newline))
             else:
                 records.append(rec)
+    ends = [array("Q", accumulate(map(len, ls))) for ls in lines]
     return _Block(premise_keys, sizes, keys, splits, templates, [b"".join(ls) for ls in lines], ends, records)
 
 
