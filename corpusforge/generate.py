@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -291,12 +292,13 @@ class _Block:
     keys: array                 # per candidate: dedup key of its text ('Q')
     splits: bytearray           # per candidate: index into the split names
     templates: array            # per candidate: index of its template ('H')
-    lines: list                 # JSONL, per split: the lines of its candidates, back to back (bytes)
+    lines: list | None          # JSONL, per split: the lines of its candidates, back to back (bytes)
     ends: list                  # JSONL, per split: where each of its candidates' lines ends ('Q')
     records: list | None        # Parquet: the records themselves
+    spooled: str | None = None  # JSONL from a worker: the file holding ``lines`` (see ``_unspool``)
 
 
-def _draw_block(start: int, stop: int) -> _Block:
+def _draw_block(start: int, stop: int, spool: str | None = None) -> _Block:
     drawer, as_lines = _WORKER["drawer"], _WORKER["as_lines"]
     premise_keys = array("Q") if drawer.k > 1 else None
     sizes, keys, splits, templates = array("H"), array("Q"), bytearray(), array("H")
@@ -317,15 +319,38 @@ def _draw_block(start: int, stop: int) -> _Block:
             else:
                 records.append(rec)
     ends = [array("Q", accumulate(map(len, ls))) for ls in lines]
-    return _Block(premise_keys, sizes, keys, splits, templates, [b"".join(ls) for ls in lines], ends, records)
+    blobs = [b"".join(ls) for ls in lines]
+    if spool is None or not as_lines:
+        return _Block(premise_keys, sizes, keys, splits, templates, blobs, ends, records)
+    # a worker hands the lines over through a file: cheaper than pickling them through the pool's pipe
+    path = os.path.join(spool, f"{start}.jsonl")
+    with open(path, "wb") as f:
+        f.writelines(blobs)
+    return _Block(premise_keys, sizes, keys, splits, templates, None, ends, None, path)
 
 
-def _blocks(workers: int, drawer: Drawer, as_lines: bool, init_args: tuple) -> Iterator[_Block]:
+def _unspool(block: _Block) -> _Block:
+    """Read back the lines a worker spooled to a file, and delete the file."""
+    if block.spooled is not None:
+        with open(block.spooled, "rb") as f:
+            view = memoryview(f.read())
+        os.unlink(block.spooled)
+        block.lines, at = [], 0
+        for ends in block.ends:
+            size = ends[-1] if ends else 0
+            block.lines.append(view[at:at + size])
+            at += size
+        block.spooled = None
+    return block
+
+
+def _blocks(workers: int, drawer: Drawer, as_lines: bool, init_args: tuple, spool: Path) -> Iterator[_Block]:
     """Yield blocks of drawn units in order, drawing them in ``workers`` processes.
 
     This process and forked workers use ``drawer`` as it is; spawned workers build their own
-    from ``init_args``. (Measured: letting this process draw a share of the blocks too, between
-    keeping and writing, was slower on 2 cores than leaving it to keep and write.)
+    from ``init_args``. Workers pass JSONL lines back through files in ``spool`` (an empty folder).
+    (Measured: letting this process draw a share of the blocks too, between keeping and writing,
+    was slower on 2 cores than leaving it to keep and write.)
     """
     _WORKER.update(drawer=drawer, as_lines=as_lines)
     if workers == 1:
@@ -345,9 +370,9 @@ def _blocks(workers: int, drawer: Drawer, as_lines: bool, init_args: tuple) -> I
         start = 0
         while True:
             while len(pending) < 2 * workers:  # a bounded window keeps memory flat
-                pending.append(pool.apply_async(_draw_block, (start, start + UNITS_PER_BLOCK)))
+                pending.append(pool.apply_async(_draw_block, (start, start + UNITS_PER_BLOCK, str(spool))))
                 start += UNITS_PER_BLOCK
-            yield pending.pop(0).get()
+            yield _unspool(pending.pop(0).get())
     finally:
         _shut_down(pool, pending)
 
@@ -668,13 +693,16 @@ def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None 
             for f in data_dir.iterdir():
                 f.unlink()
         data_dir.mkdir(exist_ok=True)
+        spool = tmp / "spool"  # blocks on their way from the workers; gone when the run ends
+        shutil.rmtree(spool, ignore_errors=True)
+        spool.mkdir()
         sink = (_JsonlSink(data_dir, state["offsets"] if state else None) if cfg.format == "jsonl"
                 else _ParquetSink(data_dir))
         tally = _Tally(lo=lo, hi=hi, write_from=write_from, splits=len(cfg.splits), templates=len(templates))
         split_names = list(cfg.splits)
         checkpointed = tally.kept
         try:
-            blocks = _blocks(cfg.workers, drawer, cfg.format == "jsonl", init_args)
+            blocks = _blocks(cfg.workers, drawer, cfg.format == "jsonl", init_args, spool)
             while tally.kept < hi:
                 block = next(blocks)
                 written = max(tally.kept, write_from)
@@ -698,6 +726,7 @@ def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None 
             blocks.close()
         finally:
             sink.close()
+            shutil.rmtree(spool, ignore_errors=True)
             if bar:
                 bar.close()
         by_split.update({split_names[i]: c for i, c in enumerate(tally.split_counts) if c})
