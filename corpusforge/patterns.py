@@ -34,11 +34,11 @@ class Pattern:
 
     def __post_init__(self) -> None:
         where = f"pattern {self.name!r} ({self.source})"
-        if not NAME_RE.match(self.name):
+        if not NAME_RE.fullmatch(self.name):
             raise TemplateError(f"{where}: the name must match {NAME_RE.pattern}")
         if not self.roles:
             raise TemplateError(f"{where}: needs at least one role")
-        bad = [r for r in self.roles if not isinstance(r, str) or not NAME_RE.match(r)]
+        bad = [r for r in self.roles if not isinstance(r, str) or not NAME_RE.fullmatch(r)]
         if bad:
             raise TemplateError(f"{where}: role names must match {NAME_RE.pattern}, got {bad}")
         if len(set(self.roles)) != len(self.roles):

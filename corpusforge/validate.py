@@ -98,15 +98,8 @@ def _pydantic_issues(err: ValidationError, file: str, line: int | None) -> list[
     return issues
 
 
-def _check_line(raw: bytes, file: str, line: int, patterns, failure: ValidationError | None = None) -> list[Issue]:
-    """Every problem of one line, with a message a person can act on (the slow, thorough path).
-
-    ``failure`` is the fast path's schema error for this very line, if it had one: the dict
-    validator shares Record's core schema, so its errors are the same and need not be found twice.
-    Broken JSON or UTF-8 is looked at again here, for a precise message.
-    """
-    if failure is not None and failure.errors(include_url=False)[0]["type"] != "json_invalid":
-        return _pydantic_issues(failure, file, line)
+def _check_line(raw: bytes, file: str, line: int, patterns) -> list[Issue]:
+    """Every problem of one line, with a message a person can act on (the slow, thorough path)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -128,13 +121,12 @@ def _check_jsonl(path: Path, stream, patterns, report: ValidationReport, sink) -
             for offset, raw in enumerate(lines):
                 # fast path: most lines are sound records; everything else (blank lines, a BOM,
                 # an over-long line, an invalid record) takes the slow path below
-                failure = None
                 try:
                     if is_sound(validate_json(raw), patterns):
                         sound += 1
                         continue
-                except ValidationError as err:
-                    failure = err
+                except ValidationError:
+                    pass
                 number = first + offset
                 if raw is None:
                     records += 1
@@ -142,10 +134,10 @@ def _check_jsonl(path: Path, stream, patterns, report: ValidationReport, sink) -
                                                    "is this a JSONL file of records?")])
                     continue
                 if number == 1 and raw.startswith(BOM):
-                    raw, failure = raw[len(BOM):], None
+                    raw = raw[len(BOM):]
                 if not raw or raw.isspace():
                     continue
-                problems = _check_line(raw, file, number, patterns, failure)
+                problems = _check_line(raw, file, number, patterns)
                 if not problems:  # sound once its BOM is gone
                     sound += 1
                     continue

@@ -40,7 +40,7 @@ class SlotValue(_Spec):
 
     def forms(self) -> dict[str, str]:
         extra = self.model_extra or {}
-        bad = {k: v for k, v in extra.items() if not isinstance(v, str) or not NAME_RE.match(k)}
+        bad = {k: v for k, v in extra.items() if not isinstance(v, str) or not NAME_RE.fullmatch(k)}
         if bad:
             raise ValueError(f"word forms must be name: string pairs, got {bad}")
         return dict(extra)
@@ -78,7 +78,7 @@ class TemplateSpec(_Spec):
     @field_validator("slots")
     @classmethod
     def _slot_names(cls, slots: dict) -> dict:
-        bad = [n for n in slots if not NAME_RE.match(n)]
+        bad = [n for n in slots if not NAME_RE.fullmatch(n)]
         if bad:
             raise ValueError(f"slot names must match {NAME_RE.pattern}: {bad}")
         return slots
