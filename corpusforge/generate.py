@@ -27,8 +27,8 @@ import sys
 import time
 from array import array
 from collections import Counter
-from itertools import accumulate
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -457,7 +457,8 @@ def _repeats(keys: array, seen: set) -> list[int]:
 
 
 def _keep_all_but(block: _Block, t: _Tally, drop: list[int]) -> list[list]:
-    """Keep and write every candidate of the block but those in ``drop`` (one candidate per unit)."""
+    """Keep and write every candidate of the block but those in ``drop`` (which must be empty unless
+    every unit of the block has one candidate: the idle count below reads drops as units)."""
     n, splits, tmpls = len(block.keys), block.splits, block.templates
     t.seen.update(block.keys)
     t.kept += n - len(drop)
