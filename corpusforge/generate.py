@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import orjson
 
@@ -344,8 +344,12 @@ def _unspool(block: _Block) -> _Block:
     return block
 
 
-def _blocks(workers: int, drawer: Drawer, as_lines: bool, init_args: tuple, spool: Path) -> Iterator[_Block]:
+def _blocks(workers: int, drawer: Drawer, as_lines: bool, init_args: tuple, spool: Path,
+            units_wanted: Callable[[], int]) -> Iterator[_Block]:
     """Yield blocks of drawn units in order, drawing them in ``workers`` processes.
+
+    ``units_wanted()`` estimates how many more units the run needs; blocks past that estimate are
+    not drawn ahead (a short run with two workers draws one block, not four).
 
     This process and forked workers use ``drawer`` as it is; spawned workers build their own
     from ``init_args``. Workers pass JSONL lines back through files in ``spool`` (an empty folder).
@@ -367,12 +371,16 @@ def _blocks(workers: int, drawer: Drawer, as_lines: bool, init_args: tuple, spoo
     pool = ctx.Pool(workers, initializer=_worker_start, initargs=(initargs,))
     pending: list = []
     try:
-        start = 0
+        start = consumed = 0
         while True:
-            while len(pending) < 2 * workers:  # a bounded window keeps memory flat
+            horizon = consumed + units_wanted()
+            # a bounded window keeps memory flat; at least one block is always on its way
+            while len(pending) < 2 * workers and (not pending or start < horizon):
                 pending.append(pool.apply_async(_draw_block, (start, start + UNITS_PER_BLOCK, str(spool))))
                 start += UNITS_PER_BLOCK
-            yield _unspool(pending.pop(0).get())
+            block = _unspool(pending.pop(0).get())
+            consumed += UNITS_PER_BLOCK
+            yield block
     finally:
         _shut_down(pool, pending)
 
@@ -703,7 +711,8 @@ def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None 
         split_names = list(cfg.splits)
         checkpointed = tally.kept
         try:
-            blocks = _blocks(cfg.workers, drawer, cfg.format == "jsonl", init_args, spool)
+            blocks = _blocks(cfg.workers, drawer, cfg.format == "jsonl", init_args, spool,
+                             units_wanted=lambda: -(-(hi - tally.kept) // cfg.continuations))
             while tally.kept < hi:
                 block = next(blocks)
                 written = max(tally.kept, write_from)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -203,7 +204,6 @@ def test_whole_block_fast_path_decides_like_one_at_a_time(as_lines, k):
 
 def test_ctrl_c_with_workers_stops_promptly_and_leaves_a_resumable_run(tmp_path):
     """A real SIGINT to the whole process group, as a terminal sends it, while two workers draw."""
-    import os
     import signal
     import subprocess
     import sys
@@ -228,3 +228,25 @@ def test_ctrl_c_with_workers_stops_promptly_and_leaves_a_resumable_run(tmp_path)
     done = generate(GenerateConfig(mix={"paradox_conclusion.en": 1, "silence.ru": 1}, n=400000, workers=2,
                                    resume=True), out)
     assert done.records == 400000 and not data.exists()
+
+
+_REAL_DRAW_BLOCK = gen._draw_block
+
+
+def _draw_block_and_note(start, stop, spool=None):
+    """_draw_block that leaves a file named after its first unit (module level: tasks are pickled by name)."""
+    (Path(os.environ["CF_TEST_DRAWN"]) / str(start)).touch()
+    return _REAL_DRAW_BLOCK(start, stop, spool)
+
+
+def test_workers_draw_no_blocks_past_what_the_run_needs(tmp_path, monkeypatch):
+    drawn = tmp_path / "drawn"
+    drawn.mkdir()
+    monkeypatch.setenv("CF_TEST_DRAWN", str(drawn))
+    monkeypatch.setattr(gen, "_draw_block", _draw_block_and_note)
+    generate(GenerateConfig(mix=MIX, n=50, workers=2), tmp_path / "small")
+    assert [p.name for p in drawn.iterdir()] == ["0"]  # not the four blocks a full window would hold
+    for p in drawn.iterdir():
+        p.unlink()
+    generate(GenerateConfig(mix=MIX, n=2500, workers=2), tmp_path / "bigger")
+    assert sorted(int(p.name) for p in drawn.iterdir()) == [0, 1000, 2000]
