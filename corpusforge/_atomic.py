@@ -63,10 +63,15 @@ def atomic_dir(final: str | Path, *, keep_partial: Callable[[BaseException], boo
     replace_dir(tmp, final)
 
 
+def sha256_stream(f) -> "hashlib._Hash":
+    """A sha256 object fed with the rest of the open binary file ``f``, read in chunks (``f`` ends at its end)."""
+    h = hashlib.sha256()
+    for chunk in iter(lambda: f.read(1 << 22), b""):
+        h.update(chunk)
+    return h
+
+
 def sha256_file(path: str | Path) -> str:
     """The sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return sha256_stream(f).hexdigest()

@@ -35,7 +35,7 @@ from typing import Callable, Iterator, Sequence
 import orjson
 
 from . import __version__
-from ._atomic import atomic_dir, sha256_file, write_atomic
+from ._atomic import atomic_dir, sha256_file, sha256_stream, write_atomic
 from .columnar import arrow_schema, to_row
 from .draw import cumulative, key64, normalise, pick, premise_id, split_of, uniforms, uniforms_from
 from .errors import GenerateError
@@ -559,10 +559,7 @@ class _JsonlSink:
         for split, size in (offsets or {}).items():  # --resume: keep what was written, hash it again
             f = open(data_dir / f"{split}.jsonl", "r+b")
             f.truncate(size)
-            digest = hashlib.sha256()
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-            self.files[split], self.hashes[split] = f, digest
+            self.files[split], self.hashes[split] = f, sha256_stream(f)  # leaves f at its end, to append
 
     def write(self, split: str, item: bytes | memoryview) -> None:
         f = self.files.get(split)
