@@ -132,13 +132,14 @@ class _Prepared:
     slot_cum: dict[str, list[float] | None]
     variants: list  # eligible variants (enough continuation space)
     key_prefix: str  # "seed␟name␟version␟": the fixed part of every draw key of this template
-    pattern: str = ""
-    ref: str = ""
-    language: str = ""
-    markers: tuple = ()
-    plain: dict = field(default_factory=dict)           # slot → its values as plain strings
-    picks: dict = field(default_factory=dict)           # slot → (number of values, cumulative weights)
-    distinct: tuple = ()                                # constraints: groups of slots whose values differ
+    # derived from the above in __post_init__:
+    pattern: str = field(init=False)
+    ref: str = field(init=False)
+    language: str = field(init=False)
+    markers: tuple = field(init=False)
+    plain: dict = field(init=False)     # slot → its values as plain strings
+    picks: dict = field(init=False)     # slot → (number of values, cumulative weights)
+    distinct: tuple = field(init=False)  # constraints: groups of slots whose values differ
 
     def __post_init__(self) -> None:
         tmpl = self.tmpl
@@ -150,7 +151,8 @@ class _Prepared:
 
 
 class Drawer:
-    """Turns a unit index into its candidate records. Deterministic; holds no state between units."""
+    """Turns a unit index into its candidate records. Deterministic: what it remembers between units
+    (the mix digest of eight units, premise ids) are caches of pure functions."""
 
     def __init__(self, templates: Sequence[Template], weights: Sequence[float], seed: int,
                  continuations: int, splits: dict[str, float]):
@@ -243,6 +245,7 @@ class Drawer:
         premise_role, premise_cs = roles[0]
         premise_text = premise_cs.render(choice, values)
         pid, split, split_index = self._premise(premise_text)
+        plain = prep.plain
         out, seen_rest = [], set()
         for j in range(self.k):
             if j > 0:
@@ -260,7 +263,6 @@ class Drawer:
             parts = [(premise_role, premise_text)]
             parts += [(role, text) for (role, _), text in zip(roles[1:], rest) if text]
             meta = {"variant": variant.index} if self.k == 1 else {"variant": variant.index, "continuation": j}
-            plain = prep.plain
             rec = build_record(
                 pattern=prep.pattern, template=prep.ref, language=prep.language, parts=parts,
                 markers=prep.markers, slots={s: plain[s][choice[s]] for s in variant.slots},
