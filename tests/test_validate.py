@@ -171,3 +171,15 @@ def test_nested_schema_errors_name_the_field(tmp_path, good_record):
     assert (2, "$.slots.a", "Input should be a valid string (got 1)") in found
     assert (3, "$.targets[0].start", "required field is missing") in found
     assert report.invalid == 3
+
+
+def test_parquet_rows_get_the_same_checks_as_lines(tmp_path, good_record):
+    import pyarrow.parquet as pq
+
+    from corpusforge.columnar import table
+
+    rows = [good_record, dict(good_record, id="0" * 32), dict(good_record, language="english")]
+    pq.write_table(table(rows), tmp_path / "rows.parquet")
+    report = validate_paths([tmp_path / "rows.parquet"])
+    assert (report.records, report.valid, report.invalid) == (3, 1, 2)
+    assert {(e.line, e.path) for e in report.errors} == {(2, "$.id"), (3, "$.language")}
