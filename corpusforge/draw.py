@@ -33,7 +33,7 @@ def uniforms_from(count: int, base: str) -> Sequence[int]:
     out: list[int] = []
     block = 0
     while len(out) < count:
-        out += _UNPACK(hashlib.blake2b(f"{base}\x1e{block}".encode(), digest_size=64).digest())
+        out += _UNPACK(_blake2b(f"{base}\x1e{block}".encode(), digest_size=64).digest())
         block += 1
     return out
 

@@ -115,8 +115,8 @@ class CompiledString:
         self.source = source
         ast = ENV.parse(source)  # raises TemplateSyntaxError
         self.slots = sorted(meta.find_undeclared_variables(ast))
-        self.pieces: list | None = self._fast_pieces(ast, slot_values)
-        self._fast = None if self.pieces is None else _renderer(self.pieces)
+        pieces = self._fast_pieces(ast, slot_values)
+        self._fast = None if pieces is None else _renderer(pieces)
         # the compiled sandboxed template: needed up front only where the fast path does not apply
         self._template = ENV.from_string(source) if self._fast is None else None
 
@@ -147,7 +147,7 @@ class CompiledString:
 
     @property
     def fast(self) -> bool:
-        return self.pieces is not None
+        return self._fast is not None
 
     def render(self, choice: dict[str, int], slot_values: dict[str, Sequence[Word]]) -> str:
         """Render with ``choice`` (slot → value index)."""
