@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import shutil
 import sys
@@ -328,8 +327,7 @@ def train(corpus: str | Path, out: str | Path, cfg: TrainConfig, *, resume: bool
                     "rng": _rng_state(), "step": step, "position": position, "history": history, "best": best,
                     "stale": stale, "tokens": tokens_seen, "supervised": supervised_seen, "seconds": seconds},
                    tmp / "state.pt")
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
+        replace_dir(tmp, target)
         for old in ckpt_dir.glob("step-*"):
             if old != target:
                 shutil.rmtree(old, ignore_errors=True)

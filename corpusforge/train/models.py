@@ -21,7 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable
 
-from .._atomic import sha256_file
+from .._atomic import replace_dir, sha256_file
 from ..errors import TrainError
 
 MARKER = "corpusforge-model.json"
@@ -111,8 +111,7 @@ def embedded_model_folder(name: str = DEFAULT_MODEL, echo: Callable[[str], None]
             files[p.name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256_file(p)}
         (tmp / MARKER).write_text(json.dumps({"model": em.name, "source": str(gguf), "distribution": dist,
                                               "files": files}, indent=1))
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+        replace_dir(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
