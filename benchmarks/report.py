@@ -44,12 +44,12 @@ def run() -> dict:
     h = timed["headline"]
     return {
         "summary": (f"report on {timed['probes']} probes and {timed['controls']} controls: {wall:.0f} s wall "
-                    f"(goal < 120 s), peak RSS {peak:,.0f} MiB. Default recipe ({trained.run['seconds']:.0f} s of "
+                    f"(goal < 120 s), peak RSS {peak:,.0f} MiB. Default recipe ({trained.run.seconds:.0f} s of "
                     f"training): held-out probes p {h['mean_p_before']:.3f} → {h['mean_p_after']:.3f}, top-1 on "
                     f"{h['top1_share_after']:.0%}; held-out controls: mean KL {held['mean_control_kl']:.4f}, top-1 "
                     f"kept on {held['top1_kept_share']:.0%} (goals: p >= 0.5, KL <= 0.05, >= 90%)."),
         "table": {"report wall time": f"{wall:.0f} s", "report peak RSS": f"{peak:,.0f} MiB",
-                  "training time (default recipe)": f"{trained.run['seconds']:.0f} s",
+                  "training time (default recipe)": f"{trained.run.seconds:.0f} s",
                   "probe p before → after": f"{h['mean_p_before']:.3f} → {h['mean_p_after']:.3f}",
                   "probes with the marker top-1": f"{h['top1_share_after']:.0%}",
                   "held-out control KL": f"{held['mean_control_kl']:.4f}",

@@ -21,7 +21,7 @@ from corpusforge.train.loop import TrainConfig, train
 cfg = TrainConfig(rank=8, alpha=16.0, targets="q,k,v,gate,up,down", layers="20-29", lr=3e-4, steps=int(sys.argv[2]),
                   batch_size=8, warmup=2, use_controls=False, eval_every=0, checkpoint_every=0)
 r = train(sys.argv[1], sys.argv[3], cfg, overwrite=True, echo=lambda s: None, progress=False)
-print(json.dumps({"tokens_per_s": r.tokens_per_second, "tokens": r.tokens, "seconds": r.run["seconds"]}))
+print(json.dumps({"tokens_per_s": r.tokens_per_second, "tokens": r.tokens, "seconds": r.run.seconds}))
 """
 
 TRL = """

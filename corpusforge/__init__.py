@@ -5,7 +5,7 @@ The public Python API. The command line only wraps these calls.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .errors import CorpusforgeError, GenerateError, HubError, PluginError, RecordError, TemplateError, TrainError
 from .generate import GenerateConfig, generate

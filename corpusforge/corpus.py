@@ -15,6 +15,7 @@ import orjson
 
 from .columnar import from_row
 from .errors import RecordError
+from .manifest import read_manifest
 from .patterns import BUILTIN_PATTERNS, Pattern, patterns_from_dicts
 
 #: A line longer than this is reported as an error and skipped without being held in memory.
@@ -41,25 +42,14 @@ def corpus_files(paths: Sequence[str | Path]) -> list[Path]:
     return files
 
 
-def read_manifest(corpus_dir: str | Path) -> dict | None:
-    """The corpus's ``manifest.json`` as a dict, or None when there is none."""
-    manifest = Path(corpus_dir) / "manifest.json"
-    if not (Path(corpus_dir).is_dir() and manifest.is_file()):
-        return None
-    try:
-        return orjson.loads(manifest.read_bytes())
-    except orjson.JSONDecodeError as e:
-        raise RecordError(f"manifest is not valid JSON: {e}", file=str(manifest)) from None
-
-
 def manifest_patterns(paths: Sequence[str | Path]) -> list[Pattern]:
     """Patterns declared in the manifests of corpus directories (plugin patterns travel with a corpus)."""
     found: list[Pattern] = []
     for raw in paths:
-        data = read_manifest(raw)
-        if data:
+        manifest = read_manifest(raw)
+        if manifest:
             source = str(Path(raw) / "manifest.json")
-            found.extend(p for p in patterns_from_dicts(data.get("patterns", []), source)
+            found.extend(p for p in patterns_from_dicts([e.model_dump() for e in manifest.patterns], source)
                          if p.name not in BUILTIN_PATTERNS)
     return found
 

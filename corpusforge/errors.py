@@ -57,3 +57,16 @@ class HubError(CorpusforgeError):
 
 class TrainError(CorpusforgeError):
     """A training configuration or run that cannot proceed."""
+
+
+class ProbeError(CorpusforgeError):
+    """A probe or control file that cannot be used."""
+
+
+class ReportError(CorpusforgeError):
+    """A report that cannot be made from these inputs."""
+
+
+def already_exists(out, error: type[CorpusforgeError] = CorpusforgeError) -> CorpusforgeError:
+    """The one message for an output that exists and may not be replaced."""
+    return error(f"{out} already exists", hint="pass --overwrite to replace it, or choose another --out")

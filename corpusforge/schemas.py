@@ -6,7 +6,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ._atomic import write_atomic
+from ._atomic import make_parent, write_files_atomic
+from ._io import check_output, os_error_text
+from .errors import CorpusforgeError
 
 
 def _record() -> dict:
@@ -27,8 +29,21 @@ def _report() -> dict:
     return report_json_schema()
 
 
+def _manifest() -> dict:
+    from .manifest import manifest_json_schema
+
+    return manifest_json_schema()
+
+
+def _run() -> dict:
+    from .train.adapter_run import run_json_schema
+
+    return run_json_schema()
+
+
 #: file stem → function returning the schema dict
-SCHEMAS: dict[str, Callable[[], dict]] = {"record": _record, "probes": _probes, "report": _report}
+SCHEMAS: dict[str, Callable[[], dict]] = {"record": _record, "manifest": _manifest, "probes": _probes,
+                                          "run": _run, "report": _report}
 
 
 def render_schema(name: str) -> str:
@@ -37,9 +52,15 @@ def render_schema(name: str) -> str:
 
 
 def export_schemas(out_dir: str | Path) -> list[Path]:
-    written = []
-    for name in SCHEMAS:
-        path = Path(out_dir) / f"{name}.schema.json"
-        write_atomic(path, render_schema(name))
-        written.append(path)
-    return written
+    """Write every schema into ``out_dir``, as one set: all files change, or none does."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        check_output(out, CorpusforgeError)
+        make_parent(out / "x")
+    files = {out / f"{name}.schema.json": render_schema(name) for name in SCHEMAS}
+    try:
+        write_files_atomic(files)
+    except OSError as e:
+        raise CorpusforgeError(f"cannot write the schemas into {out}: {os_error_text(e)}",
+                               hint="nothing was changed there") from None
+    return list(files)

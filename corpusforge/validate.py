@@ -20,6 +20,7 @@ import orjson
 from pydantic import ValidationError
 
 from .columnar import from_row
+from .errors import CorpusforgeError
 from .corpus import BOM, MAX_LINE_BYTES, corpus_files, manifest_patterns, read_blocks
 from .patterns import BUILTIN_PATTERNS, Pattern, merge_patterns
 from .records import RECORD_DICT_VALIDATOR, Record, is_sound, structural_errors
@@ -232,4 +233,16 @@ def validate_paths(paths: Sequence[str | Path], *, patterns: Mapping[str, Patter
                 _check_jsonl(path, stream, known, report, sink)
         except (OSError, EOFError, zlib.error) as e:
             _file_error(report, str(path), f"cannot read the file: {e}")
+    return report
+
+
+def require_valid(paths: Sequence[str | Path], error: type[CorpusforgeError], *,
+                  patterns: Mapping[str, Pattern] | None = None) -> ValidationReport:
+    """Validate ``paths``; if any record is invalid, raise ``error`` quoting the first three problems."""
+    report = validate_paths(paths, patterns=patterns, max_errors=3)
+    if not report.ok:
+        first = "; ".join(str(e) for e in report.errors[:3])
+        shown = " ".join(str(p) for p in paths)
+        raise error(f"the corpus has {report.invalid + report.file_errors} invalid record(s) or file(s), e.g. {first}",
+                    hint=f"run `corpusforge validate {shown}` for the full list")
     return report

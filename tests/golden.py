@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from corpusforge.templates.registry import load_registry
-from corpusforge.templates.testing import sample_records
+from corpusforge.templates.sampler import sample as sample_records
 
 GOLDEN = Path(__file__).parent / "golden"
 INDEXES = 6

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 from pathlib import Path
@@ -15,8 +14,7 @@ from corpusforge.generate import GenerateConfig, generate
 from corpusforge.stats import corpus_stats
 from corpusforge.validate import validate_paths
 
-# the module, not the function of the same name that corpusforge exports
-gen = importlib.import_module("corpusforge.generate")
+from corpusforge.generate import keep, pool
 
 MIX = {"if_then.en": 1.0, "paradox_conclusion.en": 1.0, "if_then.ru": 1.0}
 
@@ -43,6 +41,12 @@ def test_output_is_valid_and_described_by_its_manifest(tmp_path):
         assert hashlib.sha256((out / f["path"]).read_bytes()).hexdigest() == f["sha256"]
     assert {t["name"] for t in manifest["templates"]} == set(MIX)
     assert manifest["command"].startswith("corpusforge generate --mix ")
+    import jsonschema
+
+    from .conftest import ROOT
+
+    schema = json.loads((ROOT / "schemas" / "manifest.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(manifest)  # the published contract holds for real output
     assert (out / "README.md").read_text().startswith("# corpusforge corpus")
     assert not list(tmp_path.glob(".*partial"))
 
@@ -118,30 +122,22 @@ def test_existing_output_is_not_replaced_without_overwrite(tmp_path):
     assert validate_paths([out]).records == 20
 
 
-def test_a_crash_leaves_nothing_under_the_final_name_and_resume_finishes_it(tmp_path, monkeypatch):
+def test_a_crash_leaves_nothing_under_the_final_name_and_resume_finishes_it(tmp_path):
     expected = data_bytes(generate(GenerateConfig(mix=MIX, n=2600, seed=9), tmp_path / "reference").path)
-    monkeypatch.setattr(gen, "CHECKPOINT_EVERY", 500)
-    real_write = gen._JsonlSink.write_many
-    written = {"n": 0}
-
-    def crashing_write(self, split, items):
-        written["n"] += sum(bytes(item).count(b"\n") for item in items)  # items are lines or runs of lines
-        if written["n"] > 1700:  # inside the second block of 1,000 draws, after a checkpoint
+    def crash(written):
+        if written > 1700:  # after the second block of 1,000 draws is written, before its checkpoint
             raise KeyboardInterrupt
-        real_write(self, split, items)
 
-    monkeypatch.setattr(gen._JsonlSink, "write_many", crashing_write)
     out = tmp_path / "c"
     with pytest.raises(KeyboardInterrupt):
-        generate(GenerateConfig(mix=MIX, n=2600, seed=9), out)
+        generate(GenerateConfig(mix=MIX, n=2600, seed=9, checkpoint_every=500), out, observe=crash)
     assert not out.exists()
     assert (tmp_path / ".c.partial" / "progress.json").is_file()
     with pytest.raises(GenerateError, match="--resume"):
         generate(GenerateConfig(mix=MIX, n=2600, seed=9), out)
     with pytest.raises(GenerateError, match="different options"):
         generate(GenerateConfig(mix=MIX, n=2600, seed=10, resume=True), out)
-    monkeypatch.setattr(gen._JsonlSink, "write_many", real_write)
-    generate(GenerateConfig(mix=MIX, n=2600, seed=9, resume=True), out)
+    generate(GenerateConfig(mix=MIX, n=2600, seed=9, resume=True, checkpoint_every=500), out)
     assert data_bytes(out) == expected
     manifest = json.loads((out / "manifest.json").read_text())  # hashed across the interruption
     assert all(hashlib.sha256((out / f["path"]).read_bytes()).hexdigest() == f["sha256"] for f in manifest["files"])
@@ -182,16 +178,16 @@ def test_cli_generate_prints_a_summary(run, tmp_path):
 
 @pytest.mark.parametrize("as_lines, k", [(True, 1), (True, 2), (False, 1)])
 def test_whole_block_fast_path_decides_like_one_at_a_time(as_lines, k):
-    """_keep decides most blocks whole, with set operations; it must match the candidate-by-candidate loop."""
-    gen._worker_init(list(MIX), [], [1.0] * 3, 5, k, {"train": 0.8, "test": 0.2}, as_lines)
-    blocks = [gen._draw_block(start, start + 50) for start in range(0, 200, 50)]
-    blocks.append(gen._draw_block(180, 230))  # units 180-199 again: some duplicates, cut out of the output
+    """keep decides most blocks whole, with set operations; it must match the candidate-by-candidate loop."""
+    pool.worker_init(list(MIX), [], [1.0] * 3, 5, k, {"train": 0.8, "test": 0.2}, as_lines)
+    blocks = [pool.draw_block(start, start + 50) for start in range(0, 200, 50)]
+    blocks.append(pool.draw_block(180, 230))  # units 180-199 again: some duplicates, cut out of the output
     blocks.append(blocks[1])  # all duplicates
-    fast, each = (gen._Tally(lo=0, hi=10**6, write_from=0, splits=2, templates=3) for _ in range(2))
+    fast, each = (keep.Tally(lo=0, hi=10**6, write_from=0, splits=2, templates=3) for _ in range(2))
     all_kept = []
     for block in blocks:
         before = fast.kept
-        got, expected = gen._keep(block, fast), gen._keep_each(block, each)
+        got, expected = keep.keep(block, fast), keep.keep_each(block, each)
         if as_lines:  # the fast path hands over a split's lines as one blob
             got, expected = ([b"".join(items) for items in out] for out in (got, expected))
         assert got == expected
@@ -230,23 +226,8 @@ def test_ctrl_c_with_workers_stops_promptly_and_leaves_a_resumable_run(tmp_path)
     assert done.records == 400000 and not data.exists()
 
 
-_REAL_DRAW_BLOCK = gen._draw_block
-
-
-def _draw_block_and_note(start, stop, spool=None):
-    """_draw_block that leaves a file named after its first unit (module level: tasks are pickled by name)."""
-    (Path(os.environ["CF_TEST_DRAWN"]) / str(start)).touch()
-    return _REAL_DRAW_BLOCK(start, stop, spool)
-
-
-def test_workers_draw_no_blocks_past_what_the_run_needs(tmp_path, monkeypatch):
-    drawn = tmp_path / "drawn"
-    drawn.mkdir()
-    monkeypatch.setenv("CF_TEST_DRAWN", str(drawn))
-    monkeypatch.setattr(gen, "_draw_block", _draw_block_and_note)
-    generate(GenerateConfig(mix=MIX, n=50, workers=2), tmp_path / "small")
-    assert [p.name for p in drawn.iterdir()] == ["0"]  # not the four blocks a full window would hold
-    for p in drawn.iterdir():
-        p.unlink()
-    generate(GenerateConfig(mix=MIX, n=2500, workers=2), tmp_path / "bigger")
-    assert sorted(int(p.name) for p in drawn.iterdir()) == [0, 1000, 2000]
+def test_workers_draw_no_blocks_past_what_the_run_needs(tmp_path):
+    small = generate(GenerateConfig(mix=MIX, n=50, workers=2), tmp_path / "small")
+    assert small.units_drawn == 1000  # block 0 only, not the four blocks a full window would hold
+    bigger = generate(GenerateConfig(mix=MIX, n=2500, workers=2), tmp_path / "bigger")
+    assert bigger.units_drawn == 3000  # blocks 0, 1000 and 2000

@@ -20,7 +20,7 @@ import pytest
 
 from corpusforge.columnar import from_row
 from corpusforge.corpus import iter_records
-from corpusforge.hub.card import BEGIN, END, render_card, split_card
+from corpusforge.hub.dataset_card import BEGIN, END, render_card, split_card
 from corpusforge.hub.dataset import export_corpus, load_corpus
 from corpusforge.records import Record
 
@@ -58,8 +58,7 @@ def tree_digest(folder: Path) -> dict[str, str]:
 def hub(tmp_path):
     with HubServer() as server:
         env = dict(os.environ, HF_ENDPOINT=server.url, HF_TOKEN=server.state.token, HF_HOME=str(tmp_path / "hf"),
-                   HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
-                   CORPUSFORGE_TEST_BACKOFF="0.05")
+                   HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
         yield server, env
 
 
@@ -135,9 +134,10 @@ def test_card_metadata_and_body(tmp_path):
 
 
 def test_user_prose_and_metadata_survive_a_new_card():
-    manifest = json.loads((SAMPLE / "corpus" / "manifest.json").read_text())
+    from corpusforge.manifest import read_manifest
     from corpusforge.stats import corpus_stats
 
+    manifest = read_manifest(SAMPLE / "corpus")
     stats = corpus_stats([SAMPLE / "corpus"])
     examples = {r["pattern"]: r for r in iter_records([SAMPLE / "corpus"])}
     first = render_card(manifest, stats, examples, ["train"], repo_id="o/n")
@@ -202,7 +202,7 @@ def test_a_server_failure_mid_push_loses_nothing_and_a_rerun_succeeds(hub, run, 
     corpus = make_corpus(run, tmp_path / "c", 50)
     before = tree_digest(corpus)
     server.state.fail("POST", r"/commit/", status=500, times=100)
-    result = cli(env, "push", corpus, "--repo", "tester/f")
+    result = cli(env, "push", corpus, "--repo", "tester/f", "--retry-wait", "0.05")
     assert result.returncode == 1
     assert "intact" in result.stderr and "Traceback" not in result.stderr
     staging = tmp_path / "c.hub-staging"
@@ -210,7 +210,7 @@ def test_a_server_failure_mid_push_loses_nothing_and_a_rerun_succeeds(hub, run, 
     assert tree_digest(corpus) == before and staged  # corpus untouched, staged folder kept
     server.state.failures.clear()
     server.state.fail("POST", r"/commit/", status=503, times=1)   # one transient error: retried
-    result = cli(env, "push", corpus, "--repo", "tester/f")
+    result = cli(env, "push", corpus, "--repo", "tester/f", "--retry-wait", "0.05")
     assert result.returncode == 0, result.stderr
     assert "retrying" in result.stdout
     assert tree_digest(staging) == staged

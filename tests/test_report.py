@@ -146,7 +146,8 @@ def test_report_bad_input(trained, tmp_path, run):
 
 
 def test_schema_files_match_the_models():
-    from corpusforge.schemas import render_schema
+    from corpusforge.schemas import SCHEMAS, render_schema
 
-    for name in ("probes", "report"):
+    assert {"record", "manifest", "probes", "run", "report"} <= set(SCHEMAS)
+    for name in SCHEMAS:
         assert (ROOT / "schemas" / f"{name}.schema.json").read_text(encoding="utf-8") == render_schema(name)

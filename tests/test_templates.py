@@ -10,7 +10,7 @@ from corpusforge.errors import TemplateError
 from corpusforge.patterns import BUILTIN_PATTERNS
 from corpusforge.templates.render import capfirst, with_article
 from corpusforge.templates.spec import load_template
-from corpusforge.templates.testing import sample_records
+from corpusforge.templates.sampler import sample as sample_records
 
 GOOD = """\
 name: t.en

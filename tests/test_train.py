@@ -12,7 +12,7 @@ import pytest
 
 from corpusforge.errors import TrainError
 from corpusforge.train.data import collate, encode_records, epoch_batches, read_prompts
-from corpusforge.train.loop import TrainConfig, train
+from corpusforge.train.loop import TrainConfig, make_config, train
 from corpusforge.train.lora import parse_layers, parse_targets
 from corpusforge.train.models import load_model
 
@@ -28,7 +28,7 @@ def tiny(tmp_path_factory) -> Path:
 def quick(tiny, **kw) -> TrainConfig:
     base = dict(model=str(tiny), steps=4, batch_size=4, eval_every=2, checkpoint_every=2, warmup=1)
     base.update(kw)
-    return TrainConfig(**base)
+    return make_config(base)
 
 
 def test_labels_come_from_role_spans(tiny):
@@ -73,6 +73,10 @@ def test_train_writes_a_peft_adapter_that_peft_loads(tiny, tmp_path):
     assert run["steps"] == 4 and run["supervised_tokens"] == result.supervised_tokens
     assert run["non_padding_tokens_per_s"] > 0 and run["peak_memory_mb"] > 0 and len(run["loss_curve"]) == 4
     assert run["corpus_manifest_sha256"]
+    import jsonschema
+
+    schema = json.loads((ROOT / "schemas" / "run.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(run)  # the published contract holds for real output
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4] and "eval_loss" in rows[1]
     from peft import PeftModel
@@ -88,34 +92,27 @@ def test_training_moves_the_loss_and_controls_keep_drift_down(tiny, tmp_path):
                  echo=lambda s: None)
     held = train(SAMPLE / "corpus", tmp_path / "held", quick(tiny, steps=12, lr=3e-3, control_weight=50.0),
                  echo=lambda s: None)
-    free_curve = free.run["loss_curve"]
+    free_curve = free.run.loss_curve
     assert free_curve[-1][1] < free_curve[0][1]
     kl = lambda r: [json.loads(x)["control_kl"] for x in (r.out / "metrics.jsonl").read_text().splitlines()]
     assert kl(free) == [0.0] * 12          # no controls: no penalty measured
     assert max(kl(held)[1:]) > 0           # the penalty is live
 
 
-def test_resume_gives_the_same_adapter_as_an_uninterrupted_run(tiny, tmp_path, monkeypatch):
+def test_resume_gives_the_same_adapter_as_an_uninterrupted_run(tiny, tmp_path):
     from safetensors.torch import load_file
 
     cfg = quick(tiny, steps=6, checkpoint_every=2, eval_every=0)
     straight = train(SAMPLE / "corpus", tmp_path / "straight", cfg, echo=lambda s: None).out
-    loop = sys.modules["corpusforge.train.loop"]
-    real = loop.collate
-    calls = {"n": 0}
 
-    def interrupting(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 10:  # inside step 5 (each step collates a batch and a control batch)
+    def interrupt(row):
+        if row["step"] == 5:  # after step 5, before its checkpoint would be due (they come every 2 steps)
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "collate", interrupting)
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
-        train(SAMPLE / "corpus", out, cfg, echo=lambda s: None)
+        train(SAMPLE / "corpus", out, cfg, echo=lambda s: None, observe=interrupt)
     assert not out.exists() and (tmp_path / ".resumed.partial" / "checkpoints").is_dir()
-    monkeypatch.setattr(loop, "collate", real)
     with pytest.raises(TrainError, match="--resume"):
         train(SAMPLE / "corpus", out, cfg, echo=lambda s: None)
     train(SAMPLE / "corpus", out, cfg, resume=True, echo=lambda s: None)

@@ -7,29 +7,9 @@ exit code 1; usage errors exit 2. Nothing here is imported by the library.
 
 from __future__ import annotations
 
-import functools
-import sys
-
 import click
 
-from .. import __version__
-from ..errors import CorpusforgeError
-
-
-def domain_errors(func):
-    """Turn corpusforge's own errors into clean CLI errors (no traceback, exit 1)."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except CorpusforgeError as e:
-            raise click.ClickException(str(e)) from None
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-
-    return wrapper
+from .._version import __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from . import domain_errors
+from .options import domain_errors
 
 
 @click.command("demo")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from . import domain_errors
+from .options import domain_errors
 
 
 @click.command("export")

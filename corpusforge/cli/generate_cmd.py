@@ -2,43 +2,47 @@ from __future__ import annotations
 
 import click
 
-from . import domain_errors
-from .options import parse_shard, parse_weights, templates_option
+from ..generate.config import GenerateConfig
+from .options import config_option, domain_errors, parse_shard, parse_weights, templates_option
 
 
 @click.command("generate")
 @click.option("--template", "templates", multiple=True, metavar="NAME",
               help="A template name (or a .yaml path); repeat for an equal mix.")
 @click.option("--mix", help="Weighted mix instead of --template: NAME=W,NAME=W,...")
-@click.option("--n", "n", type=click.IntRange(min=1), default=1000, show_default=True, help="Records to generate.")
-@click.option("--seed", type=int, default=0, show_default=True, help="The generation seed.")
+@config_option(GenerateConfig, "n", "--n", type=click.IntRange(min=1))
+@config_option(GenerateConfig, "seed", type=int)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="The corpus folder to write.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes drawing records; the output is the same for any number.")
+@config_option(GenerateConfig, "workers", type=click.IntRange(min=1))
 @click.option("--shard", help="Write only part i of N (0-based, e.g. 0/4); the parts concatenate to the whole.")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True)
-@click.option("--continuations", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Different continuations per premise (they share premise_id).")
-@click.option("--split", "split", default="train=0.9,validation=0.05,test=0.05", show_default=True,
-              help="Split shares; assigned by hashing the premise.")
-@click.option("--resume", is_flag=True, help="Finish an interrupted run of the same command.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing corpus folder (only once the new one is done).")
+@config_option(GenerateConfig, "format", "--format", type=click.Choice(["jsonl", "parquet"]))
+@config_option(GenerateConfig, "continuations", type=click.IntRange(min=1))
+@config_option(GenerateConfig, "splits", "--split", metavar="NAME=SHARE,...")
+@config_option(GenerateConfig, "resume", "--resume", is_flag=True)
+@config_option(GenerateConfig, "overwrite", "--overwrite", is_flag=True)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
 @templates_option
 @domain_errors
-def command(templates, mix, n, seed, out, workers, shard, fmt, continuations, split, resume, overwrite, progress,
-            template_paths) -> None:
-    """Render a corpus from templates: deterministic, deduplicated, split by premise."""
-    from ..generate import GenerateConfig, generate
+def command(templates, mix, out, shard, splits, progress, template_paths, **given) -> None:
+    """Render a corpus from templates: deterministic, deduplicated, split by premise.
+
+    \b
+    Examples:
+      corpusforge generate --template if_then.en --n 3000 --out my-corpus
+      corpusforge generate --mix if_then.en=2,if_then.ru=1 --n 100000 --workers 2 --out big
+      corpusforge generate --template silence.ru --n 1000 --shard 0/4 --out part-0
+    """
+    from ..generate import generate
 
     if not templates and not mix:
         raise click.UsageError("give --template NAME (repeatable) or --mix NAME=W,...")
     if templates and mix:
         raise click.UsageError("give either --template or --mix, not both")
-    cfg = GenerateConfig(templates=list(templates), mix=parse_weights(mix, "--mix"), n=n, seed=seed,
-                         continuations=continuations, splits=parse_weights(split, "--split"), format=fmt,
-                         shard=parse_shard(shard), workers=workers, resume=resume, overwrite=overwrite,
-                         template_paths=list(template_paths), progress=progress)
+    values = {k: v for k, v in given.items() if v is not None}
+    if splits is not None:
+        values["splits"] = parse_weights(splits, "--split")
+    cfg = GenerateConfig(templates=list(templates), mix=parse_weights(mix, "--mix"), shard=parse_shard(shard),
+                         template_paths=list(template_paths), progress=progress, **values)
     try:
         result = generate(cfg, out)
     except KeyboardInterrupt:

@@ -1,8 +1,33 @@
-"""Option parsers shared by several commands."""
+"""What the commands share: turning errors into one clear line, and option parsers."""
 
 from __future__ import annotations
 
+import functools
+import sys
+
 import click
+
+from .._io import os_error_text
+from ..errors import CorpusforgeError
+
+
+def domain_errors(func):
+    """Turn corpusforge's own errors into clean CLI errors (no traceback, exit 1)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except CorpusforgeError as e:
+            raise click.ClickException(str(e)) from None
+        except OSError as e:  # what no check caught: a full disk, a file vanishing mid-run — one line still
+            raise click.ClickException(os_error_text(e)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
 
 templates_option = click.option(
     "--templates", "template_paths", multiple=True, type=click.Path(exists=True),
@@ -37,3 +62,23 @@ def parse_shard(value: str | None) -> tuple[int, int] | None:
     if not sep or shard is None or not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
         raise click.BadParameter(f"expected i/N with 0 <= i < N (e.g. 0/4), got {value!r}", param_hint="--shard")
     return shard
+
+
+def _shown_default(value) -> str:
+    if isinstance(value, dict):
+        return ",".join(f"{k}={_shown_default(v)}" for k, v in value.items())
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def config_option(model, field: str, *decls: str, **kw):
+    """A click option for ``model``'s ``field``: the help is the field's description (and its default), so
+    the defaults are written once, in the config. The option's own default is None: "not given"."""
+    info = model.model_fields[field]
+    help_text = (info.description or "").removeprefix("(*) ")
+    default = info.get_default(call_default_factory=True)
+    if default is not None and default is not False and "default" not in help_text:
+        help_text += f" [default: {_shown_default(default)}]"
+    kw.setdefault("default", None)
+    return click.option(*(decls or (f"--{field.replace('_', '-')}",)), field, help=help_text, **kw)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from . import domain_errors
+from .options import domain_errors
 
 
 @click.command("push")
@@ -11,12 +11,18 @@ from . import domain_errors
 @click.option("--private", is_flag=True, help="Create the repository as private.")
 @click.option("--revision", help="Branch to push to (created if missing); default main.")
 @click.option("--message", help="Commit message.")
-@click.option("--license", "license_", help="License id for the card (e.g. cc-by-4.0); recorded in the manifest.")
+@click.option("--license", "license_", help="License id for the card (e.g. cc-by-4.0); recorded in the corpus "
+              "manifest once the push succeeds.")
 @click.option("--pretty-name", help="Title of the dataset card.")
 @click.option("--staging", type=click.Path(file_okay=False), help="Staging folder (default: CORPUS.hub-staging).")
 @click.option("--dry-run", is_flag=True, help="Stage, check and print the plan; upload nothing.")
+@click.option("--retries", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Attempts per request on transient errors (5xx, 429, connection).")
+@click.option("--retry-wait", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Seconds before the first retry; doubled after each.")
 @domain_errors
-def command(corpus, repo_id, private, revision, message, license_, pretty_name, staging, dry_run) -> None:
+def command(corpus, repo_id, private, revision, message, license_, pretty_name, staging, dry_run, retries,
+            retry_wait) -> None:
     """Push CORPUS to the Hugging Face Hub as a dataset with a real dataset card.
 
     The token comes from HF_TOKEN or your Hugging Face login. The exact
@@ -25,5 +31,6 @@ def command(corpus, repo_id, private, revision, message, license_, pretty_name, 
     from ..hub.push import PushConfig, push_corpus
 
     push_corpus(corpus, PushConfig(repo_id=repo_id, private=private, revision=revision, message=message,
-                                   dry_run=dry_run, license=license_, pretty_name=pretty_name, staging=staging),
+                                   dry_run=dry_run, license=license_, pretty_name=pretty_name, staging=staging,
+                                   retries=retries, retry_wait=retry_wait),
                 echo=click.echo)

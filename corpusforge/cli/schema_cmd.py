@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from . import domain_errors
+from .options import domain_errors
 
 
 @click.group("schema")
@@ -23,7 +23,7 @@ def export(out_dir: str) -> None:
 
 
 @command.command("show")
-@click.argument("name", type=click.Choice(["record", "probes", "report"]))
+@click.argument("name", type=click.Choice(["record", "manifest", "probes", "run", "report"]))
 def show(name: str) -> None:
     """Print one schema."""
     from ..schemas import render_schema

@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 import orjson
 
-from . import domain_errors
+from .options import domain_errors
 
 
 @click.command("stats")

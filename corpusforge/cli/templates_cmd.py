@@ -6,8 +6,7 @@ from pathlib import Path
 import click
 import orjson
 
-from . import domain_errors
-from .options import templates_option
+from .options import domain_errors, templates_option
 
 
 @click.group("templates")
@@ -58,13 +57,13 @@ def _marked(rec: dict) -> str:
 def show(name: str, n: int, seed: int, template_paths: tuple[str, ...]) -> None:
     """Render a few samples of NAME with their roles and «targets» marked."""
     from ..templates.registry import load_registry, resolve_templates
-    from ..templates.testing import sample_records
+    from ..templates.sampler import sample
 
     tmpl = resolve_templates([name], load_registry(template_paths))[0]
     click.echo(f"{tmpl.ref}  pattern {tmpl.pattern.name} ({' → '.join(tmpl.pattern.roles)})  "
                f"language {tmpl.language}  source {tmpl.source}")
     click.echo(f"{tmpl.spec.description}  space size {tmpl.space_size():,}")
-    for rec in sample_records(tmpl, n, seed=seed):
+    for rec in sample(tmpl, n, seed=seed):
         click.echo(f"  {_marked(rec)}")
 
 
@@ -76,27 +75,19 @@ def _report_text(report) -> None:
 
 def _run_checks(targets: tuple[str, ...], template_paths: tuple[str, ...], n: int, fmt: str, strict: bool,
                 as_paths: bool) -> None:
-    from ..patterns import merge_patterns
-    from ..templates.registry import _template_files, load_registry, pack_patterns, resolve_templates
-    from ..templates.spec import load_template
-    from ..templates.testing import check_template
+    from ..templates.registry import load_at, load_registry, resolve_templates
+    from ..templates.testing import check_templates
 
     registry = load_registry(template_paths)
     templates = []
     for target in targets:
-        path = Path(target)
-        if as_paths or path.exists():
-            if not path.exists():
-                raise click.UsageError(f"no such file or directory: {target}")
-            patterns = merge_patterns(registry.patterns, pack_patterns(path))
-            root = path if path.is_dir() else path.parent
-            templates += [(load_template(f, patterns=patterns, source=str(path), root=root), patterns)
-                          for f in _template_files(path)]
+        if as_paths or Path(target).exists():
+            templates += load_at(target, registry, roots=template_paths)
         else:
-            templates.append((resolve_templates([target], registry)[0], registry.patterns))
+            templates += resolve_templates([target], registry)
     if not templates:
         raise click.UsageError(f"no templates found in {', '.join(targets)}")
-    reports = [check_template(t, patterns, n=n) for t, patterns in templates]
+    reports = check_templates(templates, registry.patterns, n=n)
     ok = all(r.ok_strict if strict else r.ok for r in reports)
     if fmt == "json":
         click.echo(orjson.dumps([r.to_dict() for r in reports]).decode())

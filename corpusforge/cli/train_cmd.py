@@ -2,65 +2,68 @@ from __future__ import annotations
 
 import click
 
-from . import domain_errors
+from ..train.config import TrainConfig
+from .options import domain_errors, config_option
 
 
-def _opt(*names, **kw):
-    kw.setdefault("default", None)
-    return click.option(*names, **kw)
+def _train_options(func):
+    """One option per TrainConfig field a user sets from the command line (help from the field)."""
+    options = [
+        config_option(TrainConfig, "model"),
+        config_option(TrainConfig, "rank", type=int),
+        config_option(TrainConfig, "alpha", type=float),
+        config_option(TrainConfig, "dropout", type=float),
+        config_option(TrainConfig, "targets"),
+        config_option(TrainConfig, "layers"),
+        config_option(TrainConfig, "rslora", "--rslora/--no-rslora"),
+        config_option(TrainConfig, "dora", "--dora/--no-dora"),
+        config_option(TrainConfig, "lr", type=float),
+        config_option(TrainConfig, "steps", type=int),
+        config_option(TrainConfig, "epochs", type=float),
+        config_option(TrainConfig, "batch_size", type=int),
+        config_option(TrainConfig, "grad_accum", type=int),
+        config_option(TrainConfig, "max_length", type=int),
+        config_option(TrainConfig, "warmup", type=int),
+        config_option(TrainConfig, "seed", type=int),
+        config_option(TrainConfig, "loss_on"),
+        config_option(TrainConfig, "controls", type=click.Path()),
+        config_option(TrainConfig, "control_weight", type=float),
+        config_option(TrainConfig, "eval_every", type=int),
+        config_option(TrainConfig, "early_stopping", type=int),
+        config_option(TrainConfig, "checkpoint_every", type=int),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 @click.command("train")
 @click.argument("corpus", type=click.Path(file_okay=False))
 @click.option("--out", required=True, type=click.Path(), help="The adapter folder to write.")
-@_opt("--model", help="Embedded name (smollm2-135m, the default), a local folder, or a Hub id.")
-@_opt("--config", "config_file", type=click.Path(), help="YAML file with these options; flags win.")
-@_opt("--rank", type=int, help="LoRA rank (default 8).")
-@_opt("--alpha", type=float, help="LoRA alpha (default 16).")
-@_opt("--dropout", type=float, help="LoRA dropout (default 0).")
-@_opt("--targets", help="attention | attention+mlp (default) | mlp | module names, e.g. q,v,gate.")
-@_opt("--layers", help="Layers to adapt: 20-29, last:10, last-half (default) or all.")
-@_opt("--rslora/--no-rslora", "rslora", help="Rank-stabilised LoRA scaling.")
-@_opt("--dora/--no-dora", "dora", help="Weight-decomposed LoRA (DoRA).")
-@_opt("--lr", type=float, help="Learning rate (default 8e-4).")
-@_opt("--steps", type=int, help="Optimiser steps (default 50).")
-@_opt("--epochs", type=float, help="Epochs instead of --steps.")
-@_opt("--batch-size", type=int, help="Records per micro-step per process (default 8).")
-@_opt("--grad-accum", type=int, help="Micro-steps per optimiser step (default 1).")
-@_opt("--max-length", type=int, help="Tokens per record (default 128).")
-@_opt("--warmup", type=int, help="Warm-up steps (default 4).")
-@_opt("--seed", type=int, help="Seed (default 0).")
-@_opt("--loss-on", help="Roles with loss, e.g. consequence,conclusion (default: every role after the first).")
-@_opt("--controls", type=click.Path(), help="Control prompts (text or JSONL); default: the shipped set.")
+@click.option("--config", "config_file", type=click.Path(), help="YAML file with these options (keys as in "
+              "TrainConfig, e.g. batch_size); flags win.")
+@_train_options
 @click.option("--no-controls", is_flag=True, help="Train without the KL penalty on control prompts.")
-@_opt("--control-weight", type=float, help="Weight of the control KL (default 100).")
-@_opt("--eval-every", type=int, help="Validation loss every N steps (default 20).")
-@_opt("--early-stopping", type=int, help="Stop after N evaluations without improvement.")
-@_opt("--checkpoint-every", type=int, help="Checkpoint every N steps (default 20).")
-@click.option("--trust-remote-code", is_flag=True, help="Allow a model's own code from its repository.")
+@click.option("--trust-remote-code", is_flag=True, default=None, help="Allow a model's own code from its repository.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same configuration.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @domain_errors
 def command(corpus, out, config_file, no_controls, trust_remote_code, resume, overwrite, progress, **flags) -> None:
-    """Fit a LoRA on CORPUS and write a peft adapter folder with run.json and metrics.jsonl."""
-    from ..train.loop import TrainConfig, config_from_file, train
+    """Fit a LoRA on CORPUS and write a peft adapter folder with run.json and metrics.jsonl.
 
-    values = config_from_file(config_file) if config_file else {}
-    for key, value in flags.items():
-        if value is not None:
-            values[key] = value
-    if values.get("loss_on") and isinstance(values["loss_on"], str):
-        values["loss_on"] = [r.strip() for r in values["loss_on"].split(",") if r.strip()]
-    if no_controls:
-        values["use_controls"] = False
-    if trust_remote_code:
-        values["trust_remote_code"] = True
-    if "epochs" in values and "steps" not in values:
-        values["steps"] = None
-    result = train(corpus, out, TrainConfig(**values), resume=resume, overwrite=overwrite, echo=click.echo,
-                   progress=progress)
-    if not result.run:  # another process of a distributed run: the main one reports
+    \b
+    Examples:
+      corpusforge train my-corpus --out my-adapter
+      corpusforge train my-corpus --out a2 --targets attention --layers last:10 --epochs 2
+      corpusforge train my-corpus --out a3 --config train.yaml --lr 5e-4
+    """
+    from ..train.loop import load_config, train
+
+    cfg = load_config(config_file, **flags, use_controls=False if no_controls else None,
+                      trust_remote_code=trust_remote_code or None)
+    result = train(corpus, out, cfg, resume=resume, overwrite=overwrite, echo=click.echo, progress=progress)
+    if result.run is None:  # another process of a distributed run: the main one reports
         return
     click.echo(f"wrote {result.out}: {result.steps} steps, {result.tokens:,} tokens "
                f"({result.supervised_tokens:,} supervised), {result.tokens_per_second:,.0f} tokens/s, "

@@ -5,8 +5,7 @@ import sys
 import click
 import orjson
 
-from . import domain_errors
-from .options import templates_option
+from .options import domain_errors, templates_option
 
 
 @click.command("validate")

@@ -13,13 +13,11 @@ from pathlib import Path
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .._io import read_plain_yaml, read_text
 from ..corpus import iter_records
-from ..errors import CorpusforgeError
+from ..errors import ProbeError
 
-
-class ProbeError(CorpusforgeError):
-    """A probe or control file that cannot be used."""
-
+__all__ = ["Probe", "ProbeError", "probes_from_corpus", "probes_json_schema", "read_probes"]
 
 class Probe(BaseModel):
     """A prompt, the continuation(s) the adapter should make likelier, and optional foils."""
@@ -66,15 +64,8 @@ def _check(items: list, path: Path, lines: list[int]) -> list[Probe]:
 
 def read_probes(path: str | Path) -> list[Probe]:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProbeError("probe file not found", file=str(path)) from None
-    except UnicodeDecodeError as e:
-        raise ProbeError(f"not valid UTF-8 (byte {e.start})", file=str(path)) from None
+    text = read_text(path, ProbeError, what="probe file")
     if path.suffix in (".yaml", ".yml"):
-        from ..templates.yamlsrc import read_plain_yaml
-
         data = read_plain_yaml(path, ProbeError, text)
         if not isinstance(data, list):
             raise ProbeError("a YAML probe file is a list of probes", file=str(path))

@@ -72,7 +72,7 @@ class Registry:
         return [self.templates[n] for n in sorted(self.templates)]
 
 
-def _template_files(root: Path) -> list[Path]:
+def template_files(root: Path) -> list[Path]:
     if root.is_file():
         return [root]
     return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.name != PATTERNS_FILE
@@ -156,7 +156,7 @@ def load_registry(extra_paths: Sequence[str | Path] = (), *, include_installed: 
             loaded.append((label, path, strict))
     for label, path, strict in loaded:
         root = path if path.is_dir() else path.parent
-        for f in _template_files(path):
+        for f in template_files(path):
             try:
                 tmpl = load_template(f, patterns=registry.patterns, source=label, root=root)
             except TemplateError as e:
@@ -168,13 +168,42 @@ def load_registry(extra_paths: Sequence[str | Path] = (), *, include_installed: 
     return registry
 
 
+def load_at(path: str | Path, registry: Registry, roots: Sequence[str | Path] = ()) -> list[Template]:
+    """Load the template file, or every template of the pack folder, at ``path`` — directly, not through the
+    registry — with the registry's patterns and the pack's own.
+
+    The pack's root (where lexicons must stay) is ``path`` for a folder; for a file, the first of ``roots``
+    that holds it, else its folder. Two templates of the same name in the pack, or one that takes the
+    name of a different template the registry has (a built-in, say), are an error naming both files.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise TemplateError("no such file or directory", file=str(path))
+    resolved = [Path(r).resolve() for r in roots if Path(r).is_dir()]
+    root = path if path.is_dir() else next((r for r in resolved if path.resolve().is_relative_to(r)),
+                                           path.resolve().parent)
+    patterns = merge_patterns(registry.patterns, pack_patterns(root))
+    loaded = [load_template(f, patterns=patterns, source=str(path), root=root) for f in template_files(path)]
+    seen: dict[str, Template] = {}
+    for tmpl in loaded:
+        twin = seen.get(tmpl.name)
+        if twin is not None:
+            raise PluginError(f"template {tmpl.name!r} is defined twice in the pack: in {twin.path} and in "
+                              f"{tmpl.path}; rename one of them (generate would refuse both)")
+        known = registry.templates.get(tmpl.name)
+        if known is not None and known.sha256 != tmpl.sha256:  # an installed copy of this same pack is no clash
+            raise PluginError(f"template {tmpl.name!r} in {tmpl.path} takes the name of the {known.source} template "
+                              f"in {known.path}; rename it (generate would refuse both)")
+        seen[tmpl.name] = tmpl
+    return loaded
+
+
 def resolve_templates(names: Iterable[str], registry: Registry) -> list[Template]:
     """Look templates up by name, or load them from a path (a file given directly)."""
     out = []
     for name in names:
         if name.endswith((".yaml", ".yml")) and Path(name).is_file():
-            out.append(load_template(name, patterns=merge_patterns(registry.patterns, pack_patterns(Path(name))),
-                                     source=str(Path(name).parent)))
+            out += load_at(name, registry)
         else:
             out.append(registry.get(name))
     return out

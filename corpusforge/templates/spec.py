@@ -205,6 +205,54 @@ def _load_slot(name: str, spec, path: Path, root: Path, lines: Lines) -> tuple[l
     return words, None if uniform else weights, raw
 
 
+def _compile_variant(vi: int, raw_variant: dict, pattern: Pattern, slot_values: dict[str, list[Word]],
+                     slot_names: list[str], path: Path, lines: Lines) -> Variant:
+    """Check one variant's roles against the pattern and compile its strings."""
+    vloc = ("variants", vi)
+    weight = raw_variant.get("weight", 1.0)
+    if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight > 0 or weight == math.inf:
+        _fail("weight must be a positive finite number", path, lines, vloc + ("weight",))
+    role_items = [(k, v) for k, v in raw_variant.items() if k not in RESERVED_VARIANT_KEYS]
+    roles = [k for k, _ in role_items]
+    unknown = [r for r in roles if r not in pattern.roles]
+    if unknown:
+        _fail(f"variant {vi + 1} has role(s) {unknown} that {pattern.name} does not have; "
+              f"its roles are {list(pattern.roles)}", path, lines, vloc + (unknown[0],))
+    missing = [r for r in pattern.required if r not in roles]
+    if missing:
+        _fail(f"variant {vi + 1} is missing required role(s) {missing} of {pattern.name}", path, lines, vloc)
+    if roles != sorted(roles, key=pattern.roles.index):
+        _fail(f"variant {vi + 1} lists its roles as {roles}; {pattern.name} orders them "
+              f"{list(pattern.roles)}", path, lines, vloc)
+    compiled = [(role, _compile_role(role, text, slot_values, slot_names, path, lines, vloc + (role,)))
+                for role, text in role_items]
+    used = {s for _, cs in compiled for s in cs.slots}
+    premise = set(compiled[0][1].slots)
+    return Variant(index=vi, weight=float(weight), roles=compiled,
+                   slots=[s for s in slot_names if s in used],
+                   premise_slots=[s for s in slot_names if s in premise],
+                   continuation_slots=[s for s in slot_names if s in used and s not in premise])
+
+
+def _compile_role(role: str, text, slot_values: dict[str, list[Word]], slot_names: list[str], path: Path,
+                  lines: Lines, rloc: tuple) -> CompiledString:
+    if not isinstance(text, str):
+        _fail(f"role {role!r} must be a string", path, lines, rloc)
+    try:
+        unsafe = find_unsafe_attributes(text)
+        if unsafe:
+            _fail(f"role {role!r} reaches for {unsafe[0]!r}: names starting with '_' are not "
+                  "allowed in templates (sandbox)", path, lines, rloc)
+        cs = CompiledString(text, slot_values)
+    except jinja2.TemplateSyntaxError as e:
+        _fail(f"Jinja syntax error in role {role!r}: {e.message}", path, lines, rloc)
+    undefined = [s for s in cs.slots if s not in slot_values]
+    if undefined:
+        _fail(f"role {role!r} uses slot(s) {undefined} that are not defined; defined slots: "
+              f"{slot_names}", path, lines, rloc)
+    return cs
+
+
 def template_from_data(data: Any, lines: Lines, path: Path, *, patterns: Mapping[str, Pattern],
                        source: str, root: Path | None = None, raw: bytes = b"") -> Template:
     """Check and compile parsed YAML into a ``Template``. Every problem names the file and line."""
@@ -239,50 +287,8 @@ def template_from_data(data: Any, lines: Lines, path: Path, *, patterns: Mapping
         if unknown:
             _fail(f"constraint names unknown slot(s) {unknown}; slots: {slot_names}", path, lines, ("constraints", ci))
 
-    variants = []
-    for vi, raw_variant in enumerate(spec.variants):
-        vloc = ("variants", vi)
-        weight = raw_variant.get("weight", 1.0)
-        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight <= 0:
-            _fail("weight must be a positive number", path, lines, vloc + ("weight",))
-        role_items = [(k, v) for k, v in raw_variant.items() if k not in RESERVED_VARIANT_KEYS]
-        roles = [k for k, _ in role_items]
-        unknown = [r for r in roles if r not in pattern.roles]
-        if unknown:
-            _fail(f"variant {vi + 1} has role(s) {unknown} that {pattern.name} does not have; "
-                  f"its roles are {list(pattern.roles)}", path, lines, vloc + (unknown[0],))
-        missing = [r for r in pattern.required if r not in roles]
-        if missing:
-            _fail(f"variant {vi + 1} is missing required role(s) {missing} of {pattern.name}", path, lines, vloc)
-        if roles != sorted(roles, key=pattern.roles.index):
-            _fail(f"variant {vi + 1} lists its roles as {roles}; {pattern.name} orders them "
-                  f"{list(pattern.roles)}", path, lines, vloc)
-        compiled = []
-        for role, text in role_items:
-            rloc = vloc + (role,)
-            if not isinstance(text, str):
-                _fail(f"role {role!r} must be a string", path, lines, rloc)
-            try:
-                unsafe = find_unsafe_attributes(text)
-                if unsafe:
-                    _fail(f"role {role!r} reaches for {unsafe[0]!r}: names starting with '_' are not "
-                          "allowed in templates (sandbox)", path, lines, rloc)
-                cs = CompiledString(text, slot_values)
-            except jinja2.TemplateSyntaxError as e:
-                _fail(f"Jinja syntax error in role {role!r}: {e.message}", path, lines, rloc)
-            undefined = [s for s in cs.slots if s not in slot_values]
-            if undefined:
-                _fail(f"role {role!r} uses slot(s) {undefined} that are not defined; defined slots: "
-                      f"{slot_names}", path, lines, rloc)
-            compiled.append((role, cs))
-        used = {s for _, cs in compiled for s in cs.slots}
-        premise = set(compiled[0][1].slots)
-        variants.append(Variant(
-            index=vi, weight=float(weight), roles=compiled,
-            slots=[s for s in slot_names if s in used],
-            premise_slots=[s for s in slot_names if s in premise],
-            continuation_slots=[s for s in slot_names if s in used and s not in premise]))
-
+    variants = [_compile_variant(vi, variant, pattern, slot_values, slot_names, path, lines)
+                for vi, variant in enumerate(spec.variants)]
     tmpl = Template(spec=spec, pattern=pattern, path=path, source=source, slot_names=slot_names,
                     slot_values=slot_values, slot_weights=slot_weights, variants=variants,
                     sha256=digest.hexdigest(), lines=lines)

@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from ..patterns import Pattern
 from ..records import Record, structural_errors
 from .render import ENV
+from .registry import load_at, load_registry, resolve_templates
+from .sampler import sample
 from .spec import Template
 
 UNIQUE_SHARE = 0.95
@@ -58,14 +60,6 @@ class TemplateReport:
                 "checks": [c.__dict__ for c in self.checks]}
 
 
-def sample_records(tmpl: Template, n: int, seed: int = 0) -> list[dict]:
-    """The first ``n`` raw draws of ``tmpl`` (no dedup), as records."""
-    from ..generate import Drawer
-
-    drawer = Drawer([tmpl], [1.0], seed, 1, {"train": 1.0})
-    return [drawer.unit(i)[2][0][2] for i in range(n)]
-
-
 def _schema_check(records: list[dict], patterns) -> Check:
     bad = []
     for rec in records:
@@ -80,11 +74,11 @@ def _schema_check(records: list[dict], patterns) -> Check:
 
 
 def _determinism_check(tmpl: Template, n: int) -> Check:
-    a, b = sample_records(tmpl, n, seed=0), sample_records(tmpl, n, seed=0)
+    a, b = sample(tmpl, n, seed=0), sample(tmpl, n, seed=0)
     if a != b:
         return Check("determinism", False, "the same seed gave different records")
     if tmpl.space_size() > 1:
-        other = sample_records(tmpl, n, seed=1)
+        other = sample(tmpl, n, seed=1)
         if [r["text"] for r in other] == [r["text"] for r in a]:
             return Check("determinism", False, "seeds 0 and 1 gave the same records")
     return Check("determinism", True, f"seed 0 twice: identical {n} records; seed 1: different draws")
@@ -116,7 +110,7 @@ def _sandbox_check(tmpl: Template, records: list[dict]) -> Check:
 
 def _uniqueness_check(tmpl: Template, n: int) -> Check:
     space = tmpl.space_size()
-    texts = [r["text"] for r in sample_records(tmpl, n)]
+    texts = [r["text"] for r in sample(tmpl, n)]
     share = len(set(texts)) / len(texts)
     detail = f"{share:.1%} unique texts in {n:,} draws; space size {space:,}"
     if share >= UNIQUE_SHARE:
@@ -145,12 +139,17 @@ def _marker_check(tmpl: Template, records: list[dict]) -> Check:
 def check_template(tmpl: Template, patterns: dict[str, Pattern], *, n: int = 300,
                    unique_sample: int = UNIQUE_SAMPLE) -> TemplateReport:
     """Run the conformance checks on one loaded template."""
-    records = sample_records(tmpl, n)
+    records = sample(tmpl, n)
     report = TemplateReport(tmpl.ref, tmpl.space_size())
     report.checks = [_schema_check(records, patterns), _determinism_check(tmpl, min(n, 50)),
                      _sandbox_check(tmpl, records), _uniqueness_check(tmpl, unique_sample),
                      _marker_check(tmpl, records)]
     return report
+
+
+def check_templates(templates: list[Template], patterns: dict[str, Pattern], *, n: int = 300) -> list[TemplateReport]:
+    """``check_template`` on each, with ``patterns`` plus each template's own pattern."""
+    return [check_template(t, {**patterns, t.pattern.name: t.pattern}, n=n) for t in templates]
 
 
 def assert_valid_template(name_or_path: str | Path, *, templates: list[str | Path] = (), n: int = 300,
@@ -161,21 +160,14 @@ def assert_valid_template(name_or_path: str | Path, *, templates: list[str | Pat
     is loaded directly (so a pack that is also installed does not clash with
     itself), with the patterns of ``templates`` folders and of its own pack.
     """
-    from ..patterns import merge_patterns
-    from .registry import load_registry, pack_patterns, resolve_templates
-    from .spec import load_template
-
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         registry = load_registry()
-        roots = [Path(t).resolve() for t in templates if Path(t).is_dir()]
-        root = next((r for r in roots if path.resolve().is_relative_to(r)), path.resolve().parent)
-        patterns = merge_patterns(registry.patterns, pack_patterns(root))
-        tmpl = load_template(path, patterns=patterns, source=str(root), root=root)
+        tmpl = load_at(path, registry, roots=templates)[0]
     else:
         registry = load_registry(templates)
-        patterns = registry.patterns
         tmpl = resolve_templates([str(name_or_path)], registry)[0]
+    patterns = {**registry.patterns, tmpl.pattern.name: tmpl.pattern}
     report = check_template(tmpl, patterns, n=n)
     if not (report.ok_strict if strict else report.ok):
         raise AssertionError("\n".join(str(c) for c in report.checks))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 
+from .._io import read_text
 from ..errors import TrainError
 
 
@@ -113,12 +114,7 @@ DEFAULT_CONTROLS = Path(__file__).resolve().parent.parent / "data" / "controls.j
 def read_prompts(path: str | Path) -> list[dict]:
     """Plain text (one prompt per line) or JSONL objects with a ``prompt`` (and optional ``kind``)."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise TrainError("controls file not found", file=str(path)) from None
-    except UnicodeDecodeError as e:
-        raise TrainError(f"not valid UTF-8 (byte {e.start})", file=str(path)) from None
+    lines = read_text(path, TrainError, what="controls file").splitlines()
     out = []
     for number, line in enumerate(lines, 1):
         if not line.strip():

@@ -1,5 +1,7 @@
 """The dataset card (README.md) the Hub shows: YAML metadata and a body a reader can use.
 
+(The README inside a corpus folder is ``corpusforge/corpus_readme.py``.)
+
 The generated part of the body sits between two HTML comments. Prose a user
 writes outside them — on the Hub or locally — and metadata keys corpusforge
 does not set survive the next push.
@@ -11,7 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from .._io import read_text
 from ..errors import HubError
+from ..manifest import Manifest
 
 BEGIN = "<!-- corpusforge:begin (generated; edits inside are replaced on the next push) -->"
 END = "<!-- corpusforge:end -->"
@@ -64,8 +68,9 @@ def _marked(rec: dict) -> str:
     return "\n".join(["| role | text |", "|---|---|", *rows])
 
 
-def render_card(manifest: dict, stats: dict, examples: dict[str, dict], splits: list[str], *,
-                repo_id: str | None, existing: str | None = None, pretty_name: str | None = None) -> str:
+def render_card(manifest: Manifest, stats: dict, examples: dict[str, dict], splits: list[str], *,
+                repo_id: str | None, existing: str | None = None, pretty_name: str | None = None,
+                license: str | None = None) -> str:
     """The full README.md: metadata, the generated body, and the user's prose from ``existing``."""
     user_meta, before, after = split_card(existing) if existing else ({}, "", "")
     patterns = sorted(stats["by_pattern"])
@@ -79,11 +84,11 @@ def render_card(manifest: dict, stats: dict, examples: dict[str, dict], splits: 
         "configs": [{"config_name": "default",
                      "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits]}],
     })
-    license_ = manifest.get("license") or user_meta.get("license")
+    license_ = license or manifest.license or user_meta.get("license")
     if license_:
         meta["license"] = license_
     name = repo_id or "path/to/corpus"
-    markers = sorted({m for t in manifest["templates"] for m in t["markers"]})
+    markers = manifest.markers()
     per = stats["premises"]["continuations_per_premise"]
     d = stats["distinct"]
     lines = [
@@ -114,12 +119,11 @@ def render_card(manifest: dict, stats: dict, examples: dict[str, dict], splits: 
         f"{per['mean']}, max {per['max']}; premises in more than one split: "
         f"{stats['premises']['leaked_across_splits']}", "",
         "## How it was made", "",
-        f"Seed policy: {manifest['seed_policy']}. Dedup: {manifest['dedup']}.", "",
-        "Regenerate it exactly with:", "", "```sh", manifest["command"], "```", "",
+        f"Seed policy: {manifest.seed_policy}. Dedup: {manifest.dedup}.", "",
+        "Regenerate it exactly with:", "", "```sh", manifest.command, "```", "",
         "| template | version | pattern | language | sha256 |", "|---|---|---|---|---|",
-        *[f"| {t['name']} | {t['version']} | {t['pattern']} | {t['language']} | `{t['sha256'][:16]}` |"
-          for t in manifest["templates"]], "",
-        f"corpusforge {manifest['corpusforge_version']}.", "",
+        *[f"| {t.name} | {t.version} | {t.pattern} | {t.language} | `{t.sha256[:16]}` |" for t in manifest.templates],
+        "", f"corpusforge {manifest.corpusforge_version}.", "",
         "## Load it", "", "```python", "from datasets import load_dataset", "",
         f'ds = load_dataset("{name}")', 'print(ds["train"][0]["text"], ds["train"][0]["segments"])', "```", "",
         "Fields: `id` (content hash), `pattern`, `template` (name@version), `language`, `text`, `segments` "
@@ -134,7 +138,7 @@ def render_card(manifest: dict, stats: dict, examples: dict[str, dict], splits: 
 
 def check_card(path: Path) -> dict:
     """Parse a card's YAML metadata; raise HubError if it does not parse or lacks what the Hub needs."""
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, HubError, what="dataset card")
     meta, _, _ = split_card(text)
     if not text.startswith("---") or not isinstance(meta, dict) or "configs" not in meta:
         raise HubError("the staged dataset card has no YAML metadata with configs", file=str(path))

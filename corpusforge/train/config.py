@@ -1,0 +1,138 @@
+"""``TrainConfig``: everything a training run depends on, checked where it is made.
+
+The same keys come from Python (``TrainConfig(epochs=2)``), from a YAML file
+(``--config train.yaml``) and from command-line flags; ``load_config`` merges a
+file with overrides (the overrides win, and setting ``steps`` or ``epochs``
+clears the other one). Each field's description is the CLI's help text.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .._io import read_plain_yaml
+from ..errors import TrainError
+from .models import DEFAULT_MODEL
+
+#: Optimiser steps when neither steps nor epochs is given (the measured default recipe, README "Training").
+DEFAULT_STEPS = 50
+
+
+class TrainConfig(BaseModel):
+    """A training run. The defaults are the recipe measured on the embedded model (README, "Training")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(DEFAULT_MODEL, description="Embedded name (smollm2-135m), a local folder, or a Hub id.")
+    rank: int = Field(8, ge=1, le=4096, description="LoRA rank r.")
+    alpha: float = Field(16.0, gt=0, allow_inf_nan=False, description="LoRA alpha (the update is scaled by alpha/r).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout, in [0, 1).")
+    targets: str = Field("attention+mlp", description="attention | attention+mlp | mlp, or module names "
+                                                      "(q,v,gate or q_proj,v_proj).")
+    layers: str | None = Field("last-half", description="Layers to adapt: 20-29, 0,5,7, last:10, last-half or all.")
+    rslora: bool = Field(False, description="Rank-stabilised LoRA scaling (alpha/sqrt(r)).")
+    dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA).")
+    lr: float = Field(8e-4, gt=0, le=1, allow_inf_nan=False, description="Learning rate.")
+    steps: int | None = Field(None, ge=1, le=10_000_000,
+                              description=f"Optimiser steps (default: {DEFAULT_STEPS}, unless epochs is given).")
+    epochs: float | None = Field(None, gt=0, le=100_000, allow_inf_nan=False,
+                                 description="Passes over the training split, instead of steps.")
+    batch_size: int = Field(8, ge=1, le=65_536, description="Records per micro-step per process.")
+    grad_accum: int = Field(1, ge=1, le=65_536, description="Micro-steps per optimiser step.")
+    max_length: int = Field(128, ge=2, le=1_048_576, description="Tokens per record (longer ones are cut).")
+    warmup: int = Field(4, ge=0, description="Linear warm-up steps, then linear decay.")
+    seed: int = Field(0, description="Seed of the adapter's initialisation and the batch order.")
+    loss_on: list[str] | None = Field(None, description="Roles with loss, e.g. consequence,conclusion "
+                                                        "(default: every role after the first).")
+    controls: str | None = Field(None, description="Control prompts (text, one per line, or JSONL); "
+                                                   "default: the set shipped with corpusforge.")
+    use_controls: bool = Field(True, description="Penalise drift on the control prompts (KL).")
+    control_weight: float = Field(100.0, ge=0, allow_inf_nan=False, description="Weight of the control KL.")
+    control_batch: int = Field(8, ge=1, le=65_536, description="Control prompts per step.")
+    eval_every: int = Field(20, ge=0, description="Validation loss every N steps (0: never).")
+    early_stopping: int | None = Field(None, ge=1, description="Stop after N evaluations without improvement "
+                                                               "(default: never).")
+    checkpoint_every: int = Field(20, ge=0, description="Checkpoint every N steps (0: only when interrupted).")
+    trust_remote_code: bool = Field(False, description="Allow a model's own code from its repository.")
+
+    @field_validator("loss_on", mode="before")
+    @classmethod
+    def _roles_from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [r.strip() for r in value.split(",") if r.strip()] or None
+        return value
+
+    @model_validator(mode="after")
+    def _steps_or_epochs(self) -> TrainConfig:
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("give steps or epochs, not both")
+        return self
+
+    def total_steps(self, batches_per_epoch: int, micro_per_step: int) -> int:
+        """Optimiser steps of the run: ``steps``, or ``epochs`` passes, or the default."""
+        if self.steps is not None:
+            return self.steps
+        if self.epochs is not None:
+            return max(1, math.ceil(self.epochs * batches_per_epoch / micro_per_step))
+        return DEFAULT_STEPS
+
+
+_BOUNDS = {"greater_than_equal": ("ge", "must be at least {}"), "greater_than": ("gt", "must be greater than {}"),
+           "less_than_equal": ("le", "must be at most {}"), "less_than": ("lt", "must be less than {}")}
+
+
+def _as_train_error(err: ValidationError, file: str | None) -> TrainError:
+    first = err.errors(include_url=False)[0]
+    name = ".".join(str(x) for x in first["loc"])
+    option = f"--{name.replace('_', '-')}" if name else "the configuration:"
+    shown = repr(first.get("input"))
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    kind, ctx = first["type"], first.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return TrainError(f"unknown key(s) ['{name}']; known: {', '.join(TrainConfig.model_fields)}", file=file)
+    if kind in _BOUNDS:
+        key, text = _BOUNDS[kind]
+        message = text.format(ctx.get(key))
+    elif kind == "finite_number":
+        message = "must be a finite number"
+    else:
+        message = first["msg"].removeprefix("Value error, ")
+    return TrainError(f"{option} {message}, got {shown}", file=file)
+
+
+def make_config(values: dict[str, Any], *, file: str | None = None) -> TrainConfig:
+    """``TrainConfig(**values)``; a bad value is a ``TrainError`` naming the option and the value."""
+    try:
+        return TrainConfig(**values)
+    except ValidationError as e:
+        raise _as_train_error(e, file) from None
+
+
+def config_from_file(path: str | Path) -> dict[str, Any]:
+    """The mapping of a ``--config`` YAML file (checked against TrainConfig's keys)."""
+    data = read_plain_yaml(path, TrainError) or {}
+    if not isinstance(data, dict):
+        raise TrainError("a training config is a YAML mapping of option: value", file=str(path))
+    unknown = sorted(set(data) - set(TrainConfig.model_fields))
+    if unknown:
+        raise TrainError(f"unknown key(s) {unknown}; known: {', '.join(TrainConfig.model_fields)}", file=str(path))
+    return data
+
+
+def load_config(file: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """A config file's values with ``overrides`` on top (None values are ignored).
+
+    An override of ``epochs`` drops the file's ``steps`` and vice versa, so ``--epochs 2`` with a file that
+    sets steps trains two epochs.
+    """
+    values = config_from_file(file) if file else {}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for one, other in (("epochs", "steps"), ("steps", "epochs")):
+        if one in given and other not in given:
+            values.pop(other, None)
+    values.update(given)
+    return make_config(values, file=str(file) if file else None)
