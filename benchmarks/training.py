@@ -31,7 +31,7 @@ from datasets import Dataset
 from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import SFTConfig, SFTTrainer
-from corpusforge.corpus import iter_records
+from corpusforge.validate import iter_records
 from corpusforge.train.models import embedded_model_folder, quiet_transformers
 quiet_transformers()
 folder = str(embedded_model_folder())

@@ -1,19 +1,19 @@
-"""A corpus on disk: finding its data files and reading its records one at a time.
+"""A corpus on disk: finding its data files, its manifest's patterns, and reading its physical lines.
 
 A corpus is a folder ``data/{split}.jsonl`` (or ``.jsonl.gz``, ``.parquet``)
 plus ``manifest.json`` and ``README.md``. Every reader here streams: memory
-stays flat however large the files are.
+stays flat however large the files are. Records are read through
+``validate.iter_records``, which holds every record to the same checks as
+``corpusforge validate``.
 """
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import orjson
 
-from .columnar import from_row
+from ._io import input_problem
 from .errors import RecordError
 from .manifest import read_manifest
 from .patterns import BUILTIN_PATTERNS, Pattern, patterns_from_dicts
@@ -35,10 +35,11 @@ def corpus_files(paths: Sequence[str | Path]) -> list[Path]:
             if not found:
                 raise RecordError(f"no data files ({', '.join(DATA_SUFFIXES)}) in this directory", file=str(p))
             files.extend(found)
-        elif p.is_file():
-            files.append(p)
         else:
-            raise RecordError("no such file or directory", file=str(p))
+            problem = input_problem(p, want="file")
+            if problem is not None:
+                raise RecordError(problem, file=str(p))
+            files.append(p)
     return files
 
 
@@ -95,38 +96,3 @@ def read_lines(stream, chunk_size: int = 1 << 22) -> Iterator[tuple[int, bytes |
     for first, lines, ended in read_blocks(stream, chunk_size):
         for offset, line in enumerate(lines):
             yield first + offset, line, ended
-
-
-def iter_records(paths: Sequence[str | Path]) -> Iterator[dict]:
-    """Yield every record of ``paths`` as a plain dict, in file order.
-
-    Stops with a ``RecordError`` (file and line) at the first line that is not
-    a JSON object; run ``corpusforge validate`` for a full report.
-    """
-    for path in corpus_files(paths):
-        if path.name.endswith(".parquet"):
-            import pyarrow.parquet as pq
-
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=2048):
-                for item in batch.to_pylist():
-                    yield from_row(item)
-            continue
-        opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rb") as stream:
-            for number, raw, _ in read_lines(stream):
-                if raw is None:
-                    raise RecordError("line too long to be a record", file=str(path), line=number,
-                                      hint="run `corpusforge validate` for a full report")
-                if number == 1:
-                    raw = raw.removeprefix(BOM)
-                if not raw.strip():
-                    continue
-                try:
-                    item = orjson.loads(raw)
-                except orjson.JSONDecodeError as e:
-                    raise RecordError(f"invalid JSON: {e}", file=str(path), line=number,
-                                      hint="run `corpusforge validate` for a full report") from None
-                if not isinstance(item, dict):
-                    raise RecordError("the line is not a JSON object", file=str(path), line=number,
-                                      hint="run `corpusforge validate` for a full report")
-                yield item

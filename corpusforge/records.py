@@ -16,6 +16,7 @@ Two layers of checks:
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any
 
@@ -26,6 +27,7 @@ from pydantic_core import SchemaValidator
 from .patterns import BUILTIN_PATTERNS, NAME_RE, Pattern
 
 SCHEMA_ID = "https://corpusforge.dev/schemas/record.schema.json"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1   # Arrow and Parquet store seed and index as int64
 
 _ROLE = Annotated[str, Field(pattern=NAME_RE.pattern, description="A role of the record's pattern.")]
 _OFFSET = Annotated[int, Field(ge=0, description="Character offset into `text`.")]
@@ -66,14 +68,16 @@ class Record(_Strict):
     template: str = Field(pattern=r"^[^@\s]+@[0-9]+$", description="The template that rendered it: name@version.")
     language: str = Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$", description="BCP-47 tag, e.g. en, ru.")
     text: str = Field(min_length=1, description="The full rendered text.")
-    segments: list[Segment] = Field(min_length=1, description="Role spans over text, in the pattern's order.")
+    segments: list[Segment] = Field(min_length=1, description="Role spans that tile the text exactly (each starts "
+                                                              "where the previous ends; the first at 0, the last "
+                                                              "at the end), in the pattern's order.")
     targets: list[Target] = Field(description="Marker spans over text (may be empty).")
     slots: dict[str, str] = Field(description="The slot fillers used, by slot name.")
     premise_id: str | None = Field(default=None, description="Shared by records that continue the same premise.")
-    seed: int = Field(description="The generation seed.")
-    index: int = Field(ge=0, description="The generation index the record was drawn at.")
+    seed: int = Field(ge=INT64_MIN, le=INT64_MAX, description="The generation seed (a 64-bit integer).")
+    index: int = Field(ge=0, le=INT64_MAX, description="The generation index the record was drawn at.")
     split: str | None = Field(default=None, pattern=NAME_RE.pattern, description="train, validation, test, ...")
-    meta: dict[str, Any] | None = Field(default=None, description="Free-form metadata.")
+    meta: dict[str, Any] | None = Field(default=None, description="Free-form metadata (JSON: no NaN or Infinity).")
 
 
 def content_id(pattern: str, template: str, language: str, text: str,
@@ -192,12 +196,15 @@ def is_sound(rec: Mapping[str, Any], patterns: Mapping[str, Pattern]) -> bool:
     n, last_end, roles, spans = len(text), 0, [], []
     for seg in rec["segments"]:
         role, start, end = seg["role"], seg["start"], seg["end"]
-        if not (last_end <= start < end <= n) or text[start:end] != seg["text"]:
+        if not (last_end == start < end <= n) or text[start:end] != seg["text"]:
             return False
         roles.append(role)
         spans.append((role, start, end))
         last_end = end
-    if tuple(roles) not in pattern.role_sequences:
+    if last_end != n or tuple(roles) not in pattern.role_sequences:
+        return False
+    meta = rec.get("meta")
+    if meta and not _finite(meta):
         return False
     marks = []
     for tgt in rec["targets"]:
@@ -206,6 +213,17 @@ def is_sound(rec: Mapping[str, Any], patterns: Mapping[str, Pattern]) -> bool:
             return False
         marks.append((mark, start, end))
     return rec["id"] == content_id(rec["pattern"], rec["template"], rec["language"], text, spans, marks, rec["slots"])
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or ±Infinity anywhere inside ``value`` (JSON has neither)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
 
 
 def structural_errors(rec: Record, patterns: Mapping[str, Pattern] = BUILTIN_PATTERNS) -> list[tuple[str, str]]:
@@ -244,7 +262,13 @@ def structural_errors(rec: Record, patterns: Mapping[str, Pattern] = BUILTIN_PAT
                                             f"{text[seg.start:seg.end]!r}"))
         if seg.start < last_end:
             errors.append((f"{where}.start", f"overlaps the previous segment, which ends at {last_end}"))
+        elif seg.start > last_end:
+            errors.append((f"{where}.start", f"leaves text[{last_end}:{seg.start}] = {text[last_end:seg.start]!r} "
+                                             "in no segment; segments must tile the text"))
         last_end = max(last_end, seg.end)
+    if last_end < n:
+        errors.append(("$.segments", f"the text after offset {last_end} ({text[last_end:][:30]!r}) is in no "
+                                     "segment; segments must tile the text"))
     if pattern is not None:
         missing = [r for r in pattern.required if r not in seen]
         if missing:
@@ -257,6 +281,9 @@ def structural_errors(rec: Record, patterns: Mapping[str, Pattern] = BUILTIN_PAT
         elif text[tgt.start:tgt.end] != tgt.text:
             errors.append((f"$.targets[{i}].text", f"does not match text[{tgt.start}:{tgt.end}] = "
                                                    f"{text[tgt.start:tgt.end]!r}"))
+
+    if rec.meta and not _finite(rec.meta):
+        errors.append(("$.meta", "holds NaN or Infinity, which JSON does not allow; use null or a string"))
 
     expected = content_id(rec.pattern, rec.template, rec.language, text,
                           ((s.role, s.start, s.end) for s in rec.segments),

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .corpus import iter_records
+from .validate import iter_records
 
 
 def _quantiles(values: list[int]) -> dict:

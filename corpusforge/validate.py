@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import orjson
 from pydantic import ValidationError
 
 from .columnar import from_row
-from .errors import CorpusforgeError
+from .errors import CorpusforgeError, RecordError
 from .corpus import BOM, MAX_LINE_BYTES, corpus_files, manifest_patterns, read_blocks
 from .patterns import BUILTIN_PATTERNS, Pattern, merge_patterns
 from .records import RECORD_DICT_VALIDATOR, Record, is_sound, structural_errors
@@ -112,6 +112,25 @@ def _check_line(raw: bytes, file: str, line: int, patterns) -> list[Issue]:
     return [Issue(file, line, path, msg) for path, msg in structural_errors(rec, patterns)]
 
 
+def _check_row(item: dict, file: str, row: int, patterns, validate_python) -> list[Issue]:
+    """The problems of one Parquet row (none for a sound one): the same fast path as JSONL lines;
+    only a failing row is read with Record, for complete messages."""
+    try:
+        item = from_row(item)
+    except (orjson.JSONDecodeError, KeyError, TypeError) as e:
+        return [Issue(file, row, "$.meta", f"slots or meta column cannot be read: {e}")]
+    try:
+        if is_sound(validate_python(item), patterns):
+            return []
+    except ValidationError:
+        pass
+    try:
+        rec = Record.model_validate(item)
+    except ValidationError as err:
+        return _pydantic_issues(err, file, row)
+    return [Issue(file, row, p, m) for p, m in structural_errors(rec, patterns)]
+
+
 def _check_jsonl(path: Path, stream, patterns, report: ValidationReport, sink) -> None:
     file = str(path)
     failed = sound = 0
@@ -168,23 +187,7 @@ def _check_parquet(path: Path, patterns, report: ValidationReport, sink) -> None
     for batch in pf.iter_batches(batch_size=2048):
         for item in batch.to_pylist():
             row += 1
-            try:
-                item = from_row(item)
-            except (orjson.JSONDecodeError, KeyError, TypeError) as e:
-                sink([Issue(file, row, "$.meta", f"slots or meta column cannot be read: {e}")])
-                continue
-            try:  # the same fast path as JSONL lines; only a failing row is read with Record
-                if is_sound(validate_python(item), patterns):
-                    sink([])
-                    continue
-            except ValidationError:
-                pass
-            try:
-                rec = Record.model_validate(item)
-            except ValidationError as err:
-                sink(_pydantic_issues(err, file, row))
-                continue
-            sink([Issue(file, row, p, m) for p, m in structural_errors(rec, patterns)])
+            sink(_check_row(item, file, row, patterns, validate_python))
     if row == 0:
         _file_error(report, file, "file is empty: it holds no records")
 
@@ -234,6 +237,88 @@ def validate_paths(paths: Sequence[str | Path], *, patterns: Mapping[str, Patter
         except (OSError, EOFError, zlib.error) as e:
             _file_error(report, str(path), f"cannot read the file: {e}")
     return report
+
+
+# ---------------------------------------------------------------------------
+# The one reader: records as plain dicts, each held to the checks above
+
+
+def _first_problem(problems: list[Issue], path: Path) -> RecordError:
+    first = problems[0]
+    return RecordError(f"{first.path}: {first.message}", file=str(path), line=first.line,
+                       hint="run `corpusforge validate` for a full report")
+
+
+def _jsonl_records(path: Path, patterns) -> Iterator[dict]:
+    validate_json = RECORD_DICT_VALIDATOR.validate_json
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as stream:
+        for first, lines, _ in read_blocks(stream):
+            for offset, raw in enumerate(lines):
+                try:
+                    rec = validate_json(raw)
+                    if is_sound(rec, patterns):
+                        if rec["meta"] is None:
+                            del rec["meta"]
+                        yield rec
+                        continue
+                except ValidationError:
+                    pass
+                number = first + offset
+                if raw is None:
+                    raise RecordError("line too long to be a record", file=str(path), line=number,
+                                      hint="run `corpusforge validate` for a full report")
+                if number == 1 and raw.startswith(BOM):
+                    raw = raw[len(BOM):]
+                if not raw or raw.isspace():
+                    continue
+                problems = _check_line(raw, str(path), number, patterns)
+                if problems:
+                    raise _first_problem(problems, path)
+                rec = Record.model_validate_json(raw).model_dump(exclude_none=False)  # sound once its BOM is gone
+                yield {k: v for k, v in rec.items() if not (k == "meta" and v is None)}
+
+
+def _parquet_records(path: Path, patterns) -> Iterator[dict]:
+    import pyarrow.parquet as pq
+
+    validate_python = RECORD_DICT_VALIDATOR.validate_python
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=2048)
+    except Exception as e:  # pyarrow raises several types for a bad file
+        raise RecordError(f"not a readable Parquet file: {e}", file=str(path)) from None
+    import pyarrow
+
+    row = 0
+    try:
+        for batch in batches:
+            for item in batch.to_pylist():
+                row += 1
+                problems = _check_row(item, str(path), row, patterns, validate_python)
+                if problems:
+                    raise _first_problem(problems, path)
+                yield from_row(item)
+    except pyarrow.ArrowException as e:
+        raise RecordError(f"the Parquet file cannot be read past row {row}: {e}", file=str(path)) from None
+
+
+def iter_records(paths: Sequence[str | Path], *, patterns: Mapping[str, Pattern] | None = None) -> Iterator[dict]:
+    """Yield every record of ``paths`` (files or corpus folders) as a plain dict, in file order.
+
+    Every record passes the same checks as ``corpusforge validate`` (one reader, one verdict): the
+    first that does not stops the reading with a ``RecordError`` naming the file, line and field.
+    Plugin patterns come from the corpus's manifest, or from ``patterns``.
+    """
+    files = corpus_files(paths)
+    known = merge_patterns(patterns if patterns is not None else BUILTIN_PATTERNS, manifest_patterns(paths))
+    for path in files:
+        try:
+            if path.name.endswith(".parquet"):
+                yield from _parquet_records(path, known)
+            else:
+                yield from _jsonl_records(path, known)
+        except (OSError, EOFError, zlib.error) as e:
+            raise RecordError(f"cannot read the file: {e}", file=str(path)) from None
 
 
 def require_valid(paths: Sequence[str | Path], error: type[CorpusforgeError], *,

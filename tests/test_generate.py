@@ -145,7 +145,7 @@ def test_a_crash_leaves_nothing_under_the_final_name_and_resume_finishes_it(tmp_
 
 
 def test_parquet_output_holds_the_same_records(tmp_path):
-    from corpusforge.corpus import iter_records
+    from corpusforge.validate import iter_records
 
     jl = generate(GenerateConfig(mix=MIX, n=300, seed=4), tmp_path / "j").path
     pq = generate(GenerateConfig(mix=MIX, n=300, seed=4, format="parquet"), tmp_path / "p").path

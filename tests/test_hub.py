@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from corpusforge.columnar import from_row
-from corpusforge.corpus import iter_records
+from corpusforge.validate import iter_records
 from corpusforge.hub.dataset_card import BEGIN, END, render_card, split_card
 from corpusforge.hub.dataset import export_corpus, load_corpus
 from corpusforge.records import Record

@@ -12,7 +12,7 @@ from pathlib import Path
 from .._atomic import atomic_dir
 from .._io import check_output
 from ..columnar import arrow_schema, features
-from ..corpus import iter_records
+from ..validate import iter_records
 from ..errors import HubError
 from .stage import record_batches, split_files, stage_into, write_parquet_shards
 

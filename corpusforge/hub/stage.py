@@ -13,12 +13,12 @@ from pathlib import Path
 
 from .._atomic import atomic_dir, sha256_file, write_atomic
 from ..columnar import arrow_schema, from_row, to_row
-from ..corpus import corpus_files, iter_records
+from ..corpus import corpus_files
 from ..errors import HubError
 from ..manifest import read_manifest
 from ..records import Record
 from ..stats import compute_stats
-from ..validate import require_valid
+from ..validate import iter_records, require_valid
 from .dataset_card import check_card, render_card
 
 ROWS_PER_SHARD = 500_000

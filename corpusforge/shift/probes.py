@@ -14,7 +14,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .._io import read_plain_yaml, read_text
-from ..corpus import iter_records
+from ..validate import iter_records
 from ..errors import ProbeError
 
 __all__ = ["Probe", "ProbeError", "probes_from_corpus", "probes_json_schema", "read_probes"]

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..corpus import iter_records
+from ..validate import iter_records, require_valid
 from ..errors import TrainError
-from ..validate import require_valid
 from .config import TrainConfig
 from .data import DEFAULT_CONTROLS, Example, check_loss_roles, encode_prompts, encode_records, read_prompts
 from .lora import LoraSettings, peft_config
@@ -36,7 +35,7 @@ class Prepared:
 
 def split_records(corpus: Path) -> tuple[list[dict], list[dict]]:
     """The training records and the held-out ones (validation, else any other split); the corpus must be valid."""
-    require_valid([corpus], TrainError)
+    require_valid([corpus], TrainError)  # all problems summed up before a model is loaded
     train, held = [], []
     for rec in iter_records([corpus]):
         (train if rec.get("split") in (None, "train") else held).append(rec)
