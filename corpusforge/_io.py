@@ -53,9 +53,9 @@ def input_problem(path: str | Path, *, want: str = "file") -> str | None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return "is a dangling symbolic link" if os.path.islink(path) else "no such file or directory"
+        return "is a dangling symbolic link" if os.path.islink(path) else "was not found"
     except OSError as e:
-        return os_error_text(OSError(e.errno, e.strerror))
+        return f"cannot be read: {os_error_text(OSError(e.errno, e.strerror))}"
     kind = _kind(st.st_mode)
     if want == "file" and kind is not None:
         return f"is {kind}, not a regular file"
@@ -73,7 +73,7 @@ def check_input(path: str | Path, error: type[CorpusforgeError] = CorpusforgeErr
     """``path`` if it can be read as ``want``; otherwise ``error`` naming it and the reason."""
     problem = input_problem(path, want=want)
     if problem is not None:
-        raise error(f"{what}: {problem}", file=str(path))
+        raise error(f"{what} {problem}", file=str(path))
     return Path(path)
 
 

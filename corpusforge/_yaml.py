@@ -17,7 +17,7 @@ import yaml
 from .errors import CorpusforgeError
 
 #: The most nodes a document may expand to (aliases count each time they are used).
-MAX_NODES = 1_000_000
+MAX_NODES = 500_000
 
 #: libyaml's parser where PyYAML was built with it (about 10x faster, the same nodes and marks)
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -178,7 +178,7 @@ def load_at(path: str | Path, registry: Registry, roots: Sequence[str | Path] = 
     """
     path = Path(path)
     if not path.exists():
-        raise TemplateError("no such file or directory", file=str(path))
+        raise TemplateError("template file or pack folder was not found", file=str(path))
     resolved = [Path(r).resolve() for r in roots if Path(r).is_dir()]
     root = path if path.is_dir() else next((r for r in resolved if path.resolve().is_relative_to(r)),
                                            path.resolve().parent)

@@ -17,11 +17,27 @@ every built-in template.
 
 from __future__ import annotations
 
+import functools
+import re
+import signal
+import threading
+from contextlib import contextmanager
 from typing import Sequence
 
 import jinja2
 from jinja2 import meta, nodes
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+#: Limits on one render of one template string (templates come from strangers).
+MAX_NUMBER = 100_000          # an integer argument, repeat count, exponent or format width
+MAX_RANGE = 10_000            # items of one range()
+MAX_OUTPUT = 100_000          # characters one string may render to
+MAX_SECONDS = 2.0             # wall time of one sandboxed render
+
+
+class RenderLimitError(Exception):
+    """A render went past one of the limits above (the message names it)."""
 
 
 class Word(str):
@@ -68,12 +84,91 @@ def capfirst(value: str) -> str:
     return value[:1].upper() + value[1:]
 
 
-def make_environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
-                                        keep_trailing_newline=True)
+def _check_numbers(values) -> None:
+    for v in values:
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_NUMBER:
+            raise SecurityError(f"the number {v} is larger than templates may use ({MAX_NUMBER:,})")
+
+
+_FORMAT_WIDTH = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+class LimitedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, plus bounds on the work one render can ask for: no integer argument,
+    repeat count or exponent over MAX_NUMBER, no range over MAX_RANGE items (see ``make_environment``)."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(times, int):
+                    if len(seq) * times > MAX_OUTPUT:
+                        raise SecurityError(f"repeating a sequence of {len(seq)} {times} times is over the limit "
+                                            f"of {MAX_OUTPUT:,}")
+        elif operator == "**":
+            _check_numbers([right])
+            if isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 64:
+                raise SecurityError(f"{left} ** {right} is larger than templates may compute")
+        elif operator == "%" and isinstance(left, str):
+            widths = [int(n) for m in _FORMAT_WIDTH.finditer(left) for n in m.groups() if n and n.isdigit()]
+            _check_numbers(widths)
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's own signature)
+        _check_numbers(args)
+        _check_numbers(kwargs.values())
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _limited_range(*args):
+    _check_numbers(args)
+    r = range(*args)
+    if len(r) > MAX_RANGE:
+        raise SecurityError(f"range of {len(r):,} items is over the limit of {MAX_RANGE:,}")
+    return r
+
+
+def _guarded(f):
+    """A filter that refuses oversized integer arguments (``center(10**9)``) before doing any work."""
+
+    @functools.wraps(f)  # keeps Jinja's pass_context / pass_environment marks
+    def guarded(*args, **kwargs):
+        _check_numbers(args[1:])
+        _check_numbers(kwargs.values())
+        return f(*args, **kwargs)
+
+    return guarded
+
+
+def make_environment() -> LimitedSandbox:
+    env = LimitedSandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.filters["cap"] = capfirst
     env.filters["a"] = with_article
+    env.filters = {name: _guarded(f) for name, f in env.filters.items()}
+    env.globals["range"] = _limited_range
+    env.globals.pop("lipsum", None)   # generates text of any size
     return env
+
+
+@contextmanager
+def time_limit(seconds: float = MAX_SECONDS):
+    """Raise RenderLimitError in this block after ``seconds`` (main thread with SIGALRM only; elsewhere the
+    other limits still hold)."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise RenderLimitError(f"rendering took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 ENV = make_environment()
@@ -113,6 +208,7 @@ class CompiledString:
 
     def __init__(self, source: str, slot_values: dict[str, Sequence[Word]]):
         self.source = source
+        self.where: tuple[str | None, int | None] = (None, None)   # file and line, for errors mid-run
         ast = ENV.parse(source)  # raises TemplateSyntaxError
         self.slots = sorted(meta.find_undeclared_variables(ast))
         pieces = self._fast_pieces(ast, slot_values)
@@ -153,10 +249,25 @@ class CompiledString:
         """Render with ``choice`` (slot → value index)."""
         if self._fast is not None:
             return self._fast(choice)
-        return self.render_sandboxed(choice, slot_values)
+        try:
+            return self.render_sandboxed(choice, slot_values)
+        except Exception as e:  # the trial render at load passed; a rarer draw can still fail mid-run
+            from ..errors import TemplateError
+
+            values = {s: str(slot_values[s][choice[s]])[:40] for s in self.slots}
+            raise TemplateError(f"cannot render {self.source[:60]!r} with {values}: {type(e).__name__}: {e}",
+                                file=self.where[0], line=self.where[1]) from None
 
     def render_sandboxed(self, choice: dict[str, int], slot_values: dict[str, Sequence[Word]]) -> str:
-        return self.template.render({s: slot_values[s][choice[s]] for s in self.slots})
+        """Render through the sandbox, within the limits (output size, time); RenderLimitError past them."""
+        out, size = [], 0
+        with time_limit():
+            for chunk in self.template.generate({s: slot_values[s][choice[s]] for s in self.slots}):
+                size += len(chunk)
+                if size > MAX_OUTPUT:
+                    raise RenderLimitError(f"the rendered text is longer than {MAX_OUTPUT:,} characters")
+                out.append(chunk)
+        return "".join(out)
 
 
 def _renderer(pieces: list):

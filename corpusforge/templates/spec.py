@@ -20,10 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..errors import TemplateError
 from ..patterns import NAME_RE, Pattern
-from .render import CompiledString, Word, find_unsafe_attributes
-from .yamlsrc import Lines, load_yaml
+from .._io import decode_utf8, input_problem, read_bytes
+from .render import CompiledString, RenderLimitError, Word, find_unsafe_attributes
+from .yamlsrc import MAX_TEMPLATE_BYTES, Lines, load_yaml
 
 TEMPLATE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+MAX_LEXICON_BYTES = 16 * 1024 * 1024   # a lexicon file
+MAX_VALUE_CHARS = 10_000               # one slot value
 RESERVED_VARIANT_KEYS = {"weight"}
 
 
@@ -162,17 +165,25 @@ def _read_lexicon(path: Path, root: Path, ref: str, lines: Lines, loc: tuple) ->
     if not target.is_relative_to(root.resolve()):
         _fail(f"lexicon file {ref!r} is outside the pack folder; keep lexicons next to the template",
               path, lines, loc)
+    problem = input_problem(target, want="file")
+    if problem is not None:
+        _fail(f"lexicon file {ref!r} {problem} (looked for {target})", path, lines, loc)
     try:
-        raw = target.read_bytes()
+        raw = read_bytes(target, TemplateError, what="lexicon file", limit=MAX_LEXICON_BYTES)
+    except TemplateError as e:
+        _fail(f"lexicon file {ref!r}: {e.message}", path, lines, loc)
+    try:
         text = raw.decode("utf-8")
-    except FileNotFoundError:
-        _fail(f"lexicon file {ref!r} not found (looked for {target})", path, lines, loc)
     except UnicodeDecodeError as e:
         _fail(f"lexicon file {ref!r} is not valid UTF-8 (byte {e.start})", path, lines, loc)
     values = [ln.strip() for ln in text.splitlines()]
     values = [v for v in values if v and not v.startswith("#")]
     if not values:
         _fail(f"lexicon file {ref!r} has no values", path, lines, loc)
+    long = next((i for i, v in enumerate(values) if len(v) > MAX_VALUE_CHARS), None)
+    if long is not None:
+        _fail(f"lexicon file {ref!r}: value {long + 1} is {len(values[long]):,} characters, over the limit of "
+              f"{MAX_VALUE_CHARS:,}", path, lines, loc)
     return values, raw
 
 
@@ -250,6 +261,7 @@ def _compile_role(role: str, text, slot_values: dict[str, list[Word]], slot_name
     if undefined:
         _fail(f"role {role!r} uses slot(s) {undefined} that are not defined; defined slots: "
               f"{slot_names}", path, lines, rloc)
+    cs.where = (str(path), lines.of(rloc))
     return cs
 
 
@@ -313,6 +325,9 @@ def _trial_render(tmpl: Template) -> None:
                 except jinja2.exceptions.SecurityError as e:
                     _fail(f"role {role!r} was refused by the sandbox: {e}", tmpl.path, tmpl.lines,
                           ("variants", variant.index, role))
+                except RenderLimitError as e:
+                    _fail(f"role {role!r} went past a render limit: {e}", tmpl.path, tmpl.lines,
+                          ("variants", variant.index, role), hint="templates render short texts; simplify it")
                 except jinja2.UndefinedError as e:
                     values = {s: str(tmpl.slot_values[s][choice[s]]) for s in cs.slots}
                     _fail(f"role {role!r} cannot render with {values}: {e.message}", tmpl.path, tmpl.lines,
@@ -326,13 +341,6 @@ def load_template(path: str | Path, *, patterns: Mapping[str, Pattern], source: 
                   root: Path | None = None) -> Template:
     """Load, check and compile one template file."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise TemplateError(f"cannot read the file: {e.strerror}", file=str(path)) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise TemplateError(f"not valid UTF-8 (byte {e.start}); save the file as UTF-8", file=str(path)) from None
-    data, lines = load_yaml(path, text)
+    raw = read_bytes(path, TemplateError, what="template", limit=MAX_TEMPLATE_BYTES)
+    data, lines = load_yaml(path, decode_utf8(raw, path, TemplateError))
     return template_from_data(data, lines, path, patterns=patterns, source=source, root=root, raw=raw)
