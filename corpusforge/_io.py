@@ -144,6 +144,8 @@ def output_problem(out: str | Path, *, overwrite: bool, folder: bool = True) -> 
     if str(out).startswith(tuple(v + "/" for v in VIRTUAL_FILESYSTEMS)) or str(out) in VIRTUAL_FILESYSTEMS:
         return "is on a virtual file system (/proc, /sys, /dev); choose another --out"
     base = _existing_ancestor(out.parent)
+    if os.path.islink(base) and not os.path.exists(base):
+        return f"cannot be created: {base} is a dangling symbolic link"
     if not os.path.isdir(base):
         return f"cannot be created: {base} is a file, not a folder"
     try:

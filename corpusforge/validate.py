@@ -302,6 +302,12 @@ def _parquet_records(path: Path, patterns) -> Iterator[dict]:
         raise RecordError(f"the Parquet file cannot be read past row {row}: {e}", file=str(path)) from None
 
 
+def corpus_patterns(paths: Sequence[str | Path]) -> dict[str, Pattern]:
+    """The built-in patterns and those the manifests of corpus folders in ``paths`` declare (a broken manifest
+    is a RecordError). Pass them on when reading a corpus's files one by one."""
+    return merge_patterns(BUILTIN_PATTERNS, manifest_patterns(paths))
+
+
 def iter_records(paths: Sequence[str | Path], *, patterns: Mapping[str, Pattern] | None = None) -> Iterator[dict]:
     """Yield every record of ``paths`` (files or corpus folders) as a plain dict, in file order.
 

@@ -113,7 +113,7 @@ def test_corrupt_gzip_is_an_error_not_a_crash(tmp_path):
 def test_missing_path_is_a_usage_error(run, tmp_path):
     result = CliRunnerNoCatch().invoke_validate(tmp_path / "nope.jsonl")
     assert result.exit_code == 2
-    assert "does not exist" in result.output
+    assert "nope.jsonl was not found" in result.output
 
 
 class CliRunnerNoCatch:

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import click
 
-from .options import domain_errors
+from .options import InputPath, domain_errors
 
 
 @click.command("export")
-@click.argument("corpus", type=click.Path(exists=True, file_okay=False))
+@click.argument("corpus", type=InputPath("folder"))
 @click.option("--format", "fmt", type=click.Choice(["parquet", "jsonl", "arrow"]), default="parquet",
               show_default=True, help="parquet: the Hub's layout with its card; arrow: datasets.save_to_disk.")
 @click.option("--out", required=True, type=click.Path(), help="The folder to write.")

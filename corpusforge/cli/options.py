@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .._io import os_error_text
+from .._io import input_problem, os_error_text
 from ..errors import CorpusforgeError
 
 
@@ -29,8 +29,24 @@ def domain_errors(func):
     return wrapper
 
 
+class InputPath(click.ParamType):
+    """A path that must be readable as a file, a folder or either — a FIFO, a device, a dangling link or a
+    symlink loop is named as what it is (usage error, exit 2)."""
+
+    name = "path"
+
+    def __init__(self, want: str = "any"):
+        self.want = want
+
+    def convert(self, value, param, ctx):
+        problem = input_problem(value, want=self.want)
+        if problem is not None:
+            self.fail(f"{value} {problem}", param, ctx)
+        return value
+
+
 templates_option = click.option(
-    "--templates", "template_paths", multiple=True, type=click.Path(exists=True),
+    "--templates", "template_paths", multiple=True, type=InputPath(),
     help="A template pack folder or file to use besides the installed ones (repeatable).")
 
 

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import click
 
-from .options import domain_errors
+from .options import InputPath, domain_errors
 
 
 @click.command("push")
-@click.argument("corpus", type=click.Path(exists=True, file_okay=False))
+@click.argument("corpus", type=InputPath("folder"))
 @click.option("--repo", "repo_id", required=True, metavar="OWNER/NAME", help="The dataset repository on the Hub.")
 @click.option("--private", is_flag=True, help="Create the repository as private.")
 @click.option("--revision", help="Branch to push to (created if missing); default main.")

@@ -16,8 +16,11 @@ from .options import domain_errors
 @domain_errors
 def command(model, adapter, out, probes_file, controls_file, corpus, overwrite) -> None:
     """Measure how the adapter moved the targeted tokens, and what else moved; write JSON, figures and HTML."""
+    from .._io import check_output
+    from ..errors import ReportError
     from ..shift.report import build_report, summary_table, write_report
 
+    check_output(out, ReportError, overwrite=overwrite)   # before a minute of measuring, not after
     report = build_report(model, adapter, probes_file=probes_file, controls_file=controls_file, corpus=corpus,
                           echo=click.echo)
     path = write_report(report, out, overwrite=overwrite)

@@ -3,11 +3,11 @@ from __future__ import annotations
 import click
 import orjson
 
-from .options import domain_errors
+from .options import InputPath, domain_errors
 
 
 @click.command("stats")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, readable=True))
+@click.argument("paths", nargs=-1, required=True, type=InputPath())
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @domain_errors
 def command(paths: tuple[str, ...], fmt: str) -> None:

@@ -5,11 +5,11 @@ import sys
 import click
 import orjson
 
-from .options import domain_errors, templates_option
+from .options import InputPath, domain_errors, templates_option
 
 
 @click.command("validate")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, readable=True))
+@click.argument("paths", nargs=-1, required=True, type=InputPath())
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: one line per error and a summary; json: one object.")
 @click.option("--max-errors", type=click.IntRange(min=0), default=None,

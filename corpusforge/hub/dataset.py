@@ -12,7 +12,7 @@ from pathlib import Path
 from .._atomic import atomic_dir
 from .._io import check_output
 from ..columnar import arrow_schema, features
-from ..validate import iter_records
+from ..validate import corpus_patterns, iter_records
 from ..errors import HubError
 from .stage import record_batches, split_files, stage_into, write_parquet_shards
 
@@ -24,9 +24,9 @@ def load_corpus(corpus_dir: str | Path):
     import datasets
     import pyarrow as pa
 
-    out = {}
+    out, patterns = {}, corpus_patterns([corpus_dir])
     for split, files in split_files(corpus_dir).items():
-        table = pa.Table.from_batches(list(record_batches(files)), schema=arrow_schema())
+        table = pa.Table.from_batches(list(record_batches(files, patterns)), schema=arrow_schema())
         out[split] = datasets.Dataset(table).cast(features())
     return datasets.DatasetDict(out)
 
@@ -43,9 +43,10 @@ def export_corpus(corpus_dir: str | Path, out: str | Path, fmt: str, *, overwrit
             import orjson
 
             (tmp / "data").mkdir()
+            patterns = corpus_patterns([corpus_dir])
             for split, files in split_files(corpus_dir).items():
                 with open(tmp / "data" / f"{split}.jsonl", "wb") as f:
-                    for rec in iter_records(files):
+                    for rec in iter_records(files, patterns=patterns):
                         f.write(orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE))
         else:
             shutil.rmtree(tmp)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .._io import check_output
 from ..errors import HubError
 from ..manifest import read_manifest, write_manifest
 from .stage import PlannedFile, check_staging, stage_repository
@@ -176,6 +177,7 @@ def push_corpus(corpus_dir: str | Path, cfg: PushConfig, *, echo: Callable[[str]
         raise HubError("not a corpus folder: no manifest.json", file=str(corpus_dir),
                        hint="push a folder made by `corpusforge generate`")
     staging = Path(cfg.staging) if cfg.staging else corpus_dir.parent / f"{corpus_dir.name}.hub-staging"
+    check_output(staging, HubError, overwrite=True)   # the staging folder is made anew every time
     token = _token()
     if token is None and not cfg.dry_run:
         raise HubError("no Hugging Face token", hint="set HF_TOKEN, or run `hf auth login`")

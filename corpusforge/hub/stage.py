@@ -18,7 +18,7 @@ from ..errors import HubError
 from ..manifest import read_manifest
 from ..records import Record
 from ..stats import compute_stats
-from ..validate import iter_records, require_valid
+from ..validate import corpus_patterns, iter_records, require_valid
 from .dataset_card import check_card, render_card
 
 ROWS_PER_SHARD = 500_000
@@ -46,11 +46,11 @@ def split_files(corpus_dir: str | Path) -> dict[str, list[Path]]:
     return splits
 
 
-def record_batches(files: list[Path]):
+def record_batches(files: list[Path], patterns):
     import pyarrow as pa
 
     schema, batch = arrow_schema(), []
-    for rec in iter_records(files):
+    for rec in iter_records(files, patterns=patterns):
         batch.append(to_row(rec))
         if len(batch) >= BATCH:
             yield pa.RecordBatch.from_pylist(batch, schema=schema)
@@ -67,11 +67,12 @@ def write_parquet_shards(corpus_dir: str | Path, data_dir: Path, rows_per_shard:
     import pyarrow.parquet as pq
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    patterns = corpus_patterns([corpus_dir])
     written = []
     for split, files in split_files(corpus_dir).items():
         shards: list[Path] = []
         writer, room = None, 0
-        for batch in record_batches(files):
+        for batch in record_batches(files, patterns):
             while batch is not None and batch.num_rows:
                 if writer is None or room == 0:
                     if writer is not None:
@@ -140,6 +141,7 @@ def check_staging(corpus_dir: Path, staging: Path) -> None:
     check_card(staging / "README.md")
     import datasets
 
+    patterns = corpus_patterns([corpus_dir])
     cache = tempfile.mkdtemp(prefix="corpusforge-check-")
     bars = datasets.utils.logging.is_progress_bar_enabled()
     datasets.utils.logging.disable_progress_bar()
@@ -148,7 +150,7 @@ def check_staging(corpus_dir: Path, staging: Path) -> None:
         for split, files in split_files(corpus_dir).items():
             if split not in loaded:
                 raise HubError(f"datasets did not find split {split!r} in the staged folder", file=str(staging))
-            expected = iter_records(files)
+            expected = iter_records(files, patterns=patterns)
             count = 0
             for row in loaded[split]:
                 want = next(expected, None)

@@ -9,12 +9,14 @@ the prompt, the marker the target.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .._io import read_plain_yaml, read_text
-from ..validate import iter_records
+from .._io import read_text
+from .._yaml import Lines, compose_bounded, construct_plain
+from ..validate import corpus_patterns, iter_records
 from ..errors import ProbeError
 
 __all__ = ["Probe", "ProbeError", "probes_from_corpus", "probes_json_schema", "read_probes"]
@@ -47,39 +49,62 @@ def probes_json_schema() -> dict:
     return schema
 
 
-def _check(items: list, path: Path, lines: list[int]) -> list[Probe]:
+EXAMPLE = '{"prompt": "If the lake freezes,", "targets": [" then"]}'
+
+
+def _check(items: list, path: Path, line_of: Callable[[tuple], int | None]) -> list[Probe]:
+    """Probes from parsed items; ``line_of((i, field))`` gives the line of item i's field."""
     probes = []
-    for item, line in zip(items, lines):
+    for i, item in enumerate(items):
         try:
             probes.append(Probe.model_validate(item))
         except ValidationError as e:
             err = e.errors(include_url=False)[0]
-            field = ".".join(str(x) for x in err["loc"])
-            raise ProbeError(f"{err['msg']}", file=str(path), line=line, field=field or None,
+            loc = tuple(err["loc"])
+            message = "unknown field; a probe has prompt, targets, foils and name" \
+                if err["type"] == "extra_forbidden" else err["msg"]
+            raise ProbeError(message, file=str(path), line=line_of((i, *loc)),
+                             field=".".join(str(x) for x in loc) or None,
                              hint="see schemas/probes.schema.json") from None
     if not probes:
         raise ProbeError("the probe file holds no probes", file=str(path))
     return probes
 
 
-def read_probes(path: str | Path) -> list[Probe]:
-    path = Path(path)
-    text = read_text(path, ProbeError, what="probe file")
-    if path.suffix in (".yaml", ".yml"):
-        data = read_plain_yaml(path, ProbeError, text)
-        if not isinstance(data, list):
-            raise ProbeError("a YAML probe file is a list of probes", file=str(path))
-        return _check(data, path, [None] * len(data))
-    items, lines = [], []
+def _yaml_items(text: str, path: Path) -> tuple[list, Lines]:
+    node = compose_bounded(text, str(path), ProbeError)
+    lines = Lines()
+    data = construct_plain(node, str(path), ProbeError, lines) if node is not None else None
+    if not isinstance(data, list):
+        raise ProbeError("a YAML probe file is a list of probes (- prompt: ...)", file=str(path), line=lines.of(()))
+    return data, lines
+
+
+def _jsonl_items(text: str, path: Path) -> tuple[list, list[int]]:
+    items, numbers = [], []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
+        if not line.lstrip().startswith("{"):
+            raise ProbeError(f"not a JSON object; each line of a JSONL probe file is one probe, like {EXAMPLE}",
+                             file=str(path), line=number)
         try:
             items.append(orjson.loads(line))
         except orjson.JSONDecodeError as e:
             raise ProbeError(f"invalid JSON: {e}", file=str(path), line=number) from None
-        lines.append(number)
-    return _check(items, path, lines)
+        numbers.append(number)
+    return items, numbers
+
+
+def read_probes(path: str | Path) -> list[Probe]:
+    """Probes from a JSONL file (one object a line) or a YAML list; every problem names its line and field."""
+    path = Path(path)
+    text = read_text(path, ProbeError, what="probe file")
+    if path.suffix in (".yaml", ".yml"):
+        data, lines = _yaml_items(text, path)
+        return _check(data, path, lines.of)
+    items, numbers = _jsonl_items(text, path)
+    return _check(items, path, lambda loc: numbers[loc[0]])
 
 
 def probes_from_corpus(corpus: str | Path, limit: int = 20) -> list[Probe]:
@@ -90,7 +115,7 @@ def probes_from_corpus(corpus: str | Path, limit: int = 20) -> list[Probe]:
         raise ProbeError("the corpus has no validation or test split to derive probes from", file=str(corpus),
                          hint="pass --probes FILE")
     seen, probes = set(), []
-    for rec in iter_records(files):
+    for rec in iter_records(files, patterns=corpus_patterns([corpus])):
         if not rec["targets"]:
             continue
         t = rec["targets"][0]

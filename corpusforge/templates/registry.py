@@ -92,10 +92,12 @@ def pack_patterns(root: Path) -> list[Pattern]:
         if not isinstance(data, dict) or not isinstance(data.get("patterns"), list):
             raise TemplateError("patterns.yaml must hold `patterns:` followed by a list", file=str(f),
                                 line=lines.of(()))
-        try:
-            found.extend(patterns_from_dicts(data["patterns"], str(f)))
-        except TemplateError as e:
-            raise TemplateError(e.message, file=str(f), line=lines.of(("patterns",))) from None
+        for i, item in enumerate(data["patterns"]):
+            try:
+                found.extend(patterns_from_dicts([item], str(f)))
+            except TemplateError as e:
+                message = e.message.replace(f" ({f})", "").replace("patterns[0]", f"patterns[{i}]")
+                raise TemplateError(message, file=str(f), line=lines.of(("patterns", i))) from None
     return found
 
 
@@ -180,9 +182,10 @@ def load_at(path: str | Path, registry: Registry, roots: Sequence[str | Path] = 
     if not path.exists():
         raise TemplateError("template file or pack folder was not found", file=str(path))
     resolved = [Path(r).resolve() for r in roots if Path(r).is_dir()]
-    root = path if path.is_dir() else next((r for r in resolved if path.resolve().is_relative_to(r)),
-                                           path.resolve().parent)
-    patterns = merge_patterns(registry.patterns, pack_patterns(root))
+    pack = path if path.is_dir() else next((r for r in resolved if path.resolve().is_relative_to(r)), None)
+    root = pack or path.resolve().parent
+    # a pack's patterns.yaml files, or for a lone file the one beside it
+    patterns = merge_patterns(registry.patterns, pack_patterns(pack or path))
     loaded = [load_template(f, patterns=patterns, source=str(path), root=root) for f in template_files(path)]
     seen: dict[str, Template] = {}
     for tmpl in loaded:

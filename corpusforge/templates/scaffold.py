@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from .._atomic import atomic_dir
+from .._io import check_output
 from ..errors import TemplateError
 from ..patterns import BUILTIN_PATTERNS
 
@@ -76,20 +78,25 @@ def scaffold(name: str, pattern: str, *, language: str = "en", plugin: bool = Fa
              roles: list[str] | None = None) -> Path:
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
         raise TemplateError(f"pack name {name!r} must be lower case letters, digits and _")
-    root = Path(out_dir) / name
-    if root.exists():
-        raise TemplateError(f"{root} already exists; choose another name or --out")
+    root = check_output(Path(out_dir) / name, TemplateError)
     known = BUILTIN_PATTERNS.get(pattern)
     if known is None and not roles:
         raise TemplateError(f"unknown pattern {pattern!r}; built-in patterns: {', '.join(sorted(BUILTIN_PATTERNS))}",
                             hint="to declare a new pattern, edit the pack's patterns.yaml after scaffolding "
                                  "from a built-in one")
     roles = list(known.roles) if known else roles
+    with atomic_dir(root) as tmp:
+        _write_pack(tmp, name, pattern, roles, language, plugin, new_pattern=known is None)
+    return root
+
+
+def _write_pack(root: Path, name: str, pattern: str, roles: list[str], language: str, plugin: bool,
+                new_pattern: bool) -> None:
     module = f"corpusforge_{name}"
     pack = root / "src" / module / "templates" if plugin else root
-    pack.mkdir(parents=True)
+    pack.mkdir(parents=True, exist_ok=True)
     (pack / f"{name}.{language}.yaml").write_text(_template_yaml(name, pattern, roles, language), encoding="utf-8")
-    if known is None:
+    if new_pattern:
         (pack / "patterns.yaml").write_text(yaml.safe_dump(
             {"patterns": [{"name": pattern, "roles": roles, "optional": [], "description": ""}]}), encoding="utf-8")
     if plugin:
@@ -101,4 +108,3 @@ def scaffold(name: str, pattern: str, *, language: str = "en", plugin: bool = Fa
             f"# corpusforge-{name}\n\nA corpusforge template pack. `pip install -e .`, then "
             f"`corpusforge templates list` shows `{name}.{language}`; `pytest` runs the conformance kit.\n",
             encoding="utf-8")
-    return root

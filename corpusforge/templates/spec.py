@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Mapping, Union
 
 import jinja2
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from ..errors import TemplateError
 from ..patterns import NAME_RE, Pattern
@@ -53,11 +53,30 @@ class LexiconFile(_Spec):
     file: str = Field(description="A text file next to the template: one value per line, # for comments.")
 
 
+def _kind(tags: dict[type, str]):
+    """A discriminator that picks a union's branch by the value's shape, so a bad value is reported against
+    the branch the author meant (a weight of -1 as a weight, not as "not a string")."""
+    def kind(value: Any) -> str | None:
+        if isinstance(value, dict):
+            return next((tag for key, tag in tags.items() if isinstance(key, str) and key in value),
+                        tags.get(dict))
+        return next((tag for key, tag in tags.items() if isinstance(key, type) and isinstance(value, key)), None)
+
+    return Discriminator(kind)
+
+
+# the tags are capitalised so that error paths leave them out (see template_from_data)
+SlotItem = Annotated[Union[Annotated[str, Tag("Str")], Annotated[SlotValue, Tag("Value")]],
+                     _kind({str: "Str", dict: "Value"})]
+
+
 class SlotList(_Spec):
-    values: list[Union[str, SlotValue]] = Field(min_length=1)
+    values: list[SlotItem] = Field(min_length=1)
 
 
-SlotSpec = Union[list[Union[str, SlotValue]], LexiconFile, SlotList]
+SlotSpec = Annotated[Union[Annotated[list[SlotItem], Tag("List")], Annotated[LexiconFile, Tag("File")],
+                           Annotated[SlotList, Tag("Values")]],
+                     _kind({list: "List", "file": "File", "values": "Values"})]
 
 
 class Constraint(_Spec):

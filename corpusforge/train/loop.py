@@ -47,9 +47,11 @@ class TrainResult:
 
 
 def lora_settings(cfg: TrainConfig) -> LoraSettings:
-    layers = cfg.layers if cfg.layers is None or cfg.layers.startswith("last") else parse_layers(cfg.layers)
+    """The LoRA settings of ``cfg``; the layers stay a string until the model's depth is known."""
+    if cfg.layers and not cfg.layers.strip().startswith("last"):
+        parse_layers(cfg.layers)   # the syntax and the outer bound, before any model is loaded
     return LoraSettings(rank=cfg.rank, alpha=cfg.alpha, dropout=cfg.dropout, targets=parse_targets(cfg.targets),
-                        layers=layers, rslora=cfg.rslora, dora=cfg.dora)
+                        layers=cfg.layers, rslora=cfg.rslora, dora=cfg.dora)
 
 
 def _check_paths(corpus: Path, out: Path, resume: bool, overwrite: bool) -> None:

@@ -43,17 +43,22 @@ def parse_targets(value: str | list[str]) -> list[str]:
     return [SHORT.get(n, n) for n in names]
 
 
+MAX_LAYERS = 10_000   # no model has more; a bound checked before any range is expanded
+
+
 def parse_layers(value: str | list[int] | None, num_layers: int | None = None) -> list[int] | None:
     """``20-29``, ``0,5,7``, ``20-25,28``, ``last-half``, ``last:N``, or None / ``all`` (every layer).
 
-    ``last-half`` and ``last:N`` depend on the model's depth (``num_layers``).
+    ``last-half`` and ``last:N`` depend on the model's depth (``num_layers``); with it, every range is
+    checked against the model before it is expanded.
     """
     if value is None or isinstance(value, list):
         return value
     value = value.strip()
     if value in ("", "all"):
         return None
-    relative = re.fullmatch(r"last(?:-half|:(\d+))", value)
+    limit = num_layers if num_layers is not None else MAX_LAYERS
+    relative = re.fullmatch(r"last(?:-half|:(\d{1,6}))", value)
     if relative:
         if num_layers is None:
             raise TrainError(f"--layers {value} needs the model's number of layers")
@@ -61,16 +66,20 @@ def parse_layers(value: str | list[int] | None, num_layers: int | None = None) -
         if not 1 <= count <= num_layers:
             raise TrainError(f"--layers {value}: the model has {num_layers} layers")
         return list(range(num_layers - count, num_layers))
-    out: list[int] = []
+    out: set[int] = set()
     for part in value.split(","):
-        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        m = re.fullmatch(r"\s*(\d{1,9})\s*(?:-\s*(\d{1,9})\s*)?", part)
         if not m:
-            raise TrainError(f"--layers: expected ranges like 20-29 or 0,5,7, got {value!r}")
+            raise TrainError(f"--layers: expected ranges like 20-29 or 0,5,7, got {value[:60]!r}")
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo:
             raise TrainError(f"--layers: range {part.strip()!r} runs backwards")
-        out.extend(range(lo, hi + 1))
-    return sorted(set(out))
+        if hi >= limit:
+            where = f"the model has layers 0-{num_layers - 1}" if num_layers is not None else \
+                f"no model has more than {MAX_LAYERS:,} layers"
+            raise TrainError(f"--layers {part.strip()} out of range: {where}")
+        out.update(range(lo, hi + 1))
+    return sorted(out)
 
 
 def linear_module_names(model) -> list[str]:
@@ -105,7 +114,8 @@ def peft_config(settings: LoraSettings, model):
     if settings.layers is not None:
         bad = [i for i in settings.layers if not 0 <= i < n]
         if bad:
-            raise TrainError(f"--layers {bad} out of range: the model has layers 0-{n - 1}")
+            raise TrainError(f"--layers {bad[0]}{'…' if len(bad) > 1 else ''} out of range: the model has layers "
+                             f"0-{n - 1}")
     return LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                       target_modules=list(settings.targets), layers_to_transform=settings.layers,
                       use_rslora=settings.rslora, use_dora=settings.dora, bias="none", task_type="CAUSAL_LM")
