@@ -32,7 +32,8 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 from corpusforge.validate import iter_records
-from corpusforge.train.models import embedded_model_folder, quiet_transformers
+from corpusforge.lm.embedded import embedded_model_folder
+from corpusforge.lm.load import quiet_transformers
 quiet_transformers()
 folder = str(embedded_model_folder())
 tok = AutoTokenizer.from_pretrained(folder)
@@ -72,7 +73,7 @@ def _last_json(stdout: str) -> dict:
 
 def run() -> dict:
     from corpusforge.generate import GenerateConfig, generate
-    from corpusforge.train.models import embedded_model_folder
+    from corpusforge.lm.embedded import embedded_model_folder
 
     WORK.mkdir(exist_ok=True)
     embedded_model_folder()  # convert once, outside the timings

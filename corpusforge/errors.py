@@ -59,6 +59,10 @@ class TrainError(CorpusforgeError):
     """A training configuration or run that cannot proceed."""
 
 
+class ModelError(TrainError):
+    """A model that cannot be found, loaded or placed (a TrainError, so that training code catches it too)."""
+
+
 class ProbeError(CorpusforgeError):
     """A probe or control file that cannot be used."""
 

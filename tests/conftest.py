@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,18 @@ from corpusforge.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data"
+
+
+@pytest.fixture(autouse=True)
+def _threads_for_the_model_size(request):
+    """Tiny test models run many times faster on one thread (a 64-wide matmul is all overhead on two, and
+    worse when the other core is busy); the real embedded model (tests marked slow) gets both cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(2, os.cpu_count() or 1) if request.node.get_closest_marker("slow") else 1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

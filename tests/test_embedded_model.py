@@ -10,7 +10,8 @@ import json
 import pytest
 
 from corpusforge.train.loop import TrainConfig, train
-from corpusforge.train.models import embedded_model_folder, load_model
+from corpusforge.lm.embedded import embedded_model_folder
+from corpusforge.lm.load import load_model
 
 pytestmark = pytest.mark.slow
 

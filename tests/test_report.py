@@ -13,7 +13,7 @@ from corpusforge.shift.measure import adapter_scale, next_logprobs
 from corpusforge.shift.probes import Probe, ProbeError, probes_from_corpus, read_probes
 from corpusforge.shift.report import ShiftReport, build_report, write_report
 from corpusforge.train.loop import TrainConfig, train
-from corpusforge.train.models import load_model
+from corpusforge.lm.load import load_model
 
 from .conftest import ROOT, SAMPLE
 from .tiny import make_tiny_model
@@ -46,7 +46,8 @@ def test_report_measures_every_section(trained):
     assert abs(dose[0.0]["delta_logp"]) < 1e-6 and dose[0.0]["control_kl"] < 1e-9
     assert dose[2.0]["control_kl"] >= dose[1.0]["control_kl"]
     layers = {w["layer"] for w in report["weight_map"]}
-    assert layers == set(range(4)) and {w["module"] for w in report["weight_map"]} >= {"q_proj", "down_proj"}
+    assert layers == set(range(4))
+    assert {w["module"] for w in report["weight_map"]} >= {"attention.q_proj", "mlp.down_proj"}
     lens = report["logit_lens"][0]
     assert len(lens["before"]["p"]) == 4 and len(lens["after"]["rank"]) == 4
     assert len(report["attention"]["grid"]) == 4 and report["attention"]["heatmaps"]

@@ -13,8 +13,8 @@ import pytest
 from corpusforge.errors import TrainError
 from corpusforge.train.data import collate, encode_records, epoch_batches, read_prompts
 from corpusforge.train.loop import TrainConfig, make_config, train
-from corpusforge.train.lora import parse_layers, parse_targets
-from corpusforge.train.models import load_model
+from corpusforge.train.lora import parse_layers
+from corpusforge.lm.load import load_model
 
 from .conftest import ROOT, SAMPLE
 from .tiny import make_tiny_model
@@ -160,9 +160,13 @@ def test_cli_train_and_its_errors(run, tiny, tmp_path):
     assert bad.exit_code == 1 and "unknown key(s) ['rnak']" in bad.output
 
 
-def test_parsers():
-    assert parse_targets("attention") == ["q_proj", "k_proj", "v_proj"]
-    assert parse_targets("q,v,gate") == ["q_proj", "v_proj", "gate_proj"]
+def test_parsers(tiny):
+    from corpusforge.lm.arch import describe
+
+    arch = describe(load_model(str(tiny)).model)
+    shorts = lambda targets: list(dict.fromkeys(p.short for p in arch.resolve(targets, None)))  # noqa: E731
+    assert shorts("attention") == ["q_proj", "k_proj", "v_proj", "o_proj"]   # the whole attention block
+    assert shorts("q,v,gate") == ["q_proj", "v_proj", "gate_proj"]
     assert parse_layers("20-22,25") == [20, 21, 22, 25] and parse_layers(None) is None
     with pytest.raises(TrainError):
         parse_layers("9-2")

@@ -12,13 +12,11 @@ from pathlib import Path
 from .conftest import SAMPLE
 
 
-def make_tiny_model(folder: Path, *, layers: int = 4, hidden: int = 64, seed: int = 0) -> Path:
-    import torch
+def make_tiny_tokenizer(folder: Path) -> Path:
+    """A byte-level BPE tokenizer (600 tokens) trained on the sample corpus, saved in ``folder``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
-    if (folder / "config.json").is_file():
-        return folder
     folder.mkdir(parents=True, exist_ok=True)
     texts = [json.loads(line)["text"] for f in sorted((SAMPLE / "corpus" / "data").iterdir())
              for line in f.read_text(encoding="utf-8").splitlines()]
@@ -30,6 +28,16 @@ def make_tiny_model(folder: Path, *, layers: int = 4, hidden: int = 64, seed: in
                                                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
     tok.save_pretrained(folder)
+    return folder
+
+
+def make_tiny_model(folder: Path, *, layers: int = 4, hidden: int = 64, seed: int = 0) -> Path:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    if (folder / "config.json").is_file():
+        return folder
+    tok = AutoTokenizer.from_pretrained(make_tiny_tokenizer(folder))
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 2,
                          num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,

@@ -13,8 +13,12 @@ from .options import domain_errors
 @click.option("--controls", "controls_file", type=click.Path(), help="Control prompts; default: the shipped set.")
 @click.option("--corpus", type=click.Path(), help="Derive probes from this corpus's held-out split.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N | mps.")
+@click.option("--dtype", default="auto", show_default=True,
+              type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
+              help="auto: bfloat16 on a GPU that supports it, float32 elsewhere.")
 @domain_errors
-def command(model, adapter, out, probes_file, controls_file, corpus, overwrite) -> None:
+def command(model, adapter, out, probes_file, controls_file, corpus, overwrite, device, dtype) -> None:
     """Measure how the adapter moved the targeted tokens, and what else moved; write JSON, figures and HTML."""
     from .._io import check_output
     from ..errors import ReportError
@@ -22,7 +26,7 @@ def command(model, adapter, out, probes_file, controls_file, corpus, overwrite) 
 
     check_output(out, ReportError, overwrite=overwrite)   # before a minute of measuring, not after
     report = build_report(model, adapter, probes_file=probes_file, controls_file=controls_file, corpus=corpus,
-                          echo=click.echo)
+                          device=device, dtype=dtype, echo=click.echo)
     path = write_report(report, out, overwrite=overwrite)
     click.echo(summary_table(report))
     click.echo(f"report: {path / 'index.html'}")

@@ -31,6 +31,10 @@ def _train_options(func):
         config_option(TrainConfig, "eval_every", type=int),
         config_option(TrainConfig, "early_stopping", type=int),
         config_option(TrainConfig, "checkpoint_every", type=int),
+        config_option(TrainConfig, "device"),
+        config_option(TrainConfig, "dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"])),
+        config_option(TrainConfig, "gradient_checkpointing", "--gradient-checkpointing/--no-gradient-checkpointing"),
+        config_option(TrainConfig, "load_in_4bit", "--load-in-4bit/--no-load-in-4bit"),
     ]
     for option in reversed(options):
         func = option(func)
@@ -38,8 +42,8 @@ def _train_options(func):
 
 
 @click.command("train")
-@click.argument("corpus", type=click.Path(file_okay=False))
-@click.option("--out", required=True, type=click.Path(), help="The adapter folder to write.")
+@click.argument("corpus", type=click.Path(file_okay=False), required=False)
+@click.option("--out", type=click.Path(), help="The adapter folder to write.")
 @click.option("--config", "config_file", type=click.Path(), help="YAML file with these options (keys as in "
               "TrainConfig, e.g. batch_size); flags win.")
 @_train_options
@@ -48,8 +52,11 @@ def _train_options(func):
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same configuration.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option("--dry-run", is_flag=True, help="Print what --targets and --layers resolve to on --model, layer by "
+              "layer, and the trainable parameters; train nothing (CORPUS and --out not needed).")
 @domain_errors
-def command(corpus, out, config_file, no_controls, trust_remote_code, resume, overwrite, progress, **flags) -> None:
+def command(corpus, out, config_file, no_controls, trust_remote_code, resume, overwrite, progress, dry_run,
+            **flags) -> None:
     """Fit a LoRA on CORPUS and write a peft adapter folder with run.json and metrics.jsonl.
 
     \b
@@ -57,11 +64,20 @@ def command(corpus, out, config_file, no_controls, trust_remote_code, resume, ov
       corpusforge train my-corpus --out my-adapter
       corpusforge train my-corpus --out a2 --targets attention --layers last:10 --epochs 2
       corpusforge train my-corpus --out a3 --config train.yaml --lr 5e-4
+      corpusforge train --model ./my-gpt2 --targets attention --layers last:4 --dry-run
+      corpusforge train my-corpus --out a4 --model ./qwen --device cuda --dtype bfloat16 --gradient-checkpointing
     """
-    from ..train.loop import load_config, train
+    from ..train.loop import lora_settings, load_config, train
 
     cfg = load_config(config_file, **flags, use_controls=False if no_controls else None,
                       trust_remote_code=trust_remote_code or None)
+    if dry_run:
+        from ..train.prepare import plan
+
+        click.echo(plan(cfg, lora_settings(cfg), echo=click.echo))
+        return
+    if corpus is None or out is None:
+        raise click.UsageError("give CORPUS and --out (or --dry-run to see what would be trained)")
     result = train(corpus, out, cfg, resume=resume, overwrite=overwrite, echo=click.echo, progress=progress)
     if result.run is None:  # another process of a distributed run: the main one reports
         return

@@ -18,7 +18,9 @@ from .._version import __version__
 from ..errors import ReportError
 from ..train.adapter_run import AdapterRun, read_run
 from ..train.data import DEFAULT_CONTROLS, read_prompts
-from ..train.models import load_model
+from ..lm.arch import check_head, describe
+from ..lm.device import Placement, choose
+from ..lm.load import load_model
 from . import measure
 from .probes import Probe, probes_from_corpus, read_probes
 from .report_model import ShiftReport
@@ -87,12 +89,14 @@ def _check_lengths(tok, probes: list[Probe], controls: list[dict], context: int)
             raise ReportError(f"control {c['prompt'][:30]!r} is longer than the model's context ({context})")
 
 
-def load_with_adapter(model_spec: str, inputs: Inputs, echo: Callable[[str], None]):
+def load_with_adapter(model_spec: str, inputs: Inputs, echo: Callable[[str], None], placement: Placement):
     """The base model with the adapter on it (one copy), and its tokenizer."""
     from peft import PeftModel
 
     echo(f"loading {model_spec} with the adapter {inputs.adapter}")
-    lm = load_model(model_spec, echo=echo)  # SDPA; attention maps switch to eager for their forward passes
+    for note in placement.notes:
+        echo(note)
+    lm = load_model(model_spec, placement=placement, echo=echo)  # attention maps switch to eager for their passes
     _check_lengths(lm.tokenizer, inputs.probes, inputs.controls,
                    int(getattr(lm.model.config, "max_position_embeddings", 2048)))
     try:
@@ -106,6 +110,7 @@ def load_with_adapter(model_spec: str, inputs: Inputs, echo: Callable[[str], Non
 
 def measure_all(model, tok, probes: list[Probe], controls: list[dict], echo: Callable[[str], None],
                 laps: Laps) -> dict:
+    arch = describe(model)
     """Every section of the report but the headline, each timed."""
     lap = laps.lap
     out: dict = {}
@@ -127,11 +132,12 @@ def measure_all(model, tok, probes: list[Probe], controls: list[dict], echo: Cal
     lap("dose_response")
     echo("[6/9] where the LoRA sits, and which part carried the shift")
     out["weight_map"] = measure.weight_map(model)
-    out["families"] = measure.families(model, tok, probes, int(model.config.num_hidden_layers), before=before)
+    out["families"] = measure.families(model, tok, probes, arch.num_layers, before=before)
     lap("weights_families")
     echo("[7/9] logit lens")
-    out["logit_lens"] = [dict(measure.logit_lens(model, tok, p, p.targets[0]), prompt=p.prompt, target=p.targets[0])
-                         for p in probes[:8]]
+    _, lens_ok = check_head(model, arch, measure.as_input(model, measure.encode(tok, probes[0].prompt)))
+    out["logit_lens"] = [dict(measure.logit_lens(model, tok, p, p.targets[0], arch), prompt=p.prompt,
+                              target=p.targets[0], verified=lens_ok) for p in probes[:8]]
     lap("logit_lens")
     echo("[8/9] attention shift")
     out["attention"] = measure.attention_shift(model, tok, probes[:8])
@@ -187,18 +193,20 @@ def headline(probe_rows: list[dict], control_rows: list[dict], floor: dict) -> d
 
 def build_report(model_spec: str, adapter: str | Path, *, probes_file: str | Path | None = None,
                  controls_file: str | Path | None = None, corpus: str | Path | None = None, max_probes: int = 20,
-                 max_controls: int = 20, echo: Callable[[str], None] = print) -> dict:
+                 max_controls: int = 20, device: str = "auto", dtype: str = "auto",
+                 echo: Callable[[str], None] = print) -> dict:
     """Measure the adapter against its base model and return the report as a dict (see ShiftReport)."""
     inputs = choose_inputs(model_spec, adapter, probes_file=probes_file, controls_file=controls_file, corpus=corpus,
                            max_probes=max_probes, max_controls=max_controls)
+    placement = choose(device, dtype)
     laps = Laps()
-    model, tok = load_with_adapter(model_spec, inputs, echo)
+    model, tok = load_with_adapter(model_spec, inputs, echo, placement)
     laps.lap("load")
     sections = measure_all(model, tok, inputs.probes, inputs.controls, echo, laps)
     run = inputs.run
     report = {
         "format": "corpusforge.report/1", "corpusforge_version": __version__, "model": model_spec,
-        "adapter": str(inputs.adapter),
+        "adapter": str(inputs.adapter), "device": placement.device, "dtype": placement.dtype,
         "headline": headline(sections["probes"], sections["controls"], sections["noise_floor"]),
         **sections, "timings": laps.seconds,
         "run": {"steps": run.steps, "config": run.config.model_dump(mode="json"),

@@ -63,11 +63,11 @@ def weight_map(report: dict) -> bytes:
     modules = list(dict.fromkeys(w["module"] for w in wm if w["layer"] is not None))
     grid = np.full((len(modules), len(layers)), np.nan)
     for w in wm:
-        if w["layer"] is not None:
+        if w["layer"] is not None and w["relative_norm"] is not None:
             grid[modules.index(w["module"]), layers.index(w["layer"])] = w["relative_norm"]
     fig, ax = _plt().subplots(figsize=(max(4, 0.3 * len(layers) + 2), 0.3 * len(modules) + 1.6))
     im = ax.imshow(grid, aspect="auto", cmap="viridis")
-    ax.set_yticks(range(len(modules)), [m.removesuffix("_proj") for m in modules])
+    ax.set_yticks(range(len(modules)), modules, fontsize=7)
     ax.set_xticks(range(len(layers)), layers, fontsize=7)
     ax.set_xlabel("layer")
     fig.colorbar(im, ax=ax, label="‖ΔW‖ / ‖W‖")
@@ -127,7 +127,8 @@ FIGURES: dict[str, Callable[[dict], bytes]] = {
 
 def make_figures(report: dict) -> dict[str, bytes]:
     """Every figure of the report, by name (the attention heads as attention_head_0, _1, ...)."""
-    figs = {name: draw(report) for name, draw in FIGURES.items()}
+    figs = {name: draw(report) for name, draw in FIGURES.items()
+            if name != "attention_grid" or report["attention"].get("available", True)}
     for i, heatmap in enumerate(report["attention"]["heatmaps"]):
         figs[f"attention_head_{i}"] = attention_head(heatmap)
     return figs

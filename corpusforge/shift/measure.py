@@ -10,34 +10,36 @@ from __future__ import annotations
 import math
 import random
 from contextlib import contextmanager
+from typing import Callable
 
-MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-ATTENTION = {"q_proj", "k_proj", "v_proj", "o_proj"}
+from ..lm.arch import Architecture, Projection, describe, lens_logits
+
+PEFT_PREFIX = "base_model.model."
 
 
 def lora_layers(model):
+    """(name in the base model, LoRA module) for every module that carries LoRA."""
     from peft.tuners.lora import LoraLayer
 
     for name, module in model.named_modules():
         if isinstance(module, LoraLayer):
-            yield name, module
+            yield name.removeprefix(PEFT_PREFIX), module
 
 
-def _layer_and_kind(name: str) -> tuple[int | None, str]:
-    parts = name.split(".")
-    layer = next((int(parts[i + 1]) for i, p in enumerate(parts[:-1]) if p == "layers" and parts[i + 1].isdigit()),
-                 None)
-    return layer, parts[-1]
+def projection_map(model) -> dict[str, Projection]:
+    """Every projection of the model's anatomy, by its full name (what ``lora_layers`` yields)."""
+    return {p.name: p for p in describe(model).projections}
 
 
 @contextmanager
-def adapter_scale(model, scale: float, keep=None):
-    """Multiply every LoRA module's scaling by ``scale`` (modules not in ``keep`` get 0); restore after."""
+def adapter_scale(model, scale: float, keep: Callable[[Projection], bool] | None = None):
+    """Multiply every LoRA module's scaling by ``scale`` (modules ``keep`` refuses get 0); restore after."""
     saved = []
+    where = projection_map(model) if keep is not None else {}
     for name, module in lora_layers(model):
         for adapter, value in list(module.scaling.items()):
             saved.append((module, adapter, value))
-            on = keep is None or keep(*_layer_and_kind(name))
+            on = keep is None or (name in where and keep(where[name]))
             module.scaling[adapter] = value * scale if on else 0.0
     try:
         yield
@@ -54,13 +56,20 @@ def encode(tok, text: str) -> list[int]:
     return tok(text, add_special_tokens=False).input_ids
 
 
+def as_input(model, ids: list[int]):
+    """A batch of one sequence on the model's device: (1, seq)."""
+    import torch
+
+    return torch.tensor([ids], device=model.device)
+
+
 def next_logprobs(model, ids: list[int]):
     """Log-probabilities of the next token after ``ids``: (vocab,)."""
     import torch
     import torch.nn.functional as F
 
     with torch.no_grad():
-        logits = model(input_ids=torch.tensor([ids])).logits[0, -1]  # (batch=1, seq, vocab) → (vocab,)
+        logits = model(input_ids=as_input(model, ids)).logits[0, -1]  # (batch=1, seq, vocab) → (vocab,)
     return F.log_softmax(logits.float(), dim=-1)
 
 
@@ -71,7 +80,7 @@ def continuation_logprob(model, prompt_ids: list[int], cont_ids: list[int]) -> t
 
     ids = prompt_ids + cont_ids
     with torch.no_grad():
-        logits = model(input_ids=torch.tensor([ids])).logits[0]       # (seq, vocab)
+        logits = model(input_ids=as_input(model, ids)).logits[0]       # (seq, vocab)
     logp = F.log_softmax(logits.float(), dim=-1)
     total = sum(float(logp[len(prompt_ids) - 1 + i, t]) for i, t in enumerate(cont_ids))
     first = logp[len(prompt_ids) - 1]
@@ -154,11 +163,11 @@ def control_rows(model, tok, prompts: list[dict], *, scale: float = 1.0, continu
         seq_kl = []
         if continuation:  # KL along the base model's own greedy continuation, position by position
             with adapter_scale(model, 0.0), torch.no_grad():
-                cont = model.generate(input_ids=torch.tensor([ids]), max_new_tokens=continuation, do_sample=False,
+                cont = model.generate(input_ids=as_input(model, ids), max_new_tokens=continuation, do_sample=False,
                                       pad_token_id=tok.pad_token_id)[0].tolist()
-                lb = torch.log_softmax(model(input_ids=torch.tensor([cont])).logits[0].float(), -1)  # (seq, vocab)
+                lb = torch.log_softmax(model(input_ids=as_input(model, cont)).logits[0].float(), -1)  # (seq, vocab)
             with adapter_scale(model, scale), torch.no_grad():
-                la = torch.log_softmax(model(input_ids=torch.tensor([cont])).logits[0].float(), -1)
+                la = torch.log_softmax(model(input_ids=as_input(model, cont)).logits[0].float(), -1)
             seq_kl = [kl(lb[t], la[t]) for t in range(len(ids) - 1, len(cont) - 1)]
         rows.append({"prompt": c["prompt"], "kind": c.get("kind", ""), "kl": kl(base, after), "js": js(base, after),
                      "top1_kept": bool(int(base.argmax()) == int(after.argmax())),
@@ -203,38 +212,51 @@ def _top_moves(tok, delta, after, before, top: int) -> dict:
 # Where the LoRA sits, and which part carried the shift
 
 
+def _relative(delta, module) -> float | None:
+    """‖ΔW‖_F / ‖W‖_F, or None where the base weight is quantized and cannot be read back."""
+    w = module.get_base_layer().weight
+    if not w.dtype.is_floating_point:
+        try:
+            from peft.utils.integrations import dequantize_module_weight
+
+            w = dequantize_module_weight(module.get_base_layer())
+        except Exception:  # a quantization peft cannot undo: leave the ratio out
+            return None
+    return float(delta.float().norm() / w.float().norm())
+
+
 def weight_map(model) -> list[dict]:
-    """Per layer × module: ‖ΔW‖_F / ‖W‖_F with ΔW = scaling · B·A, and trainable parameters."""
+    """Per layer × projection: ‖ΔW‖_F / ‖W‖_F with ΔW = scaling · B·A, and trainable parameters."""
     import torch
 
+    where = projection_map(model)
     rows = []
     with torch.no_grad():
         for name, module in lora_layers(model):
-            layer, kind = _layer_and_kind(name)
+            p = where.get(name)
             for adapter in module.lora_A:
                 a, b = module.lora_A[adapter].weight, module.lora_B[adapter].weight
                 delta = module.scaling[adapter] * (b @ a)              # (out, r) @ (r, in) → (out, in)
-                w = module.get_base_layer().weight
-                rows.append({"layer": layer, "module": kind, "relative_norm": float(delta.norm() / w.norm()),
+                rows.append({"layer": p.layer if p else None, "module": p.label if p else name.rsplit(".", 1)[-1],
+                             "block": p.block if p else None, "relative_norm": _relative(delta, module),
                              "parameters": a.numel() + b.numel()})
     return rows
 
 
 def families(model, tok, probes, layer_count: int, *, bands: int = 3, before: list[dict] | None = None) -> list[dict]:
-    """Switch on one family of LoRA modules alone; the share of the full target Δlog-prob each keeps."""
+    """Switch on one family of LoRA modules alone (the attention block's, the MLP's, a band of layers);
+    the share of the full target Δlog-prob each keeps."""
     before = before or target_logps(model, tok, probes, scale=0.0)
     full = [r["delta_logp"] for r in probe_rows(model, tok, probes, before=before)]
     full_mean = sum(full) / len(full)
-    adapted = sorted({layer for name, _ in lora_layers(model) for layer in [_layer_and_kind(name)[0]]
-                      if layer is not None}) or list(range(layer_count))
+    where = projection_map(model)
+    adapted = sorted({where[name].layer for name, _ in lora_layers(model) if name in where}) or list(range(layer_count))
     size = math.ceil(len(adapted) / bands)
-    groups = [("attention only", lambda layer, kind: kind in ATTENTION),
-              ("MLP only", lambda layer, kind: kind not in ATTENTION)]
+    groups = [("attention only", lambda p: p.block == "attention"), ("MLP only", lambda p: p.block == "mlp")]
     for b in range(bands):  # bands over the layers that carry the LoRA
         band = adapted[b * size:(b + 1) * size]
         if band:
-            groups.append((f"layers {band[0]}-{band[-1]}",
-                           lambda layer, kind, lo=band[0], hi=band[-1]: layer is not None and lo <= layer <= hi))
+            groups.append((f"layers {band[0]}-{band[-1]}", lambda p, lo=band[0], hi=band[-1]: lo <= p.layer <= hi))
     out = []
     for label, keep in groups:
         rows = probe_rows(model, tok, probes, before=before, keep=keep)
@@ -259,23 +281,24 @@ def dose_response(model, tok, probes, controls, scales=(0.0, 0.25, 0.5, 1.0, 1.5
 # Meaning across layers, and attention
 
 
-def logit_lens(model, tok, probe, target: str, *, k: int = 10) -> dict:
-    """The target's probability and rank at every layer's residual stream (final norm + LM head)."""
+def logit_lens(model, tok, probe, target: str, arch: Architecture, *, k: int = 10) -> dict:
+    """The target's probability and rank after every layer: the final norm and the head on each layer's
+    residual stream, and, after the last layer, the model's own output (the last hidden state is already
+    normalised: normalising it again was a bug)."""
     import torch
     import torch.nn.functional as F
 
-    base = model.get_base_model()
-    norm = base.get_decoder().norm
-    head = base.get_output_embeddings()
     ids = encode(tok, probe.prompt)
     tid = encode(tok, target)[0]
     result = {}
     for label, scale in (("before", 0.0), ("after", 1.0)):
         with adapter_scale(model, scale), torch.no_grad():
-            hidden = model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+            out = model(input_ids=as_input(model, ids), output_hidden_states=True)
+            # hidden_states: the embeddings, then one (1, seq, hidden) per layer; the last one after the final norm
+            layers = [lens_logits(model, arch, h[0, -1]) for h in out.hidden_states[1:-1]] + [out.logits[0, -1]]
         probs, ranks = [], []
-        for h in hidden[1:]:                                   # one (1, seq, hidden) per layer
-            logp = F.log_softmax(head(norm(h[0, -1])).float(), dim=-1)
+        for logits in layers:
+            logp = F.log_softmax(logits.float(), dim=-1)
             probs.append(float(logp[tid].exp()))
             ranks.append(int((logp > logp[tid]).sum()) + 1)
         first = next((i for i, r in enumerate(ranks) if r <= k), None)
@@ -307,9 +330,12 @@ def attention_shift(model, tok, probes, *, top_heads: int = 3) -> dict:
         att = {}
         for label, scale in (("before", 0.0), ("after", 1.0)):
             with adapter_scale(model, scale), eager_attention(model), torch.no_grad():
-                att[label] = model(input_ids=torch.tensor([ids]), output_attentions=True).attentions
-            if not att[label] or att[label][0] is None:
-                raise RuntimeError("the model returned no attention weights")
+                weights = model(input_ids=as_input(model, ids), output_attentions=True).attentions
+            if not weights or any(w is None for w in weights):
+                return {"available": False, "reason": f"{type(model.get_base_model()).__name__} returned no "
+                        "attention weights, even with eager attention", "grid": [], "top_heads": [], "heatmaps": [],
+                        "prompt": probes[0].prompt}
+            att[label] = [w.float().cpu() for w in weights]   # per layer: (1, heads, seq, seq)
         layers = len(att["before"])
         heads = att["before"][0].shape[1]
         this = torch.zeros(layers, heads)
@@ -333,7 +359,8 @@ def attention_shift(model, tok, probes, *, top_heads: int = 3) -> dict:
         a = att["after"][layer][0, head].tolist()
         heatmaps.append({"layer": layer, "head": head, "js_distance": value, "tokens": tokens, "before": b,
                          "after": a})
-    return {"grid": grid.tolist(), "top_heads": [{"layer": i, "head": j, "js_distance": v} for v, i, j in top],
+    return {"available": True, "grid": grid.tolist(),
+            "top_heads": [{"layer": i, "head": j, "js_distance": v} for v, i, j in top],
             "heatmaps": heatmaps, "prompt": probes[0].prompt}
 
 
@@ -345,7 +372,7 @@ def generations(model, tok, probes, markers: list[str], *, max_new_tokens: int =
 
     rows = []
     for probe in probes:
-        ids = torch.tensor([encode(tok, probe.prompt)])
+        ids = as_input(model, encode(tok, probe.prompt))
         row = {"prompt": probe.prompt}
         for label, scale in (("before", 0.0), ("after", 1.0)):
             with adapter_scale(model, scale), torch.no_grad():

@@ -46,8 +46,15 @@ class AdapterRun(BaseModel):
     peak_memory_mb: float
     loss_curve: list[tuple[int, float]]
     eval_curve: list[tuple[int, float]]
-    targets_resolved: list[str]
-    layers_resolved: list[int] | None
+    targets_resolved: list[str] = Field(description="The projections LoRA went on, as block.name "
+                                                    "(attention.q_proj, mlp.c_fc ...).")
+    layers_resolved: list[int] | None = Field(description="The decoder layers adapted (null: all).")
+    target_modules: int | None = Field(default=None, description="How many modules carry LoRA.")
+    device: str = Field(default="cpu", description="Where it trained: cpu, cuda, cuda:N, mps.")
+    dtype: str = Field(default="float32", description="The base model's dtype (LoRA weights stay float32).")
+    attn_implementation: str | None = Field(default=None, description="sdpa or eager, as chosen for the model.")
+    gradient_checkpointing: bool = False
+    quantized: str | None = Field(default=None, description="4bit for a QLoRA base.")
 
 
 def run_json_schema() -> dict:

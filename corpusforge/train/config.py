@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .._io import read_plain_yaml
 from ..errors import TrainError
-from .models import DEFAULT_MODEL
+from ..lm.embedded import DEFAULT_MODEL
 
 #: Optimiser steps when neither steps nor epochs is given (the measured default recipe, README "Training").
 DEFAULT_STEPS = 50
@@ -31,8 +31,9 @@ class TrainConfig(BaseModel):
     rank: int = Field(8, ge=1, le=4096, description="LoRA rank r.")
     alpha: float = Field(16.0, gt=0, allow_inf_nan=False, description="LoRA alpha (the update is scaled by alpha/r).")
     dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout, in [0, 1).")
-    targets: str = Field("attention+mlp", description="attention | attention+mlp | mlp, or module names "
-                                                      "(q,v,gate or q_proj,v_proj).")
+    targets: str = Field("attention+mlp", description="attention (the attention block's projections: q, k, v and "
+                                                      "output, separate or fused) | mlp (the rest of each layer's) | "
+                                                      "attention+mlp | module names (q,v,gate; c_attn; mlp.c_proj).")
     layers: str | None = Field("last-half", description="Layers to adapt: 20-29, 0,5,7, last:10, last-half or all.")
     rslora: bool = Field(False, description="Rank-stabilised LoRA scaling (alpha/sqrt(r)).")
     dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA).")
@@ -58,6 +59,14 @@ class TrainConfig(BaseModel):
                                                                "(default: never).")
     checkpoint_every: int = Field(20, ge=0, description="Checkpoint every N steps (0: only when interrupted).")
     trust_remote_code: bool = Field(False, description="Allow a model's own code from its repository.")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps (auto: the accelerator when there is "
+                                            "one).")
+    dtype: str = Field("auto", description="auto | float32 | bfloat16 | float16 (auto: bfloat16 on a GPU that "
+                                           "supports it, float32 elsewhere).")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less "
+                                                            "memory, about a third more time.")
+    load_in_4bit: bool = Field(False, description="A 4-bit (NF4) base for QLoRA; needs a CUDA GPU and "
+                                                  "pip install 'corpusforge[gpu]'.")
 
     @field_validator("loss_on", mode="before")
     @classmethod

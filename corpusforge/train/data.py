@@ -84,6 +84,14 @@ class Batch:
     tokens: int              # real (non-padding) tokens
     supervised: int
 
+    def to(self, device) -> Batch:
+        """The same batch with its tensors on ``device`` (a no-op on the CPU)."""
+        if str(device) == "cpu":
+            return self
+        move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
+        return Batch(move(self.input_ids), move(self.attention_mask), move(self.rows), move(self.cols),
+                     move(self.labels), self.tokens, self.supervised)
+
 
 def collate(examples: list[Example], pad_id: int, *, all_positions: bool = False) -> Batch:
     """Right-pad to the longest example of the batch. ``all_positions``: every next token is a label."""

@@ -28,7 +28,8 @@ from .adapter_run import AdapterRun, write_run
 from .checkpoint import RunState, load_checkpoint, save_checkpoint
 from .config import TrainConfig, load_config, make_config
 from .data import Batch, Example, collate, epoch_batches
-from .lora import LoraSettings, parse_layers, parse_targets
+from ..lm.device import choose
+from .lora import LoraSettings, parse_layers
 from .prepare import Prepared, prepare
 from .step import StepInputs, evaluate, objective_module, run_step
 
@@ -50,7 +51,7 @@ def lora_settings(cfg: TrainConfig) -> LoraSettings:
     """The LoRA settings of ``cfg``; the layers stay a string until the model's depth is known."""
     if cfg.layers and not cfg.layers.strip().startswith("last"):
         parse_layers(cfg.layers)   # the syntax and the outer bound, before any model is loaded
-    return LoraSettings(rank=cfg.rank, alpha=cfg.alpha, dropout=cfg.dropout, targets=parse_targets(cfg.targets),
+    return LoraSettings(rank=cfg.rank, alpha=cfg.alpha, dropout=cfg.dropout, targets=cfg.targets,
                         layers=cfg.layers, rslora=cfg.rslora, dora=cfg.dora)
 
 
@@ -132,7 +133,10 @@ def _adapter_run(corpus: Path, cfg: TrainConfig, prep: Prepared, state: RunState
         peak_memory_mb=round(_peak_memory_mb(), 1),
         loss_curve=[(h["step"], h["loss"]) for h in state.history],
         eval_curve=[(h["step"], h["eval_loss"]) for h in state.history if "eval_loss" in h],
-        targets_resolved=prep.lora.targets, layers_resolved=prep.lora.layers)
+        targets_resolved=prep.resolved.labels(), layers_resolved=prep.resolved.layers,
+        target_modules=len(prep.resolved.projections), device=prep.loaded.placement.device,
+        dtype=prep.loaded.placement.dtype, attn_implementation=prep.loaded.attn_implementation,
+        gradient_checkpointing=cfg.gradient_checkpointing, quantized=prep.loaded.quantized)
 
 
 def _record_step(state: RunState, measured: dict, steps: int, cfg: TrainConfig, peft_model, objective,
@@ -147,7 +151,7 @@ def _record_step(state: RunState, measured: dict, steps: int, cfg: TrainConfig, 
            "tokens_per_s": round(measured["tokens"] / measured["seconds"], 1)}
     if cfg.eval_every and prep.held and (state.step % cfg.eval_every == 0 or state.step == steps):
         objective.eval()
-        row["eval_loss"] = round(evaluate(peft_model, prep.held, prep.pad_id, cfg.batch_size), 5)
+        row["eval_loss"] = round(evaluate(peft_model, prep.held, prep.pad_id, cfg.batch_size, prep.head), 5)
         objective.train()
         if row["eval_loss"] < state.best - 1e-4:
             state.best, state.stale = row["eval_loss"], 0
@@ -188,7 +192,7 @@ def _optimisation(prep: Prepared, cfg: TrainConfig, steps: int, accelerator) -> 
 
     peft_model = get_peft_model(prep.loaded.model, prep.peft_config)
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
-    objective = objective_module()(peft_model)
+    objective = objective_module()(peft_model, prep.head)
     optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=cfg.lr,
                                   weight_decay=0.0)
     scheduler = get_linear_schedule_with_warmup(optimizer, min(cfg.warmup, steps), steps)
@@ -230,22 +234,24 @@ def train(corpus: str | Path, out: str | Path, cfg: TrainConfig, *, resume: bool
     ``observe(row)`` is called with every step's metrics row (raising KeyboardInterrupt from it interrupts
     the run like Ctrl-C: a checkpoint is saved for ``resume``).
     """
-    import torch
     from accelerate import Accelerator
 
     corpus, out = Path(corpus), Path(out)
     _check_paths(corpus, out, resume, overwrite)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    placement = choose(cfg.device, cfg.dtype)
+    accelerator = Accelerator(cpu=placement.device == "cpu")
     main = accelerator.is_main_process
     say = echo if main else (lambda s: None)
     world = accelerator.num_processes
     _set_seed(cfg.seed)
-    prep = prepare(corpus, cfg, lora_settings(cfg), say)
+    if world > 1 and placement.device.startswith("cuda"):  # one GPU per process, as accelerate assigned it
+        placement = type(placement)(str(accelerator.device), placement.dtype, placement.notes)
+    prep = prepare(corpus, cfg, lora_settings(cfg), say, placement)
     batches = _Batches(prep, cfg)
     steps = cfg.total_steps(batches.per_epoch, cfg.grad_accum * world)
     opt = _optimisation(prep, cfg, steps, accelerator)
     inputs = StepInputs(batches.batch_at, batches.control_batch, prep.pad_id, cfg.grad_accum, cfg.control_weight,
-                        world, accelerator.process_index)
+                        world, accelerator.process_index, prep.head, prep.loaded.placement.device)
     config = cfg.model_dump(mode="json")
 
     with ExitStack() as stack:

@@ -1,8 +1,12 @@
-"""LoRA settings → a peft ``LoraConfig``, checked against the model's real modules.
+"""LoRA settings → a peft ``LoraConfig``, resolved against the model's own anatomy (``corpusforge.lm.arch``).
 
-W' = W + (alpha / r) · B·A on the chosen projections: attention (q, k, v, o:
-what a token looks at and what it takes from it) and the MLP (gate, up, down:
-how a token transforms its own meaning), in the chosen layers.
+W' = W + (alpha / r) · B·A on the chosen projections of the chosen decoder layers.
+``--targets attention`` is every projection of each layer's attention block (q, k, v
+and the output, separate or fused: what a token looks at and what it takes from the
+others), ``mlp`` the rest of the layer's projections (how a token transforms its own
+meaning), ``attention+mlp`` both; or module names (``q,v,gate``, ``c_attn``,
+``mlp.c_proj``). The resolved projections are given to peft by their full names, so
+the same preset means the same thing on every architecture.
 """
 
 from __future__ import annotations
@@ -11,14 +15,9 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import TrainError
+from ..lm.arch import Architecture, Projection, describe
 
-PRESETS = {
-    "attention": ["q_proj", "k_proj", "v_proj"],
-    "attention+mlp": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-    "mlp": ["gate_proj", "up_proj", "down_proj"],
-}
-SHORT = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj", "gate": "gate_proj", "up": "up_proj",
-         "down": "down_proj"}
+MAX_LAYERS = 10_000   # no model has more; a bound checked before any range is expanded
 
 
 @dataclass
@@ -26,24 +25,26 @@ class LoraSettings:
     rank: int = 8
     alpha: float = 16.0
     dropout: float = 0.0
-    targets: list[str] = field(default_factory=lambda: list(PRESETS["attention+mlp"]))
+    targets: str | list[str] = "attention+mlp"
     layers: list[int] | str | None = None    # None: every layer; "last-half" is resolved against the model
     rslora: bool = False
     dora: bool = False
 
 
-def parse_targets(value: str | list[str]) -> list[str]:
-    """``attention``, ``attention+mlp``, ``mlp``, or module names (``q,v,gate`` or ``q_proj,v_proj``)."""
-    if isinstance(value, list):
-        names = value
-    elif value in PRESETS:
-        return list(PRESETS[value])
-    else:
-        names = [v.strip() for v in value.split(",") if v.strip()]
-    return [SHORT.get(n, n) for n in names]
+@dataclass
+class Resolved:
+    """What the settings mean on one model: the layers and projections LoRA goes on."""
 
+    arch: Architecture
+    layers: list[int] | None                # None: all of them
+    projections: list[Projection] = field(default_factory=list)
+    config: object = None                   # peft.LoraConfig
 
-MAX_LAYERS = 10_000   # no model has more; a bound checked before any range is expanded
+    def trainable_parameters(self, rank: int) -> int:
+        return sum(p.lora_parameters(rank) for p in self.projections)
+
+    def labels(self) -> list[str]:
+        return list(dict.fromkeys(p.label for p in self.projections))
 
 
 def parse_layers(value: str | list[int] | None, num_layers: int | None = None) -> list[int] | None:
@@ -82,40 +83,46 @@ def parse_layers(value: str | list[int] | None, num_layers: int | None = None) -
     return sorted(out)
 
 
-def linear_module_names(model) -> list[str]:
-    """The names of the model's Linear projections inside its layers (what LoRA can target)."""
-    import torch
-
-    names = set()
-    for full, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and ".layers." in f".{full}":
-            names.add(full.rsplit(".", 1)[-1])
-    return sorted(names)
-
-
-def num_layers(model) -> int:
-    return int(model.config.num_hidden_layers)
-
-
-def peft_config(settings: LoraSettings, model):
-    """Check the settings against ``model`` and build the peft LoraConfig."""
+def resolve(settings: LoraSettings, model) -> Resolved:
+    """Check the settings against ``model``'s anatomy and build the peft LoraConfig."""
     from peft import LoraConfig
 
     if settings.rank < 1:
         raise TrainError(f"--rank must be at least 1, got {settings.rank}")
-    available = linear_module_names(model)
-    unknown = [t for t in settings.targets if t not in available]
-    if unknown:
-        raise TrainError(f"--targets: the model has no module(s) {unknown}; its linear modules are "
-                         f"{', '.join(available)} (presets: {', '.join(PRESETS)})")
-    n = num_layers(model)
-    if isinstance(settings.layers, str):
-        settings.layers = parse_layers(settings.layers, n)
-    if settings.layers is not None:
-        bad = [i for i in settings.layers if not 0 <= i < n]
+    arch = describe(model)
+    layers = parse_layers(settings.layers, arch.num_layers) if isinstance(settings.layers, str) else settings.layers
+    if layers is not None:
+        bad = [i for i in layers if not 0 <= i < arch.num_layers]
         if bad:
             raise TrainError(f"--layers {bad[0]}{'…' if len(bad) > 1 else ''} out of range: the model has layers "
-                             f"0-{n - 1}")
-    return LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                      target_modules=list(settings.targets), layers_to_transform=settings.layers,
-                      use_rslora=settings.rslora, use_dora=settings.dora, bias="none", task_type="CAUSAL_LM")
+                             f"0-{arch.num_layers - 1}")
+    projections = arch.resolve(settings.targets, layers)
+    if not projections:
+        raise TrainError(f"--targets {settings.targets}: no such projection in layers {layers}; the model's are "
+                         f"{', '.join(arch.labels())}")
+    config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                        target_modules=[p.name for p in projections], use_rslora=settings.rslora,
+                        use_dora=settings.dora, bias="none", task_type="CAUSAL_LM",
+                        fan_in_fan_out=all(p.kind == "Conv1D" for p in projections))
+    return Resolved(arch, layers, projections, config)
+
+
+def describe_plan(resolved: Resolved, rank: int) -> str:
+    """The resolution, layer by layer, for ``train --dry-run``."""
+    arch = resolved.arch
+    lines = [f"{arch.model_type}: {arch.num_layers} decoder layers at {arch.layers_path}; linear modules per layer: "
+             f"{', '.join(arch.labels())}"]
+    by_layer: dict[int, list[Projection]] = {}
+    for p in resolved.projections:
+        by_layer.setdefault(p.layer, []).append(p)
+    for layer, projections in sorted(by_layer.items()):
+        parts = [f"{p.label} ({p.in_features}→{p.out_features}{', Conv1D' if p.kind == 'Conv1D' else ''})"
+                 for p in projections]
+        lines.append(f"  layer {layer:>3}: {', '.join(parts)}")
+    lines.append(f"LoRA r={rank} on {len(resolved.projections)} modules: "
+                 f"{resolved.trainable_parameters(rank):,} trainable parameters")
+    if arch.peft_defaults:
+        agree = all(d in {p.short for p in arch.projections} for d in arch.peft_defaults)
+        lines.append(f"cross-check: peft's default targets for {arch.model_type} ({', '.join(arch.peft_defaults)}) are "
+                     f"{'among' if agree else 'NOT all among'} the projections found here")
+    return "\n".join(lines)

@@ -11,8 +11,11 @@ from ..validate import iter_records, require_valid
 from ..errors import TrainError
 from .config import TrainConfig
 from .data import DEFAULT_CONTROLS, Example, check_loss_roles, encode_prompts, encode_records, read_prompts
-from .lora import LoraSettings, peft_config
-from .models import LoadedModel, load_model
+from ..lm.arch import check_head
+from ..lm.device import Placement, choose
+from ..lm.load import LoadedModel, load_model
+from .lora import LoraSettings, Resolved, describe_plan, resolve
+from .step import Head
 
 HELD_OUT_FOR_EVAL = 512   # validation records encoded for the eval loss
 
@@ -22,8 +25,9 @@ class Prepared:
     """Everything the loop needs that does not change from step to step."""
 
     loaded: LoadedModel
-    lora: LoraSettings       # resolved against the model (layers as a list)
-    peft_config: object      # peft.LoraConfig
+    lora: LoraSettings       # as given
+    resolved: Resolved       # what it means on this model: layers, projections, the peft LoraConfig
+    head_ok: bool            # the output head reproduces the model's logits from its last hidden state
     examples: list[Example]  # training records with at least one supervised token
     held: list[Example]      # held-out records for the eval loss
     controls: list[Example]  # control prompts for the KL penalty
@@ -31,6 +35,14 @@ class Prepared:
     @property
     def pad_id(self) -> int:
         return self.loaded.tokenizer.pad_token_id
+
+    @property
+    def peft_config(self):
+        return self.resolved.config
+
+    @property
+    def head(self) -> Head:
+        return Head(self.resolved.arch, self.head_ok)
 
 
 def split_records(corpus: Path) -> tuple[list[dict], list[dict]]:
@@ -51,13 +63,43 @@ def _controls(cfg: TrainConfig, tokenizer) -> list[Example]:
     return [e for e in encode_prompts(prompts, tokenizer, cfg.max_length) if len(e) >= 2]
 
 
-def prepare(corpus: Path, cfg: TrainConfig, lora: LoraSettings, echo: Callable[[str], None]) -> Prepared:
+def load_for_training(cfg: TrainConfig, lora: LoraSettings, echo: Callable[[str], None],
+                      placement: Placement | None = None) -> tuple[LoadedModel, Resolved, bool]:
+    """The model on its device, the LoRA settings resolved against it, and whether its head checks out."""
+    import torch
+
+    placement = placement or choose(cfg.device, cfg.dtype)
+    for note in placement.notes:
+        echo(note)
+    loaded = load_model(cfg.model, placement=placement, trust_remote_code=cfg.trust_remote_code,
+                        load_in_4bit=cfg.load_in_4bit, echo=echo)
+    resolved = resolve(lora, loaded.model)
+    probe = torch.tensor([loaded.tokenizer("If it rains, then", add_special_tokens=False).input_ids or [0]],
+                         device=placement.device)
+    head_ok, _ = check_head(loaded.model, resolved.arch, probe)
+    if not head_ok:
+        echo(f"note: {resolved.arch.model_type}'s output head could not be reproduced from its last hidden state; "
+             "the loss uses the model's full forward pass instead (correct, a little slower)")
+    if cfg.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        loaded.model = prepare_model_for_kbit_training(loaded.model, use_gradient_checkpointing=False)
+    if cfg.gradient_checkpointing:
+        if hasattr(loaded.model, "activation_checkpointing_enable"):   # the newer name in transformers 5
+            loaded.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            loaded.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        loaded.model.enable_input_require_grads()
+    return loaded, resolved, head_ok
+
+
+def prepare(corpus: Path, cfg: TrainConfig, lora: LoraSettings, echo: Callable[[str], None],
+            placement: Placement | None = None) -> Prepared:
     """Read and check the corpus, load the model, check the LoRA settings against it, encode everything."""
     train_records, held_records = split_records(corpus)
     check_loss_roles(train_records, cfg.loss_on)
-    loaded = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code, echo=echo)
+    loaded, resolved, head_ok = load_for_training(cfg, lora, echo, placement)
     tok = loaded.tokenizer
-    pconf = peft_config(lora, loaded.model)
     examples = [e for e in encode_records(train_records, tok, loss_on=cfg.loss_on, max_length=cfg.max_length)
                 if e.supervised]
     if not examples:
@@ -65,4 +107,14 @@ def prepare(corpus: Path, cfg: TrainConfig, lora: LoraSettings, echo: Callable[[
                          "tokenisation", hint="check --loss-on and --max-length")
     held = [e for e in encode_records(held_records[:HELD_OUT_FOR_EVAL], tok, loss_on=cfg.loss_on,
                                       max_length=cfg.max_length) if e.supervised]
-    return Prepared(loaded, lora, pconf, examples, held, _controls(cfg, tok))
+    return Prepared(loaded, lora, resolved, head_ok, examples, held, _controls(cfg, tok))
+
+
+def plan(cfg: TrainConfig, lora: LoraSettings, echo: Callable[[str], None] = lambda s: None) -> str:
+    """What a run with ``cfg`` would adapt, layer by layer, and how many parameters — without training."""
+    placement = choose(cfg.device, cfg.dtype)
+    loaded = load_model(cfg.model, placement=placement, trust_remote_code=cfg.trust_remote_code, echo=echo)
+    resolved = resolve(lora, loaded.model)
+    head = f"{cfg.model} on {placement.device} in {placement.dtype}, {loaded.attn_implementation} attention; " \
+           f"--targets {cfg.targets} --layers {cfg.layers or 'all'}"
+    return head + "\n" + describe_plan(resolved, cfg.rank)

