@@ -83,8 +83,22 @@ def demo_summary(result: DemoResult) -> str:
         top1 = sum(r["rank_after"] == 1 for r in rows)
         lines.append(f"  {target!r:<14} median rank {rb} → {ra}, mean p {pb:.3f} → {pa:.3f}, "
                      f"top-1 on {top1}/{len(rows)} probes")
-    lines += [f"  control drift: mean KL {h['mean_control_kl']:.4f} nats, top-1 kept on {h['top1_kept_share']:.0%} "
-              f"of controls", f"  selectivity (target Δlog-prob ÷ control KL): {h['selectivity']:.0f}",
-              f"  time: {', '.join(f'{k} {v:.0f} s' for k, v in (result.seconds or {}).items())}",
+    rep = result.report
+    deg = rep["degeneration"]["greedy"]
+    lines += [f"  control drift (held-out controls, English and Russian): mean KL {h['mean_control_kl']:.4f} nats, "
+              f"top-1 kept on {h['top1_kept_share']:.0%}",
+              f"  selectivity (target Δlog-prob ÷ control KL): {h['selectivity']:.0f} "
+              f"[{h['selectivity_ci95'][0]:.0f}, {h['selectivity_ci95'][1]:.0f}]",
+              f"  the floor: random adapters of the same norm move the targets {h['null_mean_abs_delta_logp']:.3f} "
+              f"nats; this one {h['mean_delta_logp']:.2f} — {h['clears_floor_by']:.0f}× the floor, "
+              + ("significant" if h["significant"] else "NOT significant"),
+              f"  degeneration (greedy continuations): repeated 3-grams {deg['before']['repeated_3gram_rate']:.0%} → "
+              f"{deg['after']['repeated_3gram_rate']:.0%}, looping {deg['before']['loop_share']:.0%} → "
+              f"{deg['after']['loop_share']:.0%}"]
+    for s in rep["structure"]["patterns"]:
+        if s["share_before"] or s["share_after"]:
+            lines.append(f"  on neutral prompts, {s['pattern']}: {s['share_before']:.0%} → {s['share_after']:.0%} "
+                         f"of continuations (McNemar p {s['p_value']:.2f})")
+    lines += [f"  time: {', '.join(f'{k} {v:.0f} s' for k, v in (result.seconds or {}).items())}",
               f"report: {result.report_dir / 'index.html'}"]
     return "\n".join(lines)

@@ -13,16 +13,25 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data"
 
 
-@pytest.fixture(autouse=True)
-def _threads_for_the_model_size(request):
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread_for_tiny_models():
     """Tiny test models run many times faster on one thread (a 64-wide matmul is all overhead on two, and
-    worse when the other core is busy); the real embedded model (tests marked slow) gets both cores."""
+    worse when the other core is busy); the real embedded model's tests take both cores (``all_cores``)."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(min(2, os.cpu_count() or 1) if request.node.get_closest_marker("slow") else 1)
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def all_cores():
+    import torch
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    yield
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

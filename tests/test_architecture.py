@@ -18,7 +18,7 @@ LAYERS = [
     ("patterns", ["patterns"]),
     ("records", ["records", "draw", "columnar"]),
     ("templates", ["templates"]),
-    ("corpus", ["manifest", "corpus", "corpus_readme", "validate", "stats"]),
+    ("corpus", ["manifest", "corpus", "corpus_readme", "validate", "stats", "detect"]),
     ("generate", ["generate"]),
     ("hub", ["hub"]),
     ("models", ["lm"]),

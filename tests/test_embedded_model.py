@@ -13,7 +13,7 @@ from corpusforge.train.loop import TrainConfig, train
 from corpusforge.lm.embedded import embedded_model_folder
 from corpusforge.lm.load import load_model
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("all_cores")]
 
 
 def test_the_embedded_model_is_cached_and_sensible():

@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
     work = tmp_path_factory.mktemp("report")
     model = make_tiny_model(work / "model")
     adapter = work / "adapter"
-    train(SAMPLE / "corpus", adapter, TrainConfig(model=str(model), steps=8, batch_size=8, lr=5e-3, eval_every=0,
+    train(SAMPLE / "corpus", adapter, TrainConfig(model=str(model), steps=40, batch_size=8, lr=1e-2, eval_every=0,
                                                   layers="all"), echo=lambda s: None)
     report = build_report(str(model), adapter, corpus=SAMPLE / "corpus", echo=lambda s: None)
     out = write_report(report, work / "report")
@@ -35,13 +35,17 @@ def trained(tmp_path_factory):
 def test_report_measures_every_section(trained):
     model, adapter, report, out = trained
     ShiftReport.model_validate(report)
-    assert {"probes", "controls", "logits_diff", "noise_floor", "dose_response", "weight_map", "families",
-            "logit_lens", "attention", "generations"} <= set(report)
+    assert {"probes", "controls", "logits_diff", "nulls", "dose_response", "weight_map", "families",
+            "logit_lens", "attention", "generations", "structure", "copying", "degeneration"} <= set(report)
     p = report["probes"][0]
     assert {"prompt", "target", "p_before", "p_after", "rank_before", "rank_after"} <= set(p)
     c = report["controls"][0]
     assert {"prompt", "kl", "top1_kept"} <= set(c)
-    assert report["noise_floor"]["control_kl"] < 1e-9          # scale 0 is the base model
+    nulls = report["nulls"]
+    assert nulls["draws"] == 3 and len(nulls["probe_delta_logp"]) == len(report["probes"])
+    assert len(nulls["control_kl"][0]) == 3 and nulls["mean_control_kl"] > 0   # a random change moves controls
+    assert report["controls_info"]["also_training_controls"] == 0           # held out by default
+    assert {"en", "ru"} <= set(report["controls_info"]["languages"])
     dose = {d["scale"]: d for d in report["dose_response"]}
     assert abs(dose[0.0]["delta_logp"]) < 1e-6 and dose[0.0]["control_kl"] < 1e-9
     assert dose[2.0]["control_kl"] >= dose[1.0]["control_kl"]
@@ -152,3 +156,77 @@ def test_schema_files_match_the_models():
     assert {"record", "manifest", "probes", "run", "report"} <= set(SCHEMAS)
     for name in SCHEMAS:
         assert (ROOT / "schemas" / f"{name}.schema.json").read_text(encoding="utf-8") == render_schema(name)
+
+
+def test_a_trained_adapter_clears_the_random_floor_and_a_weak_one_does_not(trained, tmp_path):
+    """The floor can fail: two steps at lr 1e-5 move the targets less than a meaningful shift, so the report
+    says NOT significant; the fixture's adapter (40 steps at lr 1e-2) clears random adapters of its size."""
+    model, _, report, _ = trained
+    h = report["headline"]
+    assert h["significant"] and h["clears_floor_by"] > 3 and h["paired_delta_logp_ci95"][0] >= h["min_effect"]
+    weak = tmp_path / "weak"
+    train(SAMPLE / "corpus", weak, TrainConfig(model=str(model), steps=2, lr=1e-5, batch_size=8, eval_every=0,
+                                               layers="all"), echo=lambda s: None)
+    w = build_report(str(model), weak, corpus=SAMPLE / "corpus", max_probes=8, max_controls=6, null_draws=2,
+                     neutral_prompts=2, echo=lambda s: None)["headline"]
+    assert not w["significant"] and w["significant_probes"] == 0
+    assert abs(w["mean_delta_logp"]) < h["mean_delta_logp"] / 100
+
+
+def test_the_floor_is_a_random_adapter_of_the_same_norm(trained):
+    from peft import PeftModel
+
+    from corpusforge.shift.measure import lora_layers
+    from corpusforge.shift.nulls import random_direction
+
+    model_dir, adapter, _, _ = trained
+    model = PeftModel.from_pretrained(load_model(str(model_dir)).model, str(adapter))
+    norms = lambda: [float((m.lora_B["default"].weight @ m.lora_A["default"].weight).norm())  # noqa: E731
+                     for _, m in lora_layers(model)]
+    trained_norms, first = norms(), None
+    with random_direction(model, seed=0):
+        assert norms() == pytest.approx(trained_norms, rel=1e-4)      # the same size, module by module
+        first = [m.lora_A["default"].weight.clone() for _, m in lora_layers(model)]
+    with random_direction(model, seed=1):
+        assert any(not bool((a == m.lora_A["default"].weight).all()) for a, (_, m) in zip(first, lora_layers(model)))
+    assert norms() == trained_norms                                   # and the trained weights come back
+
+
+def test_default_controls_are_held_out_and_bilingual():
+    from corpusforge.train.data import DEFAULT_CONTROLS, HELDOUT_CONTROLS, read_prompts
+
+    held = {c["prompt"] for c in read_prompts(HELDOUT_CONTROLS)}
+    trained_on = {c["prompt"] for c in read_prompts(DEFAULT_CONTROLS)}
+    assert held and not held & trained_on
+    assert any("\u0400" <= ch <= "\u04ff" for p in held for ch in p) and any(p.isascii() for p in held)
+
+
+def test_degeneration_and_the_paired_test():
+    from corpusforge.shift.structure import degeneration, mcnemar
+
+    loop = degeneration("therefore it is also moving. Therefore it is also moving. Therefore it is also")
+    assert loop["loops"] and loop["repeated_3gram_rate"] > 0.4
+    fine = degeneration("the river keeps moving toward the sea, and the town wakes slowly around it")
+    assert not fine["loops"] and fine["repeated_3gram_rate"] == 0 and fine["distinct_2"] == 1
+    assert mcnemar([False] * 6, [True] * 6) == {"gained": 6, "lost": 0, "p_value": 2 / 64}
+    assert mcnemar([True, False], [True, False])["p_value"] == 1.0
+
+
+def test_the_detector_finds_each_pattern_in_its_own_records(run, tmp_path):
+    from corpusforge.templates.detect import Detector
+    from corpusforge.templates.registry import load_registry
+    from corpusforge.templates.sampler import sample
+
+    registry = load_registry()
+    detector = Detector(registry.list())
+    for t in registry.list():
+        if t.pattern.name not in detector.patterns:
+            continue   # counterfactual: its marker lives in slot values, not in the template's own words
+        recs = sample(t, 100)
+        assert sum(detector.realises(r["text"], t.pattern.name) for r in recs) >= 60, t.name
+    texts = tmp_path / "t.txt"
+    texts.write_text("If it rains tomorrow, then we stay home.\nThe sky is blue.\n"
+                     "Если пойдёт дождь, то мы останемся дома.\n", encoding="utf-8")
+    result = run("detect", texts, "--pattern", "if_then")
+    assert result.exit_code == 0 and f"{texts}:1: if_then" in result.output and f"{texts}:2: —" in result.output
+    assert "if_then 2/3" in result.output

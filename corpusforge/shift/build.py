@@ -17,11 +17,11 @@ from .._timing import Laps
 from .._version import __version__
 from ..errors import ReportError
 from ..train.adapter_run import AdapterRun, read_run
-from ..train.data import DEFAULT_CONTROLS, read_prompts
+from ..train.data import DEFAULT_CONTROLS, HELDOUT_CONTROLS, read_prompts
 from ..lm.arch import check_head, describe
 from ..lm.device import Placement, choose
 from ..lm.load import load_model
-from . import measure
+from . import measure, nulls, structure
 from .probes import Probe, probes_from_corpus, read_probes
 from .report_model import ShiftReport
 
@@ -34,6 +34,8 @@ class Inputs:
     run: AdapterRun | None
     probes: list[Probe]
     controls: list[dict]
+    controls_info: dict          # which set, and how many of its prompts the adapter was trained on
+    corpus: Path | None          # for the structure and copying measures (None: those are skipped)
 
 
 def _adapter_base(adapter: Path, run: AdapterRun | None) -> str | None:
@@ -62,20 +64,43 @@ def choose_inputs(model_spec: str, adapter: str | Path, *, probes_file=None, con
     if base_spec and base_spec != model_spec:
         raise ReportError(f"the adapter was trained on {base_spec!r}, not on --model {model_spec!r}",
                           hint=f"pass --model {base_spec}")
+    source = corpus or (run.corpus if run else None)
+    source = Path(source) if source and Path(source).is_dir() else None
     if probes_file:
         probes = read_probes(probes_file)
     else:
-        source = corpus or (run.corpus if run else None)
-        if not source or not Path(source).is_dir():
+        if source is None:
             raise ReportError("no probes: pass --probes FILE or --corpus DIR (the adapter's run.json names no "
                               "corpus that exists here)")
         probes = probes_from_corpus(source, limit=max_probes)
-    if controls_file:
-        controls = read_prompts(controls_file)
-    else:  # the shipped default set, spread over its kinds
-        shipped = read_prompts(DEFAULT_CONTROLS)
-        controls = shipped[::max(1, len(shipped) // max_controls)][:max_controls]
-    return Inputs(adapter, run, probes, controls)
+    controls, info = _controls(controls_file, max_controls, run)
+    return Inputs(adapter, run, probes, controls, info, source)
+
+
+def _spread(prompts: list[dict], count: int) -> list[dict]:
+    """``count`` prompts taken evenly across the list (the shipped sets are grouped by kind and language)."""
+    if len(prompts) <= count:
+        return prompts
+    return [prompts[round(i * (len(prompts) - 1) / (count - 1))] for i in range(count)] if count > 1 else prompts[:1]
+
+
+def _controls(controls_file, max_controls: int, run: AdapterRun | None) -> tuple[list[dict], dict]:
+    """The controls to measure drift on — by default the held-out set, never used in training — and a note of
+    which set it is and how many of its prompts were also the adapter's training controls."""
+    path = Path(controls_file) if controls_file else HELDOUT_CONTROLS
+    controls = read_prompts(path) if controls_file else _spread(read_prompts(HELDOUT_CONTROLS), max_controls)
+    trained_on: set[str] = set()
+    if run is not None and run.config.use_controls:
+        trained_on = {c["prompt"] for c in read_prompts(run.config.controls or DEFAULT_CONTROLS)} \
+            if not run.config.controls or Path(run.config.controls).is_file() else set()
+    shared = sum(c["prompt"] in trained_on for c in controls)
+    name = str(path) if controls_file else "the held-out control set shipped with corpusforge (never trained on)"
+    return controls, {"source": name, "count": len(controls), "also_training_controls": shared,
+                      "languages": sorted({c.get("language") or _language(c["prompt"]) for c in controls})}
+
+
+def _language(text: str) -> str:
+    return "ru" if any("\u0400" <= ch <= "\u04ff" for ch in text) else "en"
 
 
 def _check_lengths(tok, probes: list[Probe], controls: list[dict], context: int) -> None:
@@ -108,92 +133,123 @@ def load_with_adapter(model_spec: str, inputs: Inputs, echo: Callable[[str], Non
     return model, lm.tokenizer
 
 
-def measure_all(model, tok, probes: list[Probe], controls: list[dict], echo: Callable[[str], None],
-                laps: Laps) -> dict:
-    arch = describe(model)
-    """Every section of the report but the headline, each timed."""
-    lap = laps.lap
+def _target_sections(model, tok, inputs: Inputs, echo, lap, null_draws: int) -> tuple[dict, list[dict]]:
+    probes, controls = inputs.probes, inputs.controls
     out: dict = {}
-    echo(f"[1/9] token probabilities on {len(probes)} probes")
+    echo(f"[1/11] token probabilities on {len(probes)} probes")
     before = measure.target_logps(model, tok, probes, scale=0.0)
     out["probes"] = measure.probe_rows(model, tok, probes, before=before)
     lap("probes")
-    echo("[2/9] logits diff")
+    echo("[2/11] logits diff")
     out["logits_diff"] = measure.logits_diff(model, tok, probes)
     lap("logits_diff")
-    echo(f"[3/9] drift on {len(controls)} controls")
+    echo(f"[3/11] drift on {len(controls)} controls ({inputs.controls_info['source']})")
     out["controls"] = measure.control_rows(model, tok, controls)
     lap("controls")
-    echo("[4/9] noise floor (adapter at scale 0 vs switched off)")
-    out["noise_floor"] = noise_floor(model, tok, probes, controls)
-    lap("noise_floor")
-    echo("[5/9] dose-response")
+    echo(f"[4/11] the floor: {null_draws} random adapters of the same norm")
+    out["nulls"] = nulls.null_effects(model, tok, probes, controls, before, draws=null_draws)
+    lap("nulls")
+    echo("[5/11] dose-response")
     out["dose_response"] = measure.dose_response(model, tok, probes, controls[:10], before=before)
     lap("dose_response")
-    echo("[6/9] where the LoRA sits, and which part carried the shift")
+    return out, before
+
+
+def _model_sections(model, tok, probes: list[Probe], echo, lap, before: list[dict]) -> dict:
+    arch = describe(model)
+    out: dict = {}
+    echo("[6/11] where the LoRA sits, and which part carried the shift")
     out["weight_map"] = measure.weight_map(model)
     out["families"] = measure.families(model, tok, probes, arch.num_layers, before=before)
     lap("weights_families")
-    echo("[7/9] logit lens")
+    echo("[7/11] logit lens")
     _, lens_ok = check_head(model, arch, measure.as_input(model, measure.encode(tok, probes[0].prompt)))
     out["logit_lens"] = [dict(measure.logit_lens(model, tok, p, p.targets[0], arch), prompt=p.prompt,
                               target=p.targets[0], verified=lens_ok) for p in probes[:8]]
     lap("logit_lens")
-    echo("[8/9] attention shift")
+    echo("[8/11] attention shift")
     out["attention"] = measure.attention_shift(model, tok, probes[:8])
     lap("attention")
-    echo("[9/9] generations")
-    markers = sorted({t for p in probes for t in p.targets})
-    out["generations"] = measure.generations(model, tok, probes[:8], markers)
-    lap("generations")
     return out
 
 
-def noise_floor(model, tok, probes, controls) -> dict:
-    """Scale 0 against the adapter switched off entirely: must be ~0; real shifts must clear 10× this."""
-    worst_probe, worst_kl = 0.0, 0.0
-    for p in probes:
-        ids = measure.encode(tok, p.prompt)
-        cont = measure.encode(tok, p.targets[0])
-        with model.disable_adapter():
-            off, _ = measure.continuation_logprob(model, ids, cont)
-        with measure.adapter_scale(model, 0.0):
-            zero, _ = measure.continuation_logprob(model, ids, cont)
-        worst_probe = max(worst_probe, abs(zero - off))
-    for c in controls:
-        ids = measure.encode(tok, c["prompt"])
-        with model.disable_adapter():
-            off = measure.next_logprobs(model, ids)
-        with measure.adapter_scale(model, 0.0):
-            zero = measure.next_logprobs(model, ids)
-        worst_kl = max(worst_kl, measure.kl(off, zero))
-    return {"probe_abs_delta_logp": worst_probe, "control_kl": worst_kl}
+def _text_sections(model, tok, inputs: Inputs, echo, lap, neutral_prompts: int) -> dict:
+    out: dict = {}
+    echo("[9/11] generations")
+    markers = sorted({t for p in inputs.probes for t in p.targets})
+    out["generations"] = measure.generations(model, tok, inputs.probes[:8], markers, max_new_tokens=32)
+    lap("generations")
+    echo(f"[10/11] structure on {neutral_prompts} neutral prompts, and copying from the corpus")
+    prompts = _spread(structure.read_neutral(), neutral_prompts)
+    neutral = structure.sample_continuations(model, tok, prompts)
+    detector = _detector(inputs.corpus, inputs.probes)
+    out["structure"] = {"prompts": [p["prompt"] for p in prompts], "continuations": neutral,
+                        "patterns": structure.structure_transfer(detector, prompts, neutral) if detector else [],
+                        "detector": "the corpus's templates" if detector else "unavailable (no corpus)"}
+    out["copying"] = _copying(inputs.corpus, neutral, out["generations"])
+    lap("structure")
+    echo("[11/11] degeneration")
+    rows = out["generations"]["rows"]
+    out["degeneration"] = {
+        "greedy": structure.degeneration_summary([r["greedy_before"] for r in rows], [r["greedy_after"] for r in rows]),
+        "sampled": structure.degeneration_summary([r["sampled_before"] for r in rows] + neutral["before"],
+                                                  [r["sampled_after"] for r in rows] + neutral["after"])}
+    lap("degeneration")
+    return out
 
 
-def headline(probe_rows: list[dict], control_rows: list[dict], floor: dict) -> dict:
-    """The numbers the report leads with (and marks each probe significant or not)."""
+def _detector(corpus: Path | None, probes: list[Probe]):
+    """The structure detector built from the templates the corpus was rendered from (those installed here)."""
+    if corpus is None:
+        return None
+    from ..manifest import read_manifest
+    from ..templates.detect import Detector
+    from ..templates.registry import load_registry
+
+    manifest = read_manifest(corpus)
+    if manifest is None:
+        return None
+    registry = load_registry()
+    templates = [registry.templates[t.name] for t in manifest.templates if t.name in registry.templates]
+    return Detector(templates) if templates else None
+
+
+def _copying(corpus: Path | None, neutral: dict, generations: dict) -> dict:
+    """The share of generated word 8-grams found verbatim in the corpus's training records, before and after."""
+    if corpus is None:
+        return {"available": False}
+    from ..validate import corpus_patterns, iter_records
+
+    train_files = [f for f in sorted((corpus / "data").glob("*")) if f.name.split(".")[0] == "train"]
+    grams = structure.CorpusGrams(r["text"] for r in iter_records(train_files, patterns=corpus_patterns([corpus])))
+    rows = generations["rows"]
+    return {"available": True, **{label: grams.copied_share(
+        neutral[label] + [r[f"greedy_{label}"] for r in rows] + [r[f"sampled_{label}"] for r in rows])
+        for label in ("before", "after")}}
+
+
+def headline(probe_rows: list[dict], control_rows: list[dict], null: dict, min_effect: float) -> dict:
+    """The numbers the report leads with, each with its bootstrap interval, judged against the nulls
+    (and every probe marked significant or not)."""
     deltas = [r["delta_logp"] for r in probe_rows]
     mean_delta = sum(deltas) / len(deltas)
     mean_kl = sum(r["kl"] for r in control_rows) / len(control_rows)
-    floor_value = max(floor["probe_abs_delta_logp"], floor["control_kl"])
-    for r in probe_rows:
-        r["significant"] = abs(r["delta_logp"]) > 10 * floor_value
     return {
         "selectivity": mean_delta / mean_kl if mean_kl > 0 else math.inf,
-        "mean_delta_logp": mean_delta, "delta_logp_ci95": list(measure.bootstrap_ci(deltas)),
-        "mean_control_kl": mean_kl,
+        "mean_delta_logp": mean_delta, "mean_control_kl": mean_kl,
         "top1_kept_share": sum(r["top1_kept"] for r in control_rows) / len(control_rows),
         "mean_p_before": sum(r["p_before"] for r in probe_rows) / len(probe_rows),
         "mean_p_after": sum(r["p_after"] for r in probe_rows) / len(probe_rows),
+        "median_p_after": sorted(r["p_after"] for r in probe_rows)[len(probe_rows) // 2],
         "top1_share_after": sum(r["rank_after"] == 1 for r in probe_rows) / len(probe_rows),
-        "noise_floor": floor_value,
-        "significant": abs(mean_delta) > 10 * floor_value,
+        **nulls.verdict(probe_rows, control_rows, null, min_effect=min_effect),
     }
 
 
 def build_report(model_spec: str, adapter: str | Path, *, probes_file: str | Path | None = None,
                  controls_file: str | Path | None = None, corpus: str | Path | None = None, max_probes: int = 20,
-                 max_controls: int = 20, device: str = "auto", dtype: str = "auto",
+                 max_controls: int = 20, device: str = "auto", dtype: str = "auto", null_draws: int = nulls.DRAWS,
+                 neutral_prompts: int = 12, min_effect: float = nulls.MIN_EFFECT,
                  echo: Callable[[str], None] = print) -> dict:
     """Measure the adapter against its base model and return the report as a dict (see ShiftReport)."""
     inputs = choose_inputs(model_spec, adapter, probes_file=probes_file, controls_file=controls_file, corpus=corpus,
@@ -202,13 +258,15 @@ def build_report(model_spec: str, adapter: str | Path, *, probes_file: str | Pat
     laps = Laps()
     model, tok = load_with_adapter(model_spec, inputs, echo, placement)
     laps.lap("load")
-    sections = measure_all(model, tok, inputs.probes, inputs.controls, echo, laps)
+    sections, before = _target_sections(model, tok, inputs, echo, laps.lap, null_draws)
+    sections.update(_model_sections(model, tok, inputs.probes, echo, laps.lap, before))
+    sections.update(_text_sections(model, tok, inputs, echo, laps.lap, neutral_prompts))
     run = inputs.run
     report = {
         "format": "corpusforge.report/1", "corpusforge_version": __version__, "model": model_spec,
         "adapter": str(inputs.adapter), "device": placement.device, "dtype": placement.dtype,
-        "headline": headline(sections["probes"], sections["controls"], sections["noise_floor"]),
-        **sections, "timings": laps.seconds,
+        "headline": headline(sections["probes"], sections["controls"], sections["nulls"], min_effect),
+        "controls_info": inputs.controls_info, **sections, "timings": laps.seconds,
         "run": {"steps": run.steps, "config": run.config.model_dump(mode="json"),
                 "non_padding_tokens_per_s": run.non_padding_tokens_per_s} if run else {},
     }

@@ -40,16 +40,31 @@ def write_report(report: dict, out: str | Path, *, overwrite: bool = False) -> P
 
 
 def summary_table(report: dict) -> str:
-    """The headline and one line per probe, for the terminal."""
+    """The headline, the floor, degeneration and structure, and one line per probe, for the terminal."""
     h = report["headline"]
-    lines = [f"selectivity {h['selectivity']:.1f}  (mean target Δlog-prob {h['mean_delta_logp']:+.3f} "
-             f"[{h['delta_logp_ci95'][0]:+.3f}, {h['delta_logp_ci95'][1]:+.3f}] ÷ mean control KL "
-             f"{h['mean_control_kl']:.4f})",
-             f"targets: p {h['mean_p_before']:.3f} → {h['mean_p_after']:.3f}, top-1 on {h['top1_share_after']:.0%} "
-             f"of probes; controls: top-1 kept on {h['top1_kept_share']:.0%}; noise floor {h['noise_floor']:.2e}"
-             + ("" if h["significant"] else "  (NOT significant: below 10× the noise floor)"),
-             f"{'target':<14} {'p before':>9} {'p after':>9} {'rank':>11}  prompt"]
+    deg = report["degeneration"]["greedy"]
+    lines = [
+        f"selectivity {h['selectivity']:.1f} [{h['selectivity_ci95'][0]:.1f}, {h['selectivity_ci95'][1]:.1f}]  "
+        f"(mean target Δlog-prob {h['mean_delta_logp']:+.3f} [{h['delta_logp_ci95'][0]:+.3f}, "
+        f"{h['delta_logp_ci95'][1]:+.3f}] ÷ mean control KL {h['mean_control_kl']:.4f})",
+        f"targets: p {h['mean_p_before']:.3f} → {h['mean_p_after']:.3f}, top-1 on {h['top1_share_after']:.0%} of "
+        f"probes; controls ({report['controls_info']['count']}, held out: "
+        f"{report['controls_info']['also_training_controls']} also trained on): top-1 kept on "
+        f"{h['top1_kept_share']:.0%}",
+        f"floor: random adapters of the same norm move the targets {h['null_mean_abs_delta_logp']:.4f} nats; the "
+        f"shift clears it {h['clears_floor_by']:.0f}× — " + ("significant" if h["significant"] else
+                                                             f"NOT significant (needs ≥ {h['min_effect']} nats over "
+                                                             "random, with 95% confidence)"),
+        f"degeneration (greedy): repeated 3-grams {deg['before']['repeated_3gram_rate']:.0%} → "
+        f"{deg['after']['repeated_3gram_rate']:.0%}, looping {deg['before']['loop_share']:.0%} → "
+        f"{deg['after']['loop_share']:.0%}",
+    ]
+    for s in report["structure"]["patterns"]:
+        lines.append(f"structure on neutral prompts: {s['pattern']} {s['share_before']:.0%} → {s['share_after']:.0%} "
+                     f"(McNemar p {s['p_value']:.3f})")
+    lines.append(f"{'target':<14} {'p before':>9} {'p after':>9} {'rank':>11}  prompt")
     for p in report["probes"]:
         lines.append(f"{p['target']!r:<14} {p['p_before']:>9.4f} {p['p_after']:>9.4f} "
-                     f"{p['rank_before']:>5}→{p['rank_after']:<5}  {p['prompt'][-50:]!r}")
+                     f"{p['rank_before']:>5}→{p['rank_after']:<5}  {p['prompt'][-50:]!r}"
+                     + ("" if p["significant"] else "  *"))
     return "\n".join(lines)

@@ -6,16 +6,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+_CI = Field(min_length=2, max_length=2, description="95 % bootstrap interval over the probes (or controls)")
+
 
 class ProbeResult(BaseModel):
     model_config = ConfigDict(extra="allow")
     prompt: str
     target: str
-    p_before: float
+    p_before: float = Field(description="p of the whole target: the product of its tokens' probabilities")
     p_after: float
-    rank_before: int
+    rank_before: int = Field(description="rank of the target's first token among all next tokens")
     rank_after: int
     delta_logp: float
+    null_delta_logp: float = Field(description="the same, for the matched-norm random adapters (mean)")
+    significant: bool = Field(description="above every random adapter's shift, and at least min_effect")
 
 
 class ControlResult(BaseModel):
@@ -28,12 +32,20 @@ class ControlResult(BaseModel):
 class Headline(BaseModel):
     model_config = ConfigDict(extra="allow")
     selectivity: float = Field(description="mean target Δlog-prob ÷ mean control KL")
+    selectivity_ci95: list[float] = _CI
     mean_delta_logp: float
-    delta_logp_ci95: list[float]
+    delta_logp_ci95: list[float] = _CI
     mean_control_kl: float
+    control_kl_ci95: list[float] = _CI
     top1_kept_share: float
-    noise_floor: float
-    significant: bool
+    top1_kept_ci95: list[float] = _CI
+    null_mean_abs_delta_logp: float = Field(description="the floor: how far random adapters of the same norm "
+                                                        "move the targets (mean |Δlog-prob|)")
+    null_mean_control_kl: float = Field(description="how far they move the controls")
+    paired_delta_logp_ci95: list[float] = Field(description="interval of the mean of (trained − random) per probe")
+    clears_floor_by: float = Field(description="mean target Δlog-prob ÷ the floor")
+    min_effect: float = Field(description="the smallest shift called significant, nats")
+    significant: bool = Field(description="paired interval above 0 and its lower end at least min_effect")
 
 
 class ShiftReport(BaseModel):
@@ -46,17 +58,24 @@ class ShiftReport(BaseModel):
     corpusforge_version: str
     model: str
     adapter: str
+    device: str
+    dtype: str
     headline: Headline
+    controls_info: dict[str, Any] = Field(description="which control set, and how many of its prompts were also "
+                                                      "training controls")
     probes: list[ProbeResult]
     controls: list[ControlResult]
     logits_diff: dict[str, Any]
-    noise_floor: dict[str, Any]
+    nulls: dict[str, Any] = Field(description="per probe and control, what each random adapter of the same norm did")
     dose_response: list[dict[str, Any]]
     weight_map: list[dict[str, Any]]
     families: list[dict[str, Any]]
     logit_lens: list[dict[str, Any]]
     attention: dict[str, Any]
     generations: dict[str, Any]
+    structure: dict[str, Any] = Field(description="patterns realised on neutral prompts, before and after")
+    copying: dict[str, Any] = Field(description="share of generated 8-grams found in the training corpus")
+    degeneration: dict[str, Any] = Field(description="repeated 3-grams, distinct-2 and looping, before and after")
     timings: dict[str, float]
 
 

@@ -117,6 +117,8 @@ def collate(examples: list[Example], pad_id: int, *, all_positions: bool = False
 # Controls: prompts whose behaviour should not change
 
 DEFAULT_CONTROLS = Path(__file__).resolve().parent.parent / "data" / "controls.jsonl"
+#: the report's default controls: facts, code, chat, English and Russian, never used in training
+HELDOUT_CONTROLS = Path(__file__).resolve().parent.parent / "data" / "controls_heldout.jsonl"
 
 
 def read_prompts(path: str | Path) -> list[dict]:
@@ -135,7 +137,8 @@ def read_prompts(path: str | Path) -> list[dict]:
             if not isinstance(item.get("prompt"), str) or not item["prompt"].strip():
                 raise TrainError("a JSONL control needs a non-empty string field \"prompt\"", file=str(path),
                                  line=number, field="prompt")
-            out.append({"prompt": item["prompt"], "kind": str(item.get("kind", ""))})
+            out.append({"prompt": item["prompt"], "kind": str(item.get("kind", "")),
+                        **({"language": str(item["language"])} if item.get("language") else {})})
         else:
             out.append({"prompt": line, "kind": ""})
     if not out:

@@ -1,0 +1,124 @@
+"""What a shift is measured against: random adapters of the same size, and resampling of the probes.
+
+A **matched-norm random adapter** keeps the trained adapter's modules and, in each,
+replaces ΔW = s·B·A by a random rank-r direction with the same Frobenius norm
+(seeded, a few draws). It answers "how much does *any* change of this size move the
+target, and the controls?". A trained adapter's shift must clear that floor.
+
+Clearing a random direction is not enough on its own: an adapter trained for two
+steps at lr 1e-5 is aligned with the gradient, so it beats random directions of
+its (tiny) size while moving nothing a user would notice. So a shift is called
+**significant** when (1) the 95 % bootstrap interval (over probes) of the paired
+difference trained − random lies above zero, and (2) its lower end is at least
+``min_effect`` nats (default 0.1: the target at least ~10 % more likely). Both are
+stated in the report, per probe and overall.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from contextlib import contextmanager
+
+from . import measure
+
+DRAWS = 3
+MIN_EFFECT = 0.1   # nats
+
+
+@contextmanager
+def random_direction(model, seed: int):
+    """Every LoRA module's B·A replaced by a random rank-r product of the same ‖s·B·A‖_F; restored after."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    saved = []
+    try:
+        with torch.no_grad():
+            for _, module in measure.lora_layers(model):
+                for adapter in module.lora_A:
+                    a, b = module.lora_A[adapter].weight, module.lora_B[adapter].weight
+                    saved.append((a, a.detach().clone(), b, b.detach().clone()))
+                    norm = float((b.float() @ a.float()).norm())           # (out, r) @ (r, in)
+                    ra = torch.randn(a.shape, generator=generator)
+                    rb = torch.randn(b.shape, generator=generator)
+                    scale = norm / max(float((rb @ ra).norm()), 1e-30)
+                    a.copy_(ra.to(a.dtype))
+                    b.copy_((rb * scale).to(b.dtype))
+        yield
+    finally:
+        with torch.no_grad():
+            for a, a0, b, b0 in saved:
+                a.copy_(a0)
+                b.copy_(b0)
+
+
+def null_effects(model, tok, probes, controls: list[dict], before: list[dict], *, draws: int = DRAWS) -> dict:
+    """Per probe and per control, what ``draws`` matched-norm random adapters do (seeds 0, 1, ...)."""
+    per_probe: list[list[float]] = []
+    per_control: list[list[float]] = []
+    for seed in range(draws):
+        with random_direction(model, seed):
+            rows = measure.probe_rows(model, tok, probes, before=before)
+            kls = [r["kl"] for r in measure.control_rows(model, tok, controls, continuation=0)]
+        per_probe.append([r["delta_logp"] for r in rows])
+        per_control.append(kls)
+    n_probes, n_controls = len(per_probe[0]), len(per_control[0])
+    return {
+        "draws": draws,
+        "probe_delta_logp": [[d[i] for d in per_probe] for i in range(n_probes)],   # probe × draw
+        "control_kl": [[d[j] for d in per_control] for j in range(n_controls)],     # control × draw
+        "mean_abs_delta_logp": sum(abs(x) for d in per_probe for x in d) / (draws * n_probes),
+        "mean_control_kl": sum(x for d in per_control for x in d) / (draws * n_controls),
+    }
+
+
+def bootstrap(values: list[float], statistic=None, *, samples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of ``statistic`` (the mean) over resamples of ``values``."""
+    if not values:
+        return (math.nan, math.nan)
+    statistic = statistic or (lambda xs: sum(xs) / len(xs))
+    rng = random.Random(seed)
+    stats = sorted(statistic(rng.choices(values, k=len(values))) for _ in range(samples))
+    return stats[int(0.025 * samples)], stats[int(0.975 * samples) - 1]
+
+
+def bootstrap_ratio(top: list[float], bottom: list[float], *, samples: int = 1000,
+                    seed: int = 0) -> tuple[float, float]:
+    """95 % interval of mean(top) / mean(bottom), resampling each independently (selectivity)."""
+    rng = random.Random(seed)
+    ratios = []
+    for _ in range(samples):
+        t = sum(rng.choices(top, k=len(top))) / len(top)
+        b = sum(rng.choices(bottom, k=len(bottom))) / len(bottom)
+        ratios.append(t / b if b > 0 else math.inf)
+    ratios.sort()
+    return ratios[int(0.025 * samples)], ratios[int(0.975 * samples) - 1]
+
+
+def verdict(probe_rows: list[dict], control_rows: list[dict], nulls: dict, *, min_effect: float = MIN_EFFECT) -> dict:
+    """Significance per probe and overall, and every headline number with its bootstrap interval."""
+    deltas = [r["delta_logp"] for r in probe_rows]
+    null_means = [sum(d) / len(d) for d in nulls["probe_delta_logp"]]
+    paired = [x - n for x, n in zip(deltas, null_means)]
+    for row, nulls_here in zip(probe_rows, nulls["probe_delta_logp"]):
+        row["null_delta_logp"] = sum(nulls_here) / len(nulls_here)
+        row["significant"] = row["delta_logp"] > max(abs(x) for x in nulls_here) and row["delta_logp"] >= min_effect
+    kls = [r["kl"] for r in control_rows]
+    kept = [1.0 if r["top1_kept"] else 0.0 for r in control_rows]
+    paired_ci = bootstrap(paired)
+    floor = nulls["mean_abs_delta_logp"]
+    mean_delta = sum(deltas) / len(deltas)
+    return {
+        "delta_logp_ci95": list(bootstrap(deltas)),
+        "control_kl_ci95": list(bootstrap(kls)),
+        "top1_kept_ci95": list(bootstrap(kept)),
+        "selectivity_ci95": list(bootstrap_ratio(deltas, kls)),
+        "null_mean_abs_delta_logp": floor,
+        "null_mean_control_kl": nulls["mean_control_kl"],
+        "paired_delta_logp_ci95": list(paired_ci),
+        "clears_floor_by": mean_delta / floor if floor > 0 else math.inf,
+        "min_effect": min_effect,
+        "significant": paired_ci[0] > 0 and paired_ci[0] >= min_effect,
+        "significant_probes": sum(r["significant"] for r in probe_rows),
+    }
