@@ -20,17 +20,28 @@ from .options import InputPath, domain_errors
               help="Attempts per request on transient errors (5xx, 429, connection).")
 @click.option("--retry-wait", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Seconds before the first retry; doubled after each.")
+@click.option("--format", "fmt", type=click.Choice(["records", "prompt-completion", "messages"]), default="records",
+              show_default=True, help="records: the corpus as it is; or a trainer's shape (TRL's prompt-completion "
+                                      "or messages).")
+@click.option("--system", help="messages: a system turn to put first.")
+@click.option("--completion-from", help="The role(s) the completion starts at (default: every role after the first).")
 @domain_errors
 def command(corpus, repo_id, private, revision, message, license_, pretty_name, staging, dry_run, retries,
-            retry_wait) -> None:
+            retry_wait, fmt, system, completion_from) -> None:
     """Push CORPUS to the Hugging Face Hub as a dataset with a real dataset card.
 
     The token comes from HF_TOKEN or your Hugging Face login. The exact
     repository layout is staged and checked locally first.
     """
     from ..hub.push import PushConfig, push_corpus
+    from ..hub.shapes import ShapeOptions
+
+    roles = [r.strip() for r in completion_from.split(",") if r.strip()] if completion_from else None
+    if fmt == "records" and (system or roles):
+        raise click.UsageError("--system and --completion-from go with --format prompt-completion or messages")
+    shape = ShapeOptions(fmt, system, roles) if fmt != "records" else None
 
     push_corpus(corpus, PushConfig(repo_id=repo_id, private=private, revision=revision, message=message,
                                    dry_run=dry_run, license=license_, pretty_name=pretty_name, staging=staging,
-                                   retries=retries, retry_wait=retry_wait),
+                                   retries=retries, retry_wait=retry_wait, shape=shape),
                 echo=click.echo)

@@ -14,6 +14,7 @@ from .._io import check_output
 from ..columnar import arrow_schema, features
 from ..validate import corpus_patterns, iter_records
 from ..errors import HubError
+from .shapes import SHAPES, ShapeOptions, shape_records
 from .stage import record_batches, split_files, stage_into, write_parquet_shards
 
 __all__ = ["export_corpus", "load_corpus", "split_files", "write_parquet_shards"]
@@ -31,14 +32,28 @@ def load_corpus(corpus_dir: str | Path):
     return datasets.DatasetDict(out)
 
 
-def export_corpus(corpus_dir: str | Path, out: str | Path, fmt: str, *, overwrite: bool = False) -> Path:
-    """Export for users who do not push: ``parquet`` (the Hub layout with its card), ``jsonl`` or ``arrow``."""
-    if fmt not in ("parquet", "jsonl", "arrow"):
-        raise HubError(f"unknown export format {fmt!r}; use parquet, jsonl or arrow")
+EXPORT_FORMATS = ("parquet", "jsonl", "arrow", *SHAPES)
+
+
+def export_corpus(corpus_dir: str | Path, out: str | Path, fmt: str, *, overwrite: bool = False,
+                  shape: ShapeOptions | None = None) -> Path:
+    """Export for users who do not push: ``parquet`` (the Hub layout with its card), ``jsonl`` or ``arrow``; or a
+    trainer's shape (``prompt-completion``, ``messages``: per split, JSONL and Parquet, with a card)."""
+    if fmt not in EXPORT_FORMATS:
+        raise HubError(f"unknown export format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
+    if fmt in SHAPES:
+        shape = shape or ShapeOptions(fmt)
+        shape.shape = fmt
+        shape.check()
+    elif shape is not None and (shape.system or shape.completion_from):
+        raise HubError("--system and --completion-from go with --format prompt-completion or messages")
     out = check_output(out, HubError, overwrite=overwrite)
     with atomic_dir(out) as tmp:
         if fmt == "parquet":
             stage_into(corpus_dir, tmp, repo_id=None)
+        elif fmt in SHAPES:
+            stage_into(corpus_dir, tmp, repo_id=None, shape=shape)
+            _shape_jsonl(corpus_dir, tmp / "data", shape)
         elif fmt == "jsonl":
             import orjson
 
@@ -52,3 +67,15 @@ def export_corpus(corpus_dir: str | Path, out: str | Path, fmt: str, *, overwrit
             shutil.rmtree(tmp)
             load_corpus(corpus_dir).save_to_disk(str(tmp))
     return out
+
+
+def _shape_jsonl(corpus_dir, data_dir: Path, shape: ShapeOptions) -> None:
+    """``data/{split}.jsonl`` beside the Parquet shards, for trainers that read JSONL."""
+    import orjson
+
+    patterns = corpus_patterns([corpus_dir])
+    counting = ShapeOptions(shape.shape, shape.system, shape.completion_from)
+    for split, files in split_files(corpus_dir).items():
+        with open(data_dir / f"{split}.jsonl", "wb") as f:
+            for row in shape_records(iter_records(files, patterns=patterns), split, counting):
+                f.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))

@@ -16,6 +16,7 @@ import yaml
 from .._io import read_text
 from ..errors import HubError
 from ..manifest import Manifest
+from .shapes import ShapeOptions
 
 BEGIN = "<!-- corpusforge:begin (generated; edits inside are replaced on the next push) -->"
 END = "<!-- corpusforge:end -->"
@@ -68,9 +69,30 @@ def _marked(rec: dict) -> str:
     return "\n".join(["| role | text |", "|---|---|", *rows])
 
 
+def _shape_section(shape: ShapeOptions | None, name: str) -> list[str]:
+    """How to load the repository and what its rows hold: records, or a trainer's shape."""
+    if shape is None:
+        return ["## Load it", "", "```python", "from datasets import load_dataset", "",
+                f'ds = load_dataset("{name}")', 'print(ds["train"][0]["text"], ds["train"][0]["segments"])', "```", "",
+                "Fields: `id` (content hash), `pattern`, `template` (name@version), `language`, `text`, "
+                "`segments` (role spans, character offsets), `targets` (marker spans), `slots` (list of name/value), "
+                "`premise_id`, `seed`, `index`, `split`, `meta` (JSON string)."]
+    start = ", ".join(shape.completion_from) if shape.completion_from else "the second role"
+    row = ('`prompt` (the premise) and `completion` (what follows, from ' + start + '; prompt + completion is the '
+           "record's text)") if shape.shape == "prompt-completion" else (
+        "`messages`: " + ("a system turn, " if shape.system else "") + "the premise as the user's turn and what "
+        f"follows (from {start}) as the assistant's")
+    return ["## Load it and train on it", "",
+            f"Rows are in the `{shape.shape}` shape TRL's `SFTTrainer` reads: {row}; `id` and `pattern` point back "
+            "to the corpusforge record.", "", "```python", "from datasets import load_dataset",
+            "from trl import SFTConfig, SFTTrainer", "", f'ds = load_dataset("{name}")',
+            'trainer = SFTTrainer(model="your/model", train_dataset=ds["train"], args=SFTConfig(output_dir="out"))',
+            "trainer.train()", "```"]
+
+
 def render_card(manifest: Manifest, stats: dict, examples: dict[str, dict], splits: list[str], *,
                 repo_id: str | None, existing: str | None = None, pretty_name: str | None = None,
-                license: str | None = None) -> str:
+                license: str | None = None, shape: ShapeOptions | None = None) -> str:
     """The full README.md: metadata, the generated body, and the user's prose from ``existing``."""
     user_meta, before, after = split_card(existing) if existing else ({}, "", "")
     patterns = sorted(stats["by_pattern"])
@@ -80,7 +102,8 @@ def render_card(manifest: Manifest, stats: dict, examples: dict[str, dict], spli
         "language": sorted(stats["by_language"]),
         "task_categories": ["text-generation"],
         "size_categories": [size_category(stats["records"])],
-        "tags": sorted(set(user_meta.get("tags") or []) | {"synthetic", "reasoning", "corpusforge", *patterns}),
+        "tags": sorted(set(user_meta.get("tags") or []) | {"synthetic", "reasoning", "corpusforge", *patterns}
+                       | ({shape.shape} if shape else set())),
         "configs": [{"config_name": "default",
                      "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits]}],
     })
@@ -124,11 +147,7 @@ def render_card(manifest: Manifest, stats: dict, examples: dict[str, dict], spli
         "| template | version | pattern | language | sha256 |", "|---|---|---|---|---|",
         *[f"| {t.name} | {t.version} | {t.pattern} | {t.language} | `{t.sha256[:16]}` |" for t in manifest.templates],
         "", f"corpusforge {manifest.corpusforge_version}.", "",
-        "## Load it", "", "```python", "from datasets import load_dataset", "",
-        f'ds = load_dataset("{name}")', 'print(ds["train"][0]["text"], ds["train"][0]["segments"])', "```", "",
-        "Fields: `id` (content hash), `pattern`, `template` (name@version), `language`, `text`, `segments` "
-        "(role spans, character offsets), `targets` (marker spans), `slots` (list of name/value), `premise_id`, "
-        "`seed`, `index`, `split`, `meta` (JSON string).", "", END,
+        *_shape_section(shape, name), "", END,
     ]
     body = "\n".join(lines)
     parts = [p for p in (before, body, after) if p]

@@ -23,6 +23,7 @@ from typing import Callable
 from .._io import check_output
 from ..errors import HubError
 from ..manifest import read_manifest, write_manifest
+from .shapes import ShapeOptions
 from .stage import PlannedFile, check_staging, stage_repository
 
 
@@ -38,6 +39,7 @@ class PushConfig:
     staging: str | Path | None = None  # default: CORPUS.hub-staging beside the corpus
     retries: int = 4                   # attempts per request on transient errors (5xx, 429, connection)
     retry_wait: float = 1.0            # seconds before the first retry; doubled after each
+    shape: ShapeOptions | None = None  # push rows in a trainer's shape (prompt-completion, messages) instead
 
 
 @dataclass
@@ -148,6 +150,8 @@ def _with_retries(action: Callable, what: str, cfg: PushConfig, token: str | Non
 def _check_config(cfg: PushConfig) -> None:
     if cfg.repo_id.count("/") != 1 or not all(cfg.repo_id.split("/")):
         raise HubError(f"--repo must be OWNER/NAME, got {cfg.repo_id!r}")
+    if cfg.shape is not None:
+        cfg.shape.check()
     if cfg.retries < 1 or not cfg.retry_wait >= 0:
         raise HubError(f"--retries must be at least 1 and --retry-wait at least 0, got {cfg.retries} and "
                        f"{cfg.retry_wait}")
@@ -196,9 +200,9 @@ def push_corpus(corpus_dir: str | Path, cfg: PushConfig, *, echo: Callable[[str]
 
     echo(f"staging {corpus_dir} → {staging}")
     result.files = stage_repository(corpus_dir, staging, repo_id=cfg.repo_id, existing_card=existing,
-                                    pretty_name=cfg.pretty_name, license=license_)
+                                    pretty_name=cfg.pretty_name, license=license_, shape=cfg.shape)
     echo("checking the staged folder (records, card, datasets.load_dataset)")
-    check_staging(corpus_dir, staging)
+    check_staging(corpus_dir, staging, cfg.shape)
     echo(f"plan: {len(result.files)} file(s) to {cfg.repo_id}" + (f" @ {cfg.revision}" if cfg.revision else ""))
     for f in result.files:
         echo(f"  {f.path:<48} {f.size:>12,} bytes  sha256 {f.sha256}")

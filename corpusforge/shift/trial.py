@@ -1,0 +1,105 @@
+"""``corpusforge try``: an adapter on your own sentences, before and after, with one model load and no files.
+
+For each prompt: the top next tokens with the adapter off and on, the greedy and a
+seeded sampled continuation before and after (with a word diff), and — given
+``target`` — that continuation's probability (the product over its tokens) and
+its first token's rank, before and after.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import ReportError
+from ..lm.device import choose
+from . import measure
+from .build import Inputs, load_with_adapter
+from .probes import Probe
+
+
+@dataclass
+class TrialConfig:
+    top: int = 5                  # next tokens shown
+    max_new_tokens: int = 24
+    seed: int = 0
+    temperature: float = 0.8
+    chat: bool = False            # wrap each prompt in the model's chat template (as the user's turn)
+    device: str = "auto"
+    dtype: str = "auto"
+
+
+def _top_tokens(tok, logprobs, k: int) -> list[dict]:
+    import torch
+
+    values, ids = torch.topk(logprobs, k)
+    return [{"token": tok.decode([int(i)]), "p": float(v.exp())} for v, i in zip(values, ids)]
+
+
+def _continue(model, tok, ids: list[int], cfg: TrialConfig, sample: bool) -> str:
+    import torch
+
+    with torch.no_grad():
+        if sample:
+            torch.manual_seed(cfg.seed)
+        out = model.generate(input_ids=measure.as_input(model, ids), max_new_tokens=cfg.max_new_tokens,
+                             do_sample=sample, temperature=cfg.temperature if sample else None,
+                             top_p=0.95 if sample else None, pad_token_id=tok.pad_token_id)
+    return tok.decode(out[0, len(ids):], skip_special_tokens=True)
+
+
+def word_diff(before: str, after: str) -> list[list[str]]:
+    """[op, before words, after words] runs, as difflib's opcodes over words."""
+    b, a = before.split(" "), after.split(" ")
+    return [[op, " ".join(b[i1:i2]), " ".join(a[j1:j2])]
+            for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=b, b=a).get_opcodes()]
+
+
+def chat_prompt(tok, text: str) -> str:
+    """``text`` as the user's turn in the model's chat template, ready for the assistant's answer."""
+    if not getattr(tok, "chat_template", None):
+        raise ReportError("this model's tokenizer has no chat template", hint="drop --chat")
+    return tok.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+
+
+def try_one(model, tok, prompt: str, cfg: TrialConfig, target: str | None = None) -> dict:
+    """Everything ``try`` shows for one prompt (the model carries the adapter; scale 0 is "before")."""
+    text = chat_prompt(tok, prompt) if cfg.chat else prompt
+    ids = measure.encode(tok, text)
+    row: dict = {"prompt": prompt}
+    for label, scale in (("before", 0.0), ("after", 1.0)):
+        with measure.adapter_scale(model, scale):
+            row[f"top_{label}"] = _top_tokens(tok, measure.next_logprobs(model, ids), cfg.top)
+            row[f"greedy_{label}"] = _continue(model, tok, ids, cfg, sample=False)
+            row[f"sampled_{label}"] = _continue(model, tok, ids, cfg, sample=True)
+            if target:
+                logp, rank = measure.continuation_logprob(model, ids, measure.encode(tok, target))
+                row[f"target_{label}"] = {"p": math.exp(logp), "rank": rank}
+    row["greedy_diff"] = word_diff(row["greedy_before"], row["greedy_after"])
+    row["sampled_diff"] = word_diff(row["sampled_before"], row["sampled_after"])
+    if target:
+        row["target"] = target
+    return row
+
+
+def try_adapter(adapter: str | Path, prompts: list[str], *, model: str | None = None, target: str | None = None,
+                cfg: TrialConfig | None = None, echo: Callable[[str], None] = lambda s: None) -> list[dict]:
+    """Load the base model with ``adapter`` once and try every prompt."""
+    from ..train.adapter_run import read_run
+
+    cfg = cfg or TrialConfig()
+    adapter = Path(adapter)
+    if not (adapter / "adapter_config.json").is_file():
+        raise ReportError("not a peft adapter folder (no adapter_config.json)", file=str(adapter))
+    if not prompts:
+        raise ReportError("no prompt given", hint="pass prompts as arguments or --file FILE")
+    run = read_run(adapter, ReportError)
+    base = model or (run.model if run else None)
+    if base is None:
+        raise ReportError("the adapter has no run.json naming its base model", hint="pass --model")
+    inputs = Inputs(adapter, run, [Probe(prompt=p, targets=[target or " "]) for p in prompts], [], {}, None)
+    peft_model, tok = load_with_adapter(base, inputs, echo, choose(cfg.device, cfg.dtype))
+    return [try_one(peft_model, tok, p, cfg, target) for p in prompts]
