@@ -24,7 +24,7 @@ LAYERS = [
     ("models", ["lm"]),
     ("train", ["train"]),
     ("shift", ["shift"]),
-    ("compositions", ["schemas", "demo"]),
+    ("compositions", ["schemas", "demo", "merge"]),
     ("api", [""]),            # corpusforge/__init__.py: the public API gathers everything
     ("cli", ["cli", "__main__"]),
 ]

@@ -71,3 +71,34 @@ def test_completion_from_and_bad_combinations(run, tmp_path):
     assert all(r["completion"].startswith((" therefore", " and therefore")) for r in rows)
     bad = run("export", SAMPLE / "corpus", "--format", "jsonl", "--system", "x", "--out", tmp_path / "b")
     assert bad.exit_code == 1 and "--system" in bad.output and not (tmp_path / "b").exists()
+
+
+def test_merge_writes_a_plain_model_that_matches_the_adapter(run, tmp_path):
+    """The merged folder loads with AutoModelForCausalLM and gives the adapter's outputs; a merge that does not
+    match within the tolerance writes nothing."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from corpusforge.lm.load import load_model
+    from corpusforge.train.loop import TrainConfig, train
+
+    model = make_tiny_model(tmp_path / "model")
+    adapter = tmp_path / "adapter"
+    train(SAMPLE / "corpus", adapter, TrainConfig(model=str(model), steps=6, lr=1e-2, batch_size=8, eval_every=0,
+                                                  layers="all"), echo=lambda s: None)
+    result = run("merge", "--adapter", adapter, "--out", tmp_path / "merged")
+    assert result.exit_code == 0, result.output
+    assert "KL(merged ‖ unmerged)" in result.output
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    card = (tmp_path / "merged" / "README.md").read_text(encoding="utf-8")
+    assert str(model) in card and "corpus" in card and "KL(merged" in card
+    lm = load_model(str(model))
+    peft_model = PeftModel.from_pretrained(lm.model, str(adapter))
+    ids = torch.tensor([lm.tokenizer("If the river freezes,", add_special_tokens=False).input_ids])
+    with torch.no_grad():
+        assert torch.allclose(merged(input_ids=ids).logits, peft_model(input_ids=ids).logits, atol=1e-4)
+    refused = run("merge", "--adapter", adapter, "--out", tmp_path / "m2", "--dtype", "bfloat16",
+                  "--tolerance", "1e-9")
+    assert refused.exit_code == 1 and "nothing was written" in refused.output and "Traceback" not in refused.output
+    assert not (tmp_path / "m2").exists() and not (tmp_path / ".m2.partial").exists()
