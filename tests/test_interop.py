@@ -102,3 +102,55 @@ def test_merge_writes_a_plain_model_that_matches_the_adapter(run, tmp_path):
                   "--tolerance", "1e-9")
     assert refused.exit_code == 1 and "nothing was written" in refused.output and "Traceback" not in refused.output
     assert not (tmp_path / "m2").exists() and not (tmp_path / ".m2.partial").exists()
+
+
+def test_chat_format_training_supervises_the_answer_only(tiny_chat_model, tmp_path):
+    """--format chat: the premise is the user's turn and what follows the assistant's, through the model's own
+    chat template; the loss covers the chosen roles' tokens inside the answer, nothing of the template."""
+    from transformers import AutoTokenizer
+
+    from corpusforge.errors import TrainError
+    from corpusforge.train.data import encode_chat_records
+    from corpusforge.train.loop import TrainConfig, train
+
+    tok = AutoTokenizer.from_pretrained(tiny_chat_model)
+    rec = json.loads((SAMPLE / "corpus" / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    [ex] = encode_chat_records([rec], tok, loss_on=None, max_length=256)
+    rendered = tok.apply_chat_template([{"role": "user", "content": rec["text"][:rec["segments"][1]["start"]].strip()},
+                                        {"role": "assistant", "content": rec["text"][rec["segments"][1]["start"]:]
+                                         .strip()}], tokenize=False)
+    answer = rec["text"][rec["segments"][1]["start"]:].strip()
+    supervised_text = tok.decode([ex.ids[t] for t in ex.supervised])
+    assert supervised_text.replace(" ", "") == answer.replace(" ", "")     # exactly the answer's tokens
+    assert "<|assistant|>" in rendered and "<|" not in supervised_text
+    with pytest.raises(TrainError) as info:
+        encode_chat_records([rec], tok, loss_on=None, max_length=6)    # the template eats every token
+    assert rec["id"] in str(info.value)
+    out = tmp_path / "chat-adapter"
+    train(SAMPLE / "corpus", out, TrainConfig(model=str(tiny_chat_model), format="chat", steps=3, batch_size=4,
+                                              eval_every=0, checkpoint_every=0), echo=lambda s: None)
+    assert json.loads((out / "run.json").read_text())["config"]["format"] == "chat"
+
+
+def test_chat_probes_measure_where_the_adapter_is_used(tiny_chat_model, tmp_path):
+    from corpusforge.shift.measure import probe_text
+    from corpusforge.shift.probes import probes_from_corpus
+    from corpusforge.shift.report import build_report
+    from corpusforge.train.loop import TrainConfig, train
+
+    probes = probes_from_corpus(SAMPLE / "corpus", limit=6, chat=True)
+    assert all(p.chat for p in probes)
+    starts = [p for p in probes if not p.prefix]
+    assert starts and all(not p.targets[0].startswith(" ") for p in starts)   # "then" starts the answer
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_chat_model)
+    text = probe_text(tok, probes[0])
+    assert text.startswith("<|user|>" + probes[0].prompt) and text.rstrip().endswith(
+        probes[0].prefix or "<|assistant|>")
+    adapter = tmp_path / "a"
+    train(SAMPLE / "corpus", adapter, TrainConfig(model=str(tiny_chat_model), format="chat", steps=3, batch_size=4,
+                                                  eval_every=0, checkpoint_every=0), echo=lambda s: None)
+    report = build_report(str(tiny_chat_model), adapter, corpus=SAMPLE / "corpus", max_probes=3, max_controls=3,
+                          null_draws=1, neutral_prompts=2, echo=lambda s: None)
+    assert all(p["chat"] for p in report["probes"])                       # chat form by default for this adapter

@@ -17,8 +17,10 @@ from .options import domain_errors
 @click.option("--dtype", default="auto", show_default=True,
               type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
               help="auto: bfloat16 on a GPU that supports it, float32 elsewhere.")
+@click.option("--chat/--text", "chat", default=None, help="Probes in chat form (the model's chat template) or as plain "
+              "text; default: as the adapter was trained.")
 @domain_errors
-def command(model, adapter, out, probes_file, controls_file, corpus, overwrite, device, dtype) -> None:
+def command(model, adapter, out, probes_file, controls_file, corpus, overwrite, device, dtype, chat) -> None:
     """Measure how the adapter moved the targeted tokens, and what else moved; write JSON, figures and HTML."""
     from .._io import check_output
     from ..errors import ReportError
@@ -26,7 +28,7 @@ def command(model, adapter, out, probes_file, controls_file, corpus, overwrite, 
 
     check_output(out, ReportError, overwrite=overwrite)   # before a minute of measuring, not after
     report = build_report(model, adapter, probes_file=probes_file, controls_file=controls_file, corpus=corpus,
-                          device=device, dtype=dtype, echo=click.echo)
+                          device=device, dtype=dtype, chat=chat, echo=click.echo)
     path = write_report(report, out, overwrite=overwrite)
     click.echo(summary_table(report))
     click.echo(f"report: {path / 'index.html'}")

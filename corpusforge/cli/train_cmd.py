@@ -31,6 +31,8 @@ def _train_options(func):
         config_option(TrainConfig, "eval_every", type=int),
         config_option(TrainConfig, "early_stopping", type=int),
         config_option(TrainConfig, "checkpoint_every", type=int),
+        config_option(TrainConfig, "format", "--format", type=click.Choice(["text", "chat"])),
+        config_option(TrainConfig, "system"),
         config_option(TrainConfig, "device"),
         config_option(TrainConfig, "dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"])),
         config_option(TrainConfig, "gradient_checkpointing", "--gradient-checkpointing/--no-gradient-checkpointing"),

@@ -54,7 +54,7 @@ def _adapter_base(adapter: Path, run: AdapterRun | None) -> str | None:
 
 
 def choose_inputs(model_spec: str, adapter: str | Path, *, probes_file=None, controls_file=None, corpus=None,
-                  max_probes: int = 20, max_controls: int = 20) -> Inputs:
+                  max_probes: int = 20, max_controls: int = 20, chat: bool | None = None) -> Inputs:
     """Check the adapter against ``model_spec`` and pick the probes and controls."""
     adapter = Path(adapter)
     if not adapter.is_dir():
@@ -72,7 +72,9 @@ def choose_inputs(model_spec: str, adapter: str | Path, *, probes_file=None, con
         if source is None:
             raise ReportError("no probes: pass --probes FILE or --corpus DIR (the adapter's run.json names no "
                               "corpus that exists here)")
-        probes = probes_from_corpus(source, limit=max_probes)
+        if chat is None:   # measure where the adapter will be used: chat form for a chat-trained adapter
+            chat = bool(run and run.config.format == "chat")
+        probes = probes_from_corpus(source, limit=max_probes, chat=chat)
     controls, info = _controls(controls_file, max_controls, run)
     return Inputs(adapter, run, probes, controls, info, source)
 
@@ -105,7 +107,7 @@ def _language(text: str) -> str:
 
 def _check_lengths(tok, probes: list[Probe], controls: list[dict], context: int) -> None:
     for p in probes:
-        n = len(measure.encode(tok, p.prompt)) + max(len(measure.encode(tok, t)) for t in p.targets + p.foils)
+        n = len(measure.probe_ids(tok, p)) + max(len(measure.encode(tok, t)) for t in p.targets + p.foils)
         if n > context:
             raise ReportError(f"probe {p.name or p.prompt[:30]!r} is {n} tokens, longer than the model's context "
                               f"({context})", hint="shorten the prompt")
@@ -163,7 +165,7 @@ def _model_sections(model, tok, probes: list[Probe], echo, lap, before: list[dic
     out["families"] = measure.families(model, tok, probes, arch.num_layers, before=before)
     lap("weights_families")
     echo("[7/11] logit lens")
-    _, lens_ok = check_head(model, arch, measure.as_input(model, measure.encode(tok, probes[0].prompt)))
+    _, lens_ok = check_head(model, arch, measure.as_input(model, measure.probe_ids(tok, probes[0])))
     out["logit_lens"] = [dict(measure.logit_lens(model, tok, p, p.targets[0], arch), prompt=p.prompt,
                               target=p.targets[0], verified=lens_ok) for p in probes[:8]]
     lap("logit_lens")
@@ -249,11 +251,11 @@ def headline(probe_rows: list[dict], control_rows: list[dict], null: dict, min_e
 def build_report(model_spec: str, adapter: str | Path, *, probes_file: str | Path | None = None,
                  controls_file: str | Path | None = None, corpus: str | Path | None = None, max_probes: int = 20,
                  max_controls: int = 20, device: str = "auto", dtype: str = "auto", null_draws: int = nulls.DRAWS,
-                 neutral_prompts: int = 12, min_effect: float = nulls.MIN_EFFECT,
+                 neutral_prompts: int = 12, min_effect: float = nulls.MIN_EFFECT, chat: bool | None = None,
                  echo: Callable[[str], None] = print) -> dict:
     """Measure the adapter against its base model and return the report as a dict (see ShiftReport)."""
     inputs = choose_inputs(model_spec, adapter, probes_file=probes_file, controls_file=controls_file, corpus=corpus,
-                           max_probes=max_probes, max_controls=max_controls)
+                           max_probes=max_probes, max_controls=max_controls, chat=chat)
     placement = choose(device, dtype)
     laps = Laps()
     model, tok = load_with_adapter(model_spec, inputs, echo, placement)

@@ -56,6 +56,26 @@ def encode(tok, text: str) -> list[int]:
     return tok(text, add_special_tokens=False).input_ids
 
 
+def probe_text(tok, probe) -> str:
+    """What the model sees of a probe: its prompt, or — for a chat probe — the prompt as the user's turn in the
+    model's chat template, with the assistant's answer begun by ``prefix`` (if any)."""
+    if not getattr(probe, "chat", False):
+        return probe.prompt
+    if not getattr(tok, "chat_template", None):
+        from ..errors import ReportError
+
+        raise ReportError("a chat probe needs a tokenizer with a chat template; this model's has none")
+    turns = [{"role": "user", "content": probe.prompt}]
+    if probe.prefix:
+        return tok.apply_chat_template(turns + [{"role": "assistant", "content": probe.prefix}], tokenize=False,
+                                       continue_final_message=True)
+    return tok.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+
+
+def probe_ids(tok, probe) -> list[int]:
+    return encode(tok, probe_text(tok, probe))
+
+
 def as_input(model, ids: list[int]):
     """A batch of one sequence on the model's device: (1, seq)."""
     import torch
@@ -121,7 +141,7 @@ def target_logps(model, tok, probes, *, scale: float = 1.0, keep=None) -> list[d
     """Per probe × target at one adapter scale: log-prob and rank of the target, log-probs of the foils."""
     out = []
     for probe in probes:
-        prompt = encode(tok, probe.prompt)
+        prompt = probe_ids(tok, probe)
         with adapter_scale(model, scale, keep=keep):
             foils = [continuation_logprob(model, prompt, encode(tok, f))[0] for f in probe.foils]
             for target in probe.targets:
@@ -138,7 +158,8 @@ def probe_rows(model, tok, probes, *, scale: float = 1.0, before: list[dict] | N
     pairs = [(probe, target) for probe in probes for target in probe.targets]
     rows = []
     for (probe, target), b, a in zip(pairs, before, after):
-        row = {"name": probe.name, "prompt": probe.prompt, "target": target, "target_tokens": a["tokens"],
+        row = {"name": probe.name, "prompt": probe.prompt, "chat": probe.chat, "prefix": probe.prefix,
+               "target": target, "target_tokens": a["tokens"],
                "logp_before": b["logp"], "logp_after": a["logp"], "delta_logp": a["logp"] - b["logp"],
                "p_before": math.exp(b["logp"]), "p_after": math.exp(a["logp"]), "rank_before": b["rank"],
                "rank_after": a["rank"]}
@@ -182,7 +203,7 @@ def logits_diff(model, tok, probes, *, top: int = 12) -> dict:
 
     per_probe, total = [], None
     for probe in probes:
-        ids = encode(tok, probe.prompt)
+        ids = probe_ids(tok, probe)
         with adapter_scale(model, 0.0):
             before = next_logprobs(model, ids)
         after = next_logprobs(model, ids)
@@ -288,7 +309,7 @@ def logit_lens(model, tok, probe, target: str, arch: Architecture, *, k: int = 1
     import torch
     import torch.nn.functional as F
 
-    ids = encode(tok, probe.prompt)
+    ids = probe_ids(tok, probe)
     tid = encode(tok, target)[0]
     result = {}
     for label, scale in (("before", 0.0), ("after", 1.0)):
@@ -326,7 +347,7 @@ def attention_shift(model, tok, probes, *, top_heads: int = 3) -> dict:
     grid = None
     maps = []
     for probe in probes:
-        ids = encode(tok, probe.prompt)
+        ids = probe_ids(tok, probe)
         att = {}
         for label, scale in (("before", 0.0), ("after", 1.0)):
             with adapter_scale(model, scale), eager_attention(model), torch.no_grad():
@@ -372,7 +393,7 @@ def generations(model, tok, probes, markers: list[str], *, max_new_tokens: int =
 
     rows = []
     for probe in probes:
-        ids = as_input(model, encode(tok, probe.prompt))
+        ids = as_input(model, probe_ids(tok, probe))
         row = {"prompt": probe.prompt}
         for label, scale in (("before", 0.0), ("after", 1.0)):
             with adapter_scale(model, scale), torch.no_grad():
@@ -388,8 +409,7 @@ def generations(model, tok, probes, markers: list[str], *, max_new_tokens: int =
             row[f"{kind}_diff"] = [[op, " ".join(b[i1:i2]), " ".join(a[j1:j2])]
                                    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=b, b=a).get_opcodes()]
         for label in ("before", "after"):
-            row[f"follows_{label}"] = follows_structure(probe.prompt + row[f"greedy_{label}"], probe.targets, markers,
-                                                        len(probe.prompt))
+            row[f"follows_{label}"] = follows_structure(row[f"greedy_{label}"], probe.targets, markers, 0)
         rows.append(row)
     n = len(rows)
     return {"rows": rows, "follows_before": sum(r["follows_before"] for r in rows) / n,

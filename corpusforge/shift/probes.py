@@ -30,6 +30,9 @@ class Probe(BaseModel):
     targets: list[str] = Field(min_length=1, description="Continuations to strengthen (multi-token allowed).")
     foils: list[str] = Field(default_factory=list, description="Contrasting continuations, e.g. ' but' for ' then'.")
     name: str | None = Field(default=None, description="A short label for the report.")
+    chat: bool = Field(default=False, description="Measure in chat form: the prompt as the user's turn in the "
+                                                  "model's chat template, the targets at the start of the answer.")
+    prefix: str = Field(default="", description="Chat form: the assistant's answer so far, before the targets.")
 
     @field_validator("targets", "foils")
     @classmethod
@@ -107,8 +110,20 @@ def read_probes(path: str | Path) -> list[Probe]:
     return _check(items, path, lambda loc: numbers[loc[0]])
 
 
-def probes_from_corpus(corpus: str | Path, limit: int = 20) -> list[Probe]:
-    """Probes from the held-out split (validation, else test): text before the first marker → the marker."""
+def _chat_probe(rec: dict, target: dict) -> Probe | None:
+    cut = rec["segments"][1]["start"] if len(rec["segments"]) > 1 else target["start"]
+    if target["start"] < cut:   # a marker inside the premise has no place in the answer
+        return None
+    before = rec["text"][cut:target["start"]].lstrip()
+    marker = target["text"] if before else target["text"].lstrip()
+    return Probe(prompt=rec["text"][:cut].strip(), prefix=before, targets=[marker], name=rec["pattern"], chat=True)
+
+
+def probes_from_corpus(corpus: str | Path, limit: int = 20, *, chat: bool = False) -> list[Probe]:
+    """Probes from the held-out split (validation, else test): text before the first marker → the marker.
+
+    ``chat``: in chat form — the premise (first role) as the user's turn, the answer's text before the marker as
+    its prefix (the marker at the very start of the answer loses its leading space, as chat answers do)."""
     corpus = Path(corpus)
     files = [f for f in sorted((corpus / "data").glob("*")) if f.name.split(".")[0] in ("validation", "test")]
     if not files:
@@ -122,8 +137,11 @@ def probes_from_corpus(corpus: str | Path, limit: int = 20) -> list[Probe]:
         prompt = rec["text"][:t["start"]]
         if not prompt.strip() or prompt in seen:
             continue
+        probe = _chat_probe(rec, t) if chat else Probe(prompt=prompt, targets=[t["text"]], name=rec["pattern"])
+        if probe is None:
+            continue
         seen.add(prompt)
-        probes.append(Probe(prompt=prompt, targets=[t["text"]], name=rec["pattern"]))
+        probes.append(probe)
         if len(probes) >= limit:
             break
     if not probes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -59,6 +59,10 @@ class TrainConfig(BaseModel):
                                                                "(default: never).")
     checkpoint_every: int = Field(20, ge=0, description="Checkpoint every N steps (0: only when interrupted).")
     trust_remote_code: bool = Field(False, description="Allow a model's own code from its repository.")
+    format: Literal["text", "chat"] = Field("text", description="text: records as plain text; chat: the premise as "
+                                                                 "the user's turn, what follows as the assistant's, "
+                                                                 "through the model's chat template.")
+    system: str | None = Field(None, description="chat: a system turn (default: the template's own, if any).")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps (auto: the accelerator when there is "
                                             "one).")
     dtype: str = Field("auto", description="auto | float32 | bfloat16 | float16 (auto: bfloat16 on a GPU that "

@@ -12,6 +12,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import orjson
 
@@ -28,20 +29,75 @@ class Example:
         return len(self.ids)
 
 
+def _loss_spans(rec: dict, loss_on: list[str] | None) -> list[tuple[int, int]]:
+    segments = rec["segments"]
+    roles = segments[1:] if loss_on is None else [s for s in segments if s["role"] in loss_on]
+    return [(s["start"], s["end"]) for s in roles]
+
+
+def _supervised(offsets, spans: list[tuple[int, int]]) -> list[int]:
+    """Positions whose token begins inside a span (a zero-width token counts with the one before it)."""
+    return [t for t in range(1, len(offsets))
+            if any(a <= offsets[t][0] < b for a, b in spans) or
+            (offsets[t][0] == offsets[t][1] and any(a <= offsets[t - 1][1] < b for a, b in spans))]
+
+
 def encode_records(records: list[dict], tokenizer, *, loss_on: list[str] | None, max_length: int) -> list[Example]:
     """Tokenise each record's text and mark the tokens of the supervised roles."""
     texts = [r["text"] for r in records]
     enc = tokenizer(texts, return_offsets_mapping=True, add_special_tokens=False, truncation=True,
                     max_length=max_length)
+    return [Example(list(ids), _supervised(offsets, _loss_spans(rec, loss_on)))
+            for rec, ids, offsets in zip(records, enc["input_ids"], enc["offset_mapping"])]
+
+
+def chat_turns(rec: dict, system: str | None = None) -> list[dict]:
+    """A record as a chat: the premise (its first role) as the user's turn, what follows as the assistant's."""
+    cut = rec["segments"][1]["start"] if len(rec["segments"]) > 1 else len(rec["text"])
+    return ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": rec["text"][:cut].strip()},
+        {"role": "assistant", "content": rec["text"][cut:].strip()}]
+
+
+def _chat_text(rec: dict, tokenizer, system: str | None) -> tuple[str, Callable[[int], int]]:
+    """The record rendered through the chat template, and where each offset of its text landed in it."""
+    turns = chat_turns(rec, system)
+    rendered = tokenizer.apply_chat_template(turns, tokenize=False)
+    cut = rec["segments"][1]["start"] if len(rec["segments"]) > 1 else len(rec["text"])
+    user, answer = rec["text"][:cut], rec["text"][cut:]
+    u_at = rendered.find(turns[-2]["content"])
+    a_at = rendered.find(turns[-1]["content"], u_at + len(turns[-2]["content"]))
+    if u_at < 0 or a_at < 0:
+        raise TrainError(f"record {rec['id']}: the chat template does not show its turns as given",
+                         hint="use --format text with this model")
+    lead_u, lead_a = len(user) - len(user.lstrip()), len(answer) - len(answer.lstrip())
+
+    def where(offset: int) -> int:
+        if offset < cut:
+            return u_at + min(max(offset - lead_u, 0), len(turns[-2]["content"]))
+        return a_at + min(max(offset - cut - lead_a, 0), len(turns[-1]["content"]))
+
+    return rendered, where
+
+
+def encode_chat_records(records: list[dict], tokenizer, *, loss_on: list[str] | None, max_length: int,
+                        system: str | None = None) -> list[Example]:
+    """Each record as a chat through the model's own template; the loss stays on the chosen roles' tokens (their
+    spans mapped into the rendered text). A record left with no supervised token is an error naming it."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise TrainError("--format chat needs a tokenizer with a chat template; this one has none",
+                         hint="use --format text")
     out = []
-    for rec, ids, offsets in zip(records, enc["input_ids"], enc["offset_mapping"]):
-        segments = rec["segments"]
-        roles = segments[1:] if loss_on is None else [s for s in segments if s["role"] in loss_on]
-        spans = [(s["start"], s["end"]) for s in roles]
-        supervised = [t for t in range(1, len(ids))
-                      if any(a <= offsets[t][0] < b for a, b in spans) or
-                      (offsets[t][0] == offsets[t][1] and any(a <= offsets[t - 1][1] < b for a, b in spans))]
-        out.append(Example(list(ids), supervised))
+    for rec in records:
+        rendered, where = _chat_text(rec, tokenizer, system)
+        spans = [(where(a), where(b)) for a, b in _loss_spans(rec, loss_on)]
+        enc = tokenizer(rendered, return_offsets_mapping=True, add_special_tokens=False, truncation=True,
+                        max_length=max_length)
+        example = Example(list(enc["input_ids"]), _supervised(enc["offset_mapping"], spans))
+        if not example.supervised:
+            raise TrainError(f"record {rec['id']}: no token of its supervised roles is left in the chat form",
+                             hint="raise --max-length (the chat template adds tokens) or check --loss-on")
+        out.append(example)
     return out
 
 

@@ -4,13 +4,15 @@ and the model with its LoRA settings checked against it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 from ..validate import iter_records, require_valid
 from ..errors import TrainError
 from .config import TrainConfig
-from .data import DEFAULT_CONTROLS, Example, check_loss_roles, encode_prompts, encode_records, read_prompts
+from .data import (DEFAULT_CONTROLS, Example, check_loss_roles, encode_chat_records, encode_prompts, encode_records,
+                   read_prompts)
 from ..lm.arch import check_head
 from ..lm.device import Placement, choose
 from ..lm.load import LoadedModel, load_model
@@ -100,13 +102,15 @@ def prepare(corpus: Path, cfg: TrainConfig, lora: LoraSettings, echo: Callable[[
     check_loss_roles(train_records, cfg.loss_on)
     loaded, resolved, head_ok = load_for_training(cfg, lora, echo, placement)
     tok = loaded.tokenizer
-    examples = [e for e in encode_records(train_records, tok, loss_on=cfg.loss_on, max_length=cfg.max_length)
+    encode = encode_records if cfg.format == "text" else \
+        partial(encode_chat_records, system=cfg.system)   # the same loss roles, through the chat template
+    examples = [e for e in encode(train_records, tok, loss_on=cfg.loss_on, max_length=cfg.max_length)
                 if e.supervised]
     if not examples:
         raise TrainError("no training record has a supervised token: the roles with loss are empty after "
                          "tokenisation", hint="check --loss-on and --max-length")
-    held = [e for e in encode_records(held_records[:HELD_OUT_FOR_EVAL], tok, loss_on=cfg.loss_on,
-                                      max_length=cfg.max_length) if e.supervised]
+    held = [e for e in encode(held_records[:HELD_OUT_FOR_EVAL], tok, loss_on=cfg.loss_on,
+                              max_length=cfg.max_length) if e.supervised]
     return Prepared(loaded, lora, resolved, head_ok, examples, held, _controls(cfg, tok))
 
 
