@@ -24,22 +24,11 @@ from hypothesis import strategies as st
 from corpusforge.errors import CorpusforgeError, GenerateError, ProbeError, RecordError, TemplateError, TrainError
 
 from .conftest import ROOT, SAMPLE, write_jsonl
+from .test_templates import GOOD
 
 LIMIT = 60  # seconds any one command may take here (the slowest legitimate one takes a few)
 
-GOOD_TEMPLATE = """\
-name: t.en
-version: 1
-pattern: if_then
-language: en
-slots:
-  subject: [the river, the mind, a question]
-  event: [freezes, grows quiet]
-variants:
-  - condition: "If {{ subject }} {{ event }},"
-    consequence: " then it moves."
-targets: [" then"]
-"""
+GOOD_TEMPLATE = GOOD   # the same small valid template the template tests use
 
 
 def cf(*args, env: dict | None = None, timeout: float = LIMIT, cwd: Path | None = None):
