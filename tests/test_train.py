@@ -203,3 +203,18 @@ def test_two_processes_with_torchrun(tiny, tmp_path):
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 3   # one writer
     assert proc.stdout.count("wrote ") == 1
+
+
+def test_marker_tokens_can_weigh_more(tiny):
+    """--target-weight w: the supervised tokens inside a record's target spans weigh w in the loss."""
+    lm = load_model(str(tiny))
+    rec = json.loads((SAMPLE / "corpus" / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    [plain] = encode_records([rec], lm.tokenizer, loss_on=None, max_length=128)
+    [heavy] = encode_records([rec], lm.tokenizer, loss_on=None, max_length=128, target_weight=5.0)
+    assert plain.weights is None and heavy.supervised == plain.supervised
+    enc = lm.tokenizer(rec["text"], return_offsets_mapping=True, add_special_tokens=False)
+    marks = [(t["start"], t["end"]) for t in rec["targets"]]
+    heavy_tokens = [t for t, w in zip(heavy.supervised, heavy.weights) if w == 5.0]
+    assert heavy_tokens and all(any(a <= enc["offset_mapping"][t][0] < b for a, b in marks) for t in heavy_tokens)
+    batch = collate([heavy, plain], pad_id=lm.tokenizer.pad_token_id)
+    assert batch.weights is not None and float(batch.weights.sum()) == len(plain.supervised) * 2 + 4 * len(heavy_tokens)

@@ -54,6 +54,9 @@ class TrainConfig(BaseModel):
     use_controls: bool = Field(True, description="Penalise drift on the control prompts (KL).")
     control_weight: float = Field(100.0, ge=0, allow_inf_nan=False, description="Weight of the control KL.")
     control_batch: int = Field(8, ge=1, le=65_536, description="Control prompts per step.")
+    target_weight: float = Field(1.0, gt=0, le=1000, allow_inf_nan=False,
+                                 description="Loss weight of the marker tokens (the records' targets); the other "
+                                             "supervised tokens weigh 1.")
     eval_every: int = Field(20, ge=0, description="Validation loss every N steps (0: never).")
     early_stopping: int | None = Field(None, ge=1, description="Stop after N evaluations without improvement "
                                                                "(default: never).")

@@ -102,8 +102,8 @@ def prepare(corpus: Path, cfg: TrainConfig, lora: LoraSettings, echo: Callable[[
     check_loss_roles(train_records, cfg.loss_on)
     loaded, resolved, head_ok = load_for_training(cfg, lora, echo, placement)
     tok = loaded.tokenizer
-    encode = encode_records if cfg.format == "text" else \
-        partial(encode_chat_records, system=cfg.system)   # the same loss roles, through the chat template
+    encode = partial(encode_records, target_weight=cfg.target_weight) if cfg.format == "text" else \
+        partial(encode_chat_records, system=cfg.system, target_weight=cfg.target_weight)   # through the template
     examples = [e for e in encode(train_records, tok, loss_on=cfg.loss_on, max_length=cfg.max_length)
                 if e.supervised]
     if not examples:

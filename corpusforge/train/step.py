@@ -5,7 +5,8 @@
 - the drift control: on a batch of control prompts, KL(base ‖ LoRA) of the
   next-token distributions at every position, where "base" is the same model
   with the adapter disabled — never a second copy;
-- loss = supervised + control_weight · KL, averaged over ``grad_accum`` micro-steps.
+- loss = supervised + control_weight · KL, averaged over ``grad_accum`` micro-steps; the supervised part is
+  a weighted mean when the marker tokens weigh ``target_weight``.
 """
 
 from __future__ import annotations
@@ -52,7 +53,11 @@ def objective_module():
             self.head = head
 
         def forward(self, batch: Batch, controls: Batch | None = None, base_logprobs=None):
-            ce = F.cross_entropy(lm_logits(self.peft, batch, self.head), batch.labels)
+            if batch.weights is None:
+                ce = F.cross_entropy(lm_logits(self.peft, batch, self.head), batch.labels)
+            else:  # a weighted mean: the marker tokens weigh target_weight
+                per_token = F.cross_entropy(lm_logits(self.peft, batch, self.head), batch.labels, reduction="none")
+                ce = (per_token * batch.weights).sum() / batch.weights.sum()
             if controls is None:
                 return ce, ce.new_zeros(())
             logprobs = F.log_softmax(lm_logits(self.peft, controls, self.head), dim=-1)      # (n, vocab)
