@@ -244,6 +244,8 @@ def headline(probe_rows: list[dict], control_rows: list[dict], null: dict, min_e
         "mean_p_after": sum(r["p_after"] for r in probe_rows) / len(probe_rows),
         "median_p_after": sorted(r["p_after"] for r in probe_rows)[len(probe_rows) // 2],
         "top1_share_after": sum(r["rank_after"] == 1 for r in probe_rows) / len(probe_rows),
+        "greedy_share_before": sum(r["greedy_before"] for r in probe_rows) / len(probe_rows),
+        "greedy_share_after": sum(r["greedy_after"] for r in probe_rows) / len(probe_rows),
         **nulls.verdict(probe_rows, control_rows, null, min_effect=min_effect),
     }
 
@@ -252,10 +254,11 @@ def build_report(model_spec: str, adapter: str | Path, *, probes_file: str | Pat
                  controls_file: str | Path | None = None, corpus: str | Path | None = None, max_probes: int = 20,
                  max_controls: int = 20, device: str = "auto", dtype: str = "auto", null_draws: int = nulls.DRAWS,
                  neutral_prompts: int = 12, min_effect: float = nulls.MIN_EFFECT, chat: bool | None = None,
-                 echo: Callable[[str], None] = print) -> dict:
+                 extra_probes: list[Probe] = (), echo: Callable[[str], None] = print) -> dict:
     """Measure the adapter against its base model and return the report as a dict (see ShiftReport)."""
     inputs = choose_inputs(model_spec, adapter, probes_file=probes_file, controls_file=controls_file, corpus=corpus,
                            max_probes=max_probes, max_controls=max_controls, chat=chat)
+    inputs.probes = list(extra_probes) + inputs.probes   # first, so that the per-probe sections include them
     placement = choose(device, dtype)
     laps = Laps()
     model, tok = load_with_adapter(model_spec, inputs, echo, placement)

@@ -93,8 +93,9 @@ def next_logprobs(model, ids: list[int]):
     return F.log_softmax(logits.float(), dim=-1)
 
 
-def continuation_logprob(model, prompt_ids: list[int], cont_ids: list[int]) -> tuple[float, int]:
-    """Sum of log p over the continuation's tokens, and the rank of its first token."""
+def continuation_scores(model, prompt_ids: list[int], cont_ids: list[int]) -> tuple[float, int, bool]:
+    """A multi-token continuation as a whole: the sum of log p over its tokens (p of the whole = the product),
+    the rank of its first token, and whether greedy decoding writes all of it (each token the argmax in turn)."""
     import torch
     import torch.nn.functional as F
 
@@ -102,9 +103,17 @@ def continuation_logprob(model, prompt_ids: list[int], cont_ids: list[int]) -> t
     with torch.no_grad():
         logits = model(input_ids=as_input(model, ids)).logits[0]       # (seq, vocab)
     logp = F.log_softmax(logits.float(), dim=-1)
-    total = sum(float(logp[len(prompt_ids) - 1 + i, t]) for i, t in enumerate(cont_ids))
-    first = logp[len(prompt_ids) - 1]
+    at = [len(prompt_ids) - 1 + i for i in range(len(cont_ids))]       # the position predicting each token
+    total = sum(float(logp[p, t]) for p, t in zip(at, cont_ids))
+    first = logp[at[0]]
     rank = int((first > first[cont_ids[0]]).sum()) + 1
+    greedy = all(int(logp[p].argmax()) == t for p, t in zip(at, cont_ids))
+    return total, rank, greedy
+
+
+def continuation_logprob(model, prompt_ids: list[int], cont_ids: list[int]) -> tuple[float, int]:
+    """Sum of log p over the continuation's tokens, and the rank of its first token."""
+    total, rank, _ = continuation_scores(model, prompt_ids, cont_ids)
     return total, rank
 
 
@@ -146,8 +155,8 @@ def target_logps(model, tok, probes, *, scale: float = 1.0, keep=None) -> list[d
             foils = [continuation_logprob(model, prompt, encode(tok, f))[0] for f in probe.foils]
             for target in probe.targets:
                 cont = encode(tok, target)
-                logp, rank = continuation_logprob(model, prompt, cont)
-                out.append({"logp": logp, "rank": rank, "foils": foils, "tokens": len(cont)})
+                logp, rank, greedy = continuation_scores(model, prompt, cont)
+                out.append({"logp": logp, "rank": rank, "greedy": greedy, "foils": foils, "tokens": len(cont)})
     return out
 
 
@@ -162,7 +171,7 @@ def probe_rows(model, tok, probes, *, scale: float = 1.0, before: list[dict] | N
                "target": target, "target_tokens": a["tokens"],
                "logp_before": b["logp"], "logp_after": a["logp"], "delta_logp": a["logp"] - b["logp"],
                "p_before": math.exp(b["logp"]), "p_after": math.exp(a["logp"]), "rank_before": b["rank"],
-               "rank_after": a["rank"]}
+               "rank_after": a["rank"], "greedy_before": b["greedy"], "greedy_after": a["greedy"]}
         if probe.foils:
             row["margin_before"] = b["logp"] - max(b["foils"])
             row["margin_after"] = a["logp"] - max(a["foils"])

@@ -17,6 +17,8 @@ class ProbeResult(BaseModel):
     p_after: float
     rank_before: int = Field(description="rank of the target's first token among all next tokens")
     rank_after: int
+    greedy_before: bool = Field(description="greedy decoding writes the whole target (every token the argmax)")
+    greedy_after: bool
     delta_logp: float
     null_delta_logp: float = Field(description="the same, for the matched-norm random adapters (mean)")
     significant: bool = Field(description="above every random adapter's shift, and at least min_effect")
