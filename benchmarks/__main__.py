@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import datetime
 import importlib
-import sys
-
 import json
+import sys
 
 from .common import HERE, machine, write_results
 

@@ -6,7 +6,6 @@ The public Python API. The command line only wraps these calls.
 from __future__ import annotations
 
 from ._version import __version__
-
 from .errors import CorpusforgeError, GenerateError, HubError, PluginError, RecordError, TemplateError, TrainError
 from .generate import GenerateConfig, generate
 from .hub.dataset import export_corpus, load_corpus

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-
 from ._io import input_problem
 from .errors import RecordError
 from .manifest import read_manifest

@@ -20,8 +20,8 @@ import orjson
 from pydantic import ValidationError
 
 from .columnar import from_row
-from .errors import CorpusforgeError, RecordError
 from .corpus import BOM, MAX_LINE_BYTES, corpus_files, manifest_patterns, read_blocks
+from .errors import CorpusforgeError, RecordError
 from .patterns import BUILTIN_PATTERNS, Pattern, merge_patterns
 from .records import RECORD_DICT_VALIDATOR, Record, is_sound, structural_errors
 

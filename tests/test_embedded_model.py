@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from corpusforge.train.loop import TrainConfig, train
 from corpusforge.lm.embedded import embedded_model_folder
 from corpusforge.lm.load import load_model
+from corpusforge.train.loop import TrainConfig, train
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("all_cores")]
 

@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 
 from corpusforge.errors import GenerateError
-from corpusforge.generate import GenerateConfig, generate
+from corpusforge.generate import GenerateConfig, generate, keep, pool
 from corpusforge.stats import corpus_stats
 from corpusforge.validate import validate_paths
-
-from corpusforge.generate import keep, pool
 
 MIX = {"if_then.en": 1.0, "paradox_conclusion.en": 1.0, "if_then.ru": 1.0}
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from corpusforge.columnar import from_row
-from corpusforge.validate import iter_records
-from corpusforge.hub.dataset_card import BEGIN, END, render_card, split_card
 from corpusforge.hub.dataset import export_corpus, load_corpus
+from corpusforge.hub.dataset_card import BEGIN, END, render_card, split_card
 from corpusforge.records import Record
+from corpusforge.validate import iter_records
 
 from .conftest import SAMPLE
 from .hubserver import HubServer

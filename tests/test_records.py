@@ -10,7 +10,14 @@ from pydantic import ValidationError
 
 from corpusforge.patterns import BUILTIN_PATTERNS
 from corpusforge.records import (
-    RECORD_DICT_VALIDATOR, Record, build_record, content_id, find_targets, is_sound, structural_errors)
+    RECORD_DICT_VALIDATOR,
+    Record,
+    build_record,
+    content_id,
+    find_targets,
+    is_sound,
+    structural_errors,
+)
 from corpusforge.schemas import render_schema
 
 from .conftest import ROOT, SAMPLE

@@ -9,11 +9,11 @@ import subprocess
 
 import pytest
 
+from corpusforge.lm.load import load_model
 from corpusforge.shift.measure import adapter_scale, next_logprobs
 from corpusforge.shift.probes import Probe, ProbeError, probes_from_corpus, read_probes
 from corpusforge.shift.report import ShiftReport, build_report, write_report
 from corpusforge.train.loop import TrainConfig, train
-from corpusforge.lm.load import load_model
 
 from .conftest import ROOT, SAMPLE
 from .tiny import make_tiny_model

@@ -9,8 +9,8 @@ import pytest
 from corpusforge.errors import TemplateError
 from corpusforge.patterns import BUILTIN_PATTERNS
 from corpusforge.templates.render import capfirst, with_article
-from corpusforge.templates.spec import load_template
 from corpusforge.templates.sampler import sample as sample_records
+from corpusforge.templates.spec import load_template
 
 GOOD = """\
 name: t.en

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from corpusforge.errors import TrainError
+from corpusforge.lm.load import load_model
 from corpusforge.train.data import collate, encode_records, epoch_batches, read_prompts
 from corpusforge.train.loop import TrainConfig, make_config, train
 from corpusforge.train.lora import parse_layers
-from corpusforge.lm.load import load_model
 
 from .conftest import ROOT, SAMPLE
 from .tiny import make_tiny_model

@@ -19,8 +19,21 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import (demo_cmd, detect_cmd, export_cmd, generate_cmd, merge_cmd, push_cmd, report_cmd, schema_cmd,
-                   stats_cmd, templates_cmd, train_cmd, try_cmd, validate_cmd)
+    from . import (
+        demo_cmd,
+        detect_cmd,
+        export_cmd,
+        generate_cmd,
+        merge_cmd,
+        push_cmd,
+        report_cmd,
+        schema_cmd,
+        stats_cmd,
+        templates_cmd,
+        train_cmd,
+        try_cmd,
+        validate_cmd,
+    )
 
     for module in (generate_cmd, templates_cmd, validate_cmd, stats_cmd, export_cmd, push_cmd, train_cmd,
                    try_cmd, report_cmd, merge_cmd, detect_cmd, schema_cmd, demo_cmd):

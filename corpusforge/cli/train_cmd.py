@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 
 from ..train.config import TrainConfig
-from .options import domain_errors, config_option
+from .options import config_option, domain_errors
 
 
 def _train_options(func):
@@ -70,7 +70,7 @@ def command(corpus, out, config_file, no_controls, trust_remote_code, resume, ov
       corpusforge train --model ./my-gpt2 --targets attention --layers last:4 --dry-run
       corpusforge train my-corpus --out a4 --model ./qwen --device cuda --dtype bfloat16 --gradient-checkpointing
     """
-    from ..train.loop import lora_settings, load_config, train
+    from ..train.loop import load_config, lora_settings, train
 
     cfg = load_config(config_file, **flags, use_controls=False if no_controls else None,
                       trust_remote_code=trust_remote_code or None)

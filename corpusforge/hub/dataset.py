@@ -12,8 +12,8 @@ from pathlib import Path
 from .._atomic import atomic_dir
 from .._io import check_output
 from ..columnar import arrow_schema, features
-from ..validate import corpus_patterns, iter_records
 from ..errors import HubError
+from ..validate import corpus_patterns, iter_records
 from .shapes import SHAPES, ShapeOptions, shape_records
 from .stage import record_batches, split_files, stage_into, write_parquet_shards
 

@@ -16,11 +16,11 @@ from typing import Callable
 from .._timing import Laps
 from .._version import __version__
 from ..errors import ReportError
-from ..train.adapter_run import AdapterRun, read_run
-from ..train.data import DEFAULT_CONTROLS, HELDOUT_CONTROLS, read_prompts
 from ..lm.arch import check_head, describe
 from ..lm.device import Placement, choose
 from ..lm.load import load_model
+from ..train.adapter_run import AdapterRun, read_run
+from ..train.data import DEFAULT_CONTROLS, HELDOUT_CONTROLS, read_prompts
 from . import measure, nulls, structure
 from .probes import Probe, probes_from_corpus, read_probes
 from .report_model import ShiftReport

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .._io import read_text
 from .._yaml import Lines, compose_bounded, construct_plain
-from ..validate import corpus_patterns, iter_records
 from ..errors import ProbeError
+from ..validate import corpus_patterns, iter_records
 
 __all__ = ["Probe", "ProbeError", "probes_from_corpus", "probes_json_schema", "read_probes"]
 

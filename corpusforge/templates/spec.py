@@ -18,9 +18,9 @@ from typing import Annotated, Any, Mapping, Union
 import jinja2
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
+from .._io import decode_utf8, input_problem, read_bytes
 from ..errors import TemplateError
 from ..patterns import NAME_RE, Pattern
-from .._io import decode_utf8, input_problem, read_bytes
 from .render import CompiledString, RenderLimitError, Word, find_unsafe_attributes
 from .yamlsrc import MAX_TEMPLATE_BYTES, Lines, load_yaml
 

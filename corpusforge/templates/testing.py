@@ -19,8 +19,8 @@ from pydantic import ValidationError
 
 from ..patterns import Pattern
 from ..records import Record, structural_errors
-from .render import ENV
 from .registry import load_at, load_registry, resolve_templates
+from .render import ENV
 from .sampler import sample
 from .spec import Template
 

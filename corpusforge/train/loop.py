@@ -24,11 +24,11 @@ import orjson
 from .._atomic import LOCK_FILE, lock_owner, locked_partial, partial_path, replace_dir
 from .._io import check_input, check_output
 from ..errors import TrainError
+from ..lm.device import choose
 from .adapter_run import AdapterRun, write_run
 from .checkpoint import RunState, load_checkpoint, save_checkpoint
 from .config import TrainConfig, load_config, make_config
 from .data import Batch, Example, collate, epoch_batches
-from ..lm.device import choose
 from .lora import LoraSettings, parse_layers
 from .prepare import Prepared, prepare
 from .step import StepInputs, evaluate, objective_module, run_step

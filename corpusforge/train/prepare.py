@@ -8,14 +8,21 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from ..validate import iter_records, require_valid
 from ..errors import TrainError
-from .config import TrainConfig
-from .data import (DEFAULT_CONTROLS, Example, check_loss_roles, encode_chat_records, encode_prompts, encode_records,
-                   read_prompts)
 from ..lm.arch import check_head
 from ..lm.device import Placement, choose
 from ..lm.load import LoadedModel, load_model
+from ..validate import iter_records, require_valid
+from .config import TrainConfig
+from .data import (
+    DEFAULT_CONTROLS,
+    Example,
+    check_loss_roles,
+    encode_chat_records,
+    encode_prompts,
+    encode_records,
+    read_prompts,
+)
 from .lora import LoraSettings, Resolved, describe_plan, resolve
 from .step import Head
 
