@@ -1,8 +1,10 @@
 """The whole job in one call: generate → validate → stats → train → report.
 
 Each step is one plain function of the library; the demo is their composition,
-on the built-in if_then and paradox_conclusion packs (English) and the
-embedded default model with the default recipe and control set.
+on the built-in if_then and paradox_conclusion packs in English and Russian and
+the Russian definition_movement pack, one adapter on the embedded default model
+with the default recipe and control set — and the source's own worked example,
+«Смысл — это» → « движение», measured before and after.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from .generate import GenerateConfig, generate
 from .stats import corpus_stats
 from .validate import ValidationReport, validate_paths
 
-DEMO_MIX = {"if_then.en": 1.0, "paradox_conclusion.en": 1.0}
+DEMO_MIX = {"if_then.en": 1.0, "paradox_conclusion.en": 1.0, "definition_movement.ru": 1.0, "if_then.ru": 1.0,
+            "paradox_conclusion.ru": 1.0}
+#: the source's worked example: a model says «Смысл — это данность»; the LoRA should move it to « движение»
+SEED_PROMPT, SEED_TARGET = "Смысл — это", " движение"
 
 
 @dataclass
@@ -59,7 +64,11 @@ def run_demo(out: str | Path, *, n: int = 2000, seed: int = 0, train_model: bool
     lap("train")
     echo("[5/5] the shift report")
     # a lighter report than the benchmark's 20 probes and 20 controls, so the demo stays under 3 minutes
-    shift = build_report("smollm2-135m", adapter, corpus=corpus, max_probes=12, max_controls=12, echo=echo)
+    from .shift.probes import Probe
+
+    seed_probe = Probe(prompt=SEED_PROMPT, targets=[SEED_TARGET], foils=[" данность"], name="the source's example")
+    shift = build_report("smollm2-135m", adapter, corpus=corpus, max_probes=12, max_controls=12,
+                         extra_probes=[seed_probe], echo=echo)
     report_dir = write_report(shift, out / "report", overwrite=True)
     lap("report")
     result.adapter, result.report, result.report_dir = adapter, shift, report_dir
@@ -70,11 +79,15 @@ def demo_summary(result: DemoResult) -> str:
     if result.report is None:
         return f"corpus: {result.corpus}"
     h = result.report["headline"]
-    probes = result.report["probes"]
+    probes = [p for p in result.report["probes"] if p["name"] != "the source's example"]
+    seed = next(p for p in result.report["probes"] if p["name"] == "the source's example")
     by_target: dict[str, list[dict]] = {}
     for p in probes:
         by_target.setdefault(p["target"], []).append(p)
-    lines = ["", "What moved (held-out probes, not in the training split):"]
+    lines = ["", f"The source's example: {SEED_PROMPT!r} → {SEED_TARGET!r}: p {seed['p_before']:.4f} → "
+                 f"{seed['p_after']:.3f}, rank {seed['rank_before']} → {seed['rank_after']}, greedy writes it: "
+                 f"{'yes' if seed['greedy_before'] else 'no'} → {'yes' if seed['greedy_after'] else 'no'}",
+             "", "What moved (held-out probes, not in the training split):"]
     for target, rows in by_target.items():
         rb = sorted(r["rank_before"] for r in rows)[len(rows) // 2]
         ra = sorted(r["rank_after"] for r in rows)[len(rows) // 2]
