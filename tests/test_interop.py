@@ -154,3 +154,31 @@ def test_chat_probes_measure_where_the_adapter_is_used(tiny_chat_model, tmp_path
     report = build_report(str(tiny_chat_model), adapter, corpus=SAMPLE / "corpus", max_probes=3, max_controls=3,
                           null_draws=1, neutral_prompts=2, echo=lambda s: None)
     assert all(p["chat"] for p in report["probes"])                       # chat form by default for this adapter
+
+
+def test_try_shows_before_and_after_as_json(run, tmp_path):
+    from corpusforge.train.loop import TrainConfig, train
+
+    model = make_tiny_model(tmp_path / "model")
+    adapter = tmp_path / "adapter"
+    train(SAMPLE / "corpus", adapter, TrainConfig(model=str(model), steps=6, lr=1e-2, batch_size=8, eval_every=0,
+                                                  layers="all"), echo=lambda s: None)
+    result = run("try", "--adapter", adapter, "If the river freezes,", "Смысл — это", "--target", " then",
+                 "--format", "json", "--max-new-tokens", "6")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["prompt"] for r in rows] == ["If the river freezes,", "Смысл — это"]
+    for r in rows:
+        assert len(r["top_before"]) == 5 and r["top_before"] != r["top_after"]
+        assert {"p", "rank"} <= set(r["target_before"]) and r["target_after"]["p"] != r["target_before"]["p"]
+        assert r["greedy_diff"] and r["sampled_before"] is not None
+    text = run("try", "--adapter", adapter, "If the river freezes,", "--target", " then", "--max-new-tokens", "4")
+    assert text.exit_code == 0 and "target ' then': p " in text.output and "greedy  after:" in text.output
+    bad = run("try", "--adapter", adapter)
+    assert bad.exit_code == 1 and "no prompt given" in bad.output
+
+
+def test_the_demo_without_training(run, tmp_path):
+    result = run("demo", "--out", tmp_path / "d", "--n", "300", "--no-train")
+    assert result.exit_code == 0, result.output
+    assert "definition_movement.ru" in result.output and "records: 300" in result.output
