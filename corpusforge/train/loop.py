@@ -281,8 +281,10 @@ def train(corpus: str | Path, out: str | Path, cfg: TrainConfig, *, resume: bool
             checkpoint()
             say(f"interrupted at step {state.step}; checkpoint saved in {ckpt_dir}; rerun with --resume to continue")
             raise
-        except (RuntimeError, MemoryError) as e:
-            if _out_of_memory(e):
+        except BaseException as e:
+            if main and not any(ckpt_dir.glob("step-*")):   # nothing to resume from: leave nothing behind
+                shutil.rmtree(partial, ignore_errors=True)
+            if isinstance(e, (RuntimeError, MemoryError)) and _out_of_memory(e):
                 raise TrainError("out of memory", hint="use a smaller --batch-size or --max-length") from None
             raise
         finally:
