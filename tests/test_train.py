@@ -218,3 +218,46 @@ def test_marker_tokens_can_weigh_more(tiny):
     assert heavy_tokens and all(any(a <= enc["offset_mapping"][t][0] < b for a, b in marks) for t in heavy_tokens)
     batch = collate([heavy, plain], pad_id=lm.tokenizer.pad_token_id)
     assert batch.weights is not None and float(batch.weights.sum()) == len(plain.supervised) * 2 + 4 * len(heavy_tokens)
+
+
+def test_steps_come_from_the_corpus_when_not_given(tiny, tmp_path):
+    """No --steps, no --epochs: max(40, ⌈72·(k+1) / examples per step⌉), k = the longest marker's tokens —
+    printed at the start and recorded in run.json."""
+    from corpusforge.train.recipe import steps_from_corpus
+
+    tok = load_model(str(tiny)).tokenizer
+
+    class Fixed:  # a tokenizer whose every marker is k tokens
+        def __init__(self, k):
+            self.k = k
+
+        def __call__(self, text, add_special_tokens=False):
+            return type("Enc", (), {"input_ids": [0] * self.k})()
+
+    recs = [{"targets": [{"text": " then"}]}]
+    assert steps_from_corpus(recs, Fixed(1), 8).steps == 40                 # English markers: the floor
+    assert steps_from_corpus(recs, Fixed(6), 8).steps == 63                 # « движение»: 9 · 7
+    assert steps_from_corpus(recs, Fixed(6), 32).steps == 40
+    assert steps_from_corpus([{"targets": []}], Fixed(6), 8).longest_marker is None
+    rule = steps_from_corpus([json.loads(line) for line in
+                              (SAMPLE / "corpus" / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()],
+                             tok, 4)
+    assert rule.marker_tokens >= 2 and rule.steps == max(40, -(-72 * (rule.marker_tokens + 1) // 4))
+    lines = []
+    out = tmp_path / "auto"
+    train(SAMPLE / "corpus", out, make_config(dict(model=str(tiny), batch_size=4, eval_every=0, checkpoint_every=0,
+                                                   use_controls=False)), echo=lines.append)
+    run = json.loads((out / "run.json").read_text())
+    assert run["steps"] == rule.steps and run["steps_rule"]["rule"].startswith("max(40")
+    assert any("chosen from the corpus" in line for line in lines)
+
+
+def test_a_language_the_controls_lack_is_warned_about(tiny, tmp_path):
+    controls = tmp_path / "en-only.txt"
+    controls.write_text("The capital of France is\nWater boils at\n", encoding="utf-8")
+    lines = []
+    train(SAMPLE / "corpus", tmp_path / "a", quick(tiny, controls=str(controls)), echo=lines.append)
+    assert any(line.startswith("warning: the corpus has records in ru") for line in lines)
+    lines.clear()
+    train(SAMPLE / "corpus", tmp_path / "b", quick(tiny), echo=lines.append)   # the shipped set has Russian
+    assert not any(line.startswith("warning") for line in lines)

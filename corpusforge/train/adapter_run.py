@@ -55,6 +55,8 @@ class AdapterRun(BaseModel):
     attn_implementation: str | None = Field(default=None, description="sdpa or eager, as chosen for the model.")
     gradient_checkpointing: bool = False
     quantized: str | None = Field(default=None, description="4bit for a QLoRA base.")
+    steps_rule: dict | None = Field(default=None, description="How the steps were chosen from the corpus, when "
+                                                              "neither steps nor epochs was given.")
 
 
 def run_json_schema() -> dict:

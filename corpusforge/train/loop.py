@@ -136,7 +136,8 @@ def _adapter_run(corpus: Path, cfg: TrainConfig, prep: Prepared, state: RunState
         targets_resolved=prep.resolved.labels(), layers_resolved=prep.resolved.layers,
         target_modules=len(prep.resolved.projections), device=prep.loaded.placement.device,
         dtype=prep.loaded.placement.dtype, attn_implementation=prep.loaded.attn_implementation,
-        gradient_checkpointing=cfg.gradient_checkpointing, quantized=prep.loaded.quantized)
+        gradient_checkpointing=cfg.gradient_checkpointing, quantized=prep.loaded.quantized,
+        steps_rule=prep.steps_rule.to_dict() if cfg.steps is None and cfg.epochs is None else None)
 
 
 def _record_step(state: RunState, measured: dict, steps: int, cfg: TrainConfig, peft_model, objective,
@@ -246,9 +247,11 @@ def train(corpus: str | Path, out: str | Path, cfg: TrainConfig, *, resume: bool
     _set_seed(cfg.seed)
     if world > 1 and placement.device.startswith("cuda"):  # one GPU per process, as accelerate assigned it
         placement = type(placement)(str(accelerator.device), placement.dtype, placement.notes)
-    prep = prepare(corpus, cfg, lora_settings(cfg), say, placement)
+    prep = prepare(corpus, cfg, lora_settings(cfg), say, placement, processes=world)
     batches = _Batches(prep, cfg)
-    steps = cfg.total_steps(batches.per_epoch, cfg.grad_accum * world)
+    steps = cfg.total_steps(batches.per_epoch, cfg.grad_accum * world, prep.steps_rule.steps)
+    if cfg.steps is None and cfg.epochs is None:
+        say(prep.steps_rule.describe())
     opt = _optimisation(prep, cfg, steps, accelerator)
     inputs = StepInputs(batches.batch_at, batches.control_batch, prep.pad_id, cfg.grad_accum, cfg.control_weight,
                         world, accelerator.process_index, prep.head, prep.loaded.placement.device)

@@ -24,6 +24,7 @@ from .data import (
     read_prompts,
 )
 from .lora import LoraSettings, Resolved, describe_plan, resolve
+from .recipe import StepsRule, steps_from_corpus
 from .step import Head
 
 HELD_OUT_FOR_EVAL = 512   # validation records encoded for the eval loss
@@ -40,6 +41,7 @@ class Prepared:
     examples: list[Example]  # training records with at least one supervised token
     held: list[Example]      # held-out records for the eval loss
     controls: list[Example]  # control prompts for the KL penalty
+    steps_rule: StepsRule    # the steps the recipe's rule gives this corpus (used when steps/epochs are not set)
 
     @property
     def pad_id(self) -> int:
@@ -65,10 +67,20 @@ def split_records(corpus: Path) -> tuple[list[dict], list[dict]]:
     return train, [r for r in held if r.get("split") == "validation"] or held
 
 
-def _controls(cfg: TrainConfig, tokenizer) -> list[Example]:
+def prompt_language(prompt: dict) -> str:
+    """A control's language: its ``language`` field, else by script (Cyrillic: ru; anything else: en)."""
+    return prompt.get("language") or ("ru" if any("\u0400" <= ch <= "\u04ff" for ch in prompt["prompt"]) else "en")
+
+
+def _controls(cfg: TrainConfig, tokenizer, corpus_languages: set[str], echo) -> list[Example]:
     if not cfg.use_controls:
         return []
     prompts = read_prompts(cfg.controls or DEFAULT_CONTROLS)
+    missing = sorted(corpus_languages - {prompt_language(p) for p in prompts})
+    if missing:
+        echo(f"warning: the corpus has records in {', '.join(missing)} but no control prompt is: drift in "
+             f"{'that language' if len(missing) == 1 else 'those languages'} is not held back (add controls "
+             "with --controls FILE)")
     return [e for e in encode_prompts(prompts, tokenizer, cfg.max_length) if len(e) >= 2]
 
 
@@ -103,7 +115,7 @@ def load_for_training(cfg: TrainConfig, lora: LoraSettings, echo: Callable[[str]
 
 
 def prepare(corpus: Path, cfg: TrainConfig, lora: LoraSettings, echo: Callable[[str], None],
-            placement: Placement | None = None) -> Prepared:
+            placement: Placement | None = None, processes: int = 1) -> Prepared:
     """Read and check the corpus, load the model, check the LoRA settings against it, encode everything."""
     train_records, held_records = split_records(corpus)
     check_loss_roles(train_records, cfg.loss_on)
@@ -118,7 +130,9 @@ def prepare(corpus: Path, cfg: TrainConfig, lora: LoraSettings, echo: Callable[[
                          "tokenisation", hint="check --loss-on and --max-length")
     held = [e for e in encode(held_records[:HELD_OUT_FOR_EVAL], tok, loss_on=cfg.loss_on,
                               max_length=cfg.max_length) if e.supervised]
-    return Prepared(loaded, lora, resolved, head_ok, examples, held, _controls(cfg, tok))
+    rule = steps_from_corpus(train_records, tok, cfg.batch_size * cfg.grad_accum * processes)
+    controls = _controls(cfg, tok, {r["language"] for r in train_records}, echo)
+    return Prepared(loaded, lora, resolved, head_ok, examples, held, controls, rule)
 
 
 def plan(cfg: TrainConfig, lora: LoraSettings, echo: Callable[[str], None] = lambda s: None) -> str:

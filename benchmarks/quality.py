@@ -1,0 +1,171 @@
+"""Quality of the default recipe, English beside Russian, on held-out probes and held-out controls (issue 14).
+
+    python -m benchmarks.quality [--mix en|ru|mix|NAME=W,...] [--n 3000] [--format text|chat] [--set key=value ...]
+
+Generates the corpus, trains one LoRA with the default recipe (plus ``--set`` overrides), then loads the
+model and the adapter once and measures, adapter off ("before") and on ("after"):
+
+- probes — English: the first 40 marked records of the validation split of a fixed 2,000-record if_then.en +
+  paradox_conclusion.en corpus (no premise of a validation split is ever in a train split); Russian:
+  ``heldout_probes_ru.jsonl`` (33 probes written by hand with words from outside the templates' lexicons, the
+  source's «Смысл — это» → « движение» among them). p of the whole target (product over its tokens), rank of its
+  first token, and whether greedy decoding writes the whole target. With ``--format chat`` the probes are in
+  chat form (the prompt as the user's turn, the marker at the start of the answer);
+- controls — the shipped held-out set (``corpusforge/data/controls_heldout.jsonl``, never trained on), English
+  and Russian apart: next-token KL(base ‖ LoRA) and the share whose top-1 token is kept; "clear" counts only
+  controls whose base top-1 leads its top-2 by at least 0.1 nats (near-ties flip first).
+
+Every run appends a JSON line to ``benchmarks/_work/quality_runs.jsonl``; ``run()`` is ``make bench``'s entry
+(the mixed corpus, text format); ``benchmarks/chat.py`` compares chat-format training with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from .common import HERE, WORK
+
+PROBES_RU = HERE / "heldout_probes_ru.jsonl"
+RUNS = WORK / "quality_runs.jsonl"
+CLEAR_GAP = 0.1   # nats
+SEED_PROMPT, SEED_TARGET = "Смысл — это", " движение"
+EN = {"if_then.en": 1.0, "paradox_conclusion.en": 1.0}
+RU = {"definition_movement.ru": 1.0, "if_then.ru": 1.0, "paradox_conclusion.ru": 1.0}
+MIXES = {"en": EN, "ru": RU, "mix": {**EN, **RU}}
+
+
+def probes(chat: bool) -> dict:
+    from corpusforge.generate import GenerateConfig, generate
+    from corpusforge.shift.probes import Probe, probes_from_corpus, read_probes
+
+    corpus = WORK / "quality-en-eval"
+    if not corpus.exists():
+        generate(GenerateConfig(mix=EN, n=2000, seed=0, progress=False), corpus)
+    ru = read_probes(PROBES_RU)
+    if chat:   # the same prompts as the user's turn; a marker that starts the answer loses its space
+        ru = [Probe(prompt=p.prompt.strip(), targets=[p.targets[0].lstrip()], name=p.name, chat=True) for p in ru]
+    return {"en": probes_from_corpus(corpus, limit=40, chat=chat), "ru": ru}
+
+
+def _probe_summary(model, tok, group) -> dict:
+    from corpusforge.shift import measure
+
+    rows = measure.probe_rows(model, tok, group)
+    return {"n": len(rows), "median_p_before": statistics.median(r["p_before"] for r in rows),
+            "median_p_after": statistics.median(r["p_after"] for r in rows),
+            "rank1_share": sum(r["rank_after"] == 1 for r in rows) / len(rows),
+            "greedy_share": sum(r["greedy_after"] for r in rows) / len(rows), "rows": rows}
+
+
+def _control_summary(model, tok, prompts: list[dict]) -> dict:
+    from corpusforge.shift import measure
+
+    rows = measure.control_rows(model, tok, prompts, continuation=0)
+    with measure.adapter_scale(model, 0.0):   # the base's lead of its top-1 over its top-2 (nats)
+        gaps = [float(-measure.next_logprobs(model, measure.encode(tok, c["prompt"])).topk(2).values.diff())
+                for c in prompts]
+    clear = [r for r, g in zip(rows, gaps) if g >= CLEAR_GAP]
+    return {"n": len(rows), "kl": sum(r["kl"] for r in rows) / len(rows),
+            "top1_kept": sum(r["top1_kept"] for r in rows) / len(rows), "n_clear": len(clear),
+            "top1_kept_clear": sum(r["top1_kept"] for r in clear) / max(len(clear), 1),
+            "changed": [(r["prompt"], r["top1_before"], r["top1_after"]) for r in rows if not r["top1_kept"]]}
+
+
+def measure_adapter(adapter: Path, *, chat: bool = False) -> dict:
+    from peft import PeftModel
+
+    from corpusforge.lm.load import load_model
+    from corpusforge.train.data import HELDOUT_CONTROLS, read_prompts
+    from corpusforge.train.prepare import prompt_language
+
+    lm = load_model("smollm2-135m")
+    model = PeftModel.from_pretrained(lm.model, str(adapter)).eval()
+    out: dict = {}
+    for lang, group in probes(chat).items():
+        out[f"{lang}_probes"] = _probe_summary(model, lm.tokenizer, group)
+    controls = read_prompts(HELDOUT_CONTROLS)
+    for lang in ("en", "ru"):
+        out[f"{lang}_controls"] = _control_summary(model, lm.tokenizer,
+                                                   [c for c in controls if prompt_language(c) == lang])
+    out["seed"] = next(r for r in out["ru_probes"]["rows"] if r["prompt"].strip() == SEED_PROMPT)
+    return out
+
+
+def headline(res: dict) -> dict:
+    ru, en, s = res["ru_probes"], res["en_probes"], res["seed"]
+    return {"format": res["format"], "mix": res["mix_name"], "steps": res["train"]["steps"],
+            "train_s": res["train"]["seconds"],
+            "ru_median_p": round(ru["median_p_after"], 3), "ru_rank1": round(ru["rank1_share"], 3),
+            "seed": f"p {s['p_before']:.4f}->{s['p_after']:.3f}, rank {s['rank_before']}->{s['rank_after']}, "
+                    f"greedy {s['greedy_after']}",
+            "ru_ctrl_kl": round(res["ru_controls"]["kl"], 4), "ru_top1_kept": round(res["ru_controls"]["top1_kept"], 3),
+            "ru_top1_kept_clear": round(res["ru_controls"]["top1_kept_clear"], 3),
+            "en_median_p": round(en["median_p_after"], 3), "en_rank1": round(en["rank1_share"], 3),
+            "en_ctrl_kl": round(res["en_controls"]["kl"], 4), "en_top1_kept": round(res["en_controls"]["top1_kept"], 3)}
+
+
+def train_and_measure(*, mix: str = "mix", n: int = 3000, fmt: str = "text", overrides: dict | None = None,
+                      adapter: Path | None = None) -> dict:
+    from corpusforge.generate import GenerateConfig, generate
+    from corpusforge.train.loop import make_config, train
+
+    WORK.mkdir(exist_ok=True)
+    corpus = WORK / f"quality-corpus-{mix}"
+    if not corpus.exists():
+        generate(GenerateConfig(mix=MIXES[mix], n=n, seed=0, progress=False), corpus)
+    adapter = adapter or WORK / f"quality-adapter-{mix}-{fmt}"
+    cfg = make_config({**(overrides or {}), "format": fmt, "checkpoint_every": 0, "eval_every": 0})
+    trained = train(corpus, adapter, cfg, overwrite=True, echo=lambda s: None, progress=False)
+    res = {"format": fmt, "mix_name": mix, "overrides": overrides or {}, "date": time.strftime("%Y-%m-%d %H:%M"),
+           "train": {"steps": trained.steps, "seconds": trained.run.seconds, "tokens": trained.tokens}}
+    res.update(measure_adapter(adapter, chat=fmt == "chat"))
+    res["headline"] = headline(res)
+    with open(RUNS, "a", encoding="utf-8") as f:
+        f.write(json.dumps(res, ensure_ascii=False, default=str) + "\n")
+    return res
+
+
+def run() -> dict:
+    """``make bench``: the default recipe on the mixed English + Russian corpus, text format."""
+    res = train_and_measure(mix="mix")
+    h = res["headline"]
+    return {
+        "summary": (f"default recipe on 3,000 mixed English + Russian records, {h['steps']} steps, "
+                    f"{h['train_s']:.0f} s of training. Russian held-out probes: median p {h['ru_median_p']}, "
+                    f"rank 1 on {h['ru_rank1']:.0%}; «Смысл — это» → « движение»: {h['seed']}; Russian held-out "
+                    f"controls KL {h['ru_ctrl_kl']}, top-1 kept {h['ru_top1_kept']:.0%} ({h['ru_top1_kept_clear']:.0%} "
+                    f"of the clear ones). English: median p {h['en_median_p']}, rank 1 on {h['en_rank1']:.0%}, "
+                    f"controls KL {h['en_ctrl_kl']}, top-1 kept {h['en_top1_kept']:.0%}."),
+        "table": {k: str(v) for k, v in h.items()},
+        "headline": h, "ru_controls_changed": res["ru_controls"]["changed"],
+    }
+
+
+def _value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.quality")
+    ap.add_argument("--mix", default="mix", choices=sorted(MIXES))
+    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--format", dest="fmt", default="text", choices=["text", "chat"])
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a TrainConfig field")
+    args = ap.parse_args(argv)
+    overrides = {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
+    res = train_and_measure(mix=args.mix, n=args.n, fmt=args.fmt, overrides=overrides)
+    print("controls changed (ru):", res["ru_controls"]["changed"])
+    print(json.dumps(res["headline"], ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

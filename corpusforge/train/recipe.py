@@ -1,0 +1,50 @@
+"""The default recipe's rule for how long to train, when neither ``steps`` nor ``epochs`` is given.
+
+    steps = max(40, ⌈72 · (k + 1) / examples per step⌉)
+
+where k is the most tokens any target marker of the training records takes (1 when there is none) and
+"examples per step" is batch size × grad accumulation × processes — with batch 8: max(40, 9·(k + 1)). A
+marker the tokenizer splits into many pieces (SmolLM2: " then" is 1 token, " движение" 6) belongs to a
+language the model knows less well and needs more steps; and under 40 steps the control KL has too little
+time to pull drift back (English alone: 18 steps drifted 0.028 nats, 40 steps 0.005). English if_then +
+paradox_conclusion: 40 steps; Russian, alone or mixed with English: 63. Measured with
+``benchmarks/quality.py`` (README, "The default recipe").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+EXAMPLES_PER_MARKER_TOKEN = 72
+MIN_STEPS = 40
+RULE = "max(40, ceil(72 * (k + 1) / examples per step)), k = tokens of the longest marker"
+
+
+@dataclass
+class StepsRule:
+    """How the steps were chosen from the corpus (recorded in run.json)."""
+
+    steps: int
+    longest_marker: str | None
+    marker_tokens: int
+    examples_per_step: int
+    rule: str = RULE
+
+    def describe(self) -> str:
+        marker = f"{self.longest_marker!r} is {self.marker_tokens} token(s)" if self.longest_marker else \
+            "no marker in the corpus (k = 1)"
+        return f"{self.steps} steps, chosen from the corpus: {self.rule}; {marker}, {self.examples_per_step} " \
+               "examples per step"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def steps_from_corpus(records: list[dict], tokenizer, examples_per_step: int) -> StepsRule:
+    markers = sorted({t["text"] for r in records for t in r["targets"]})
+    sizes = {m: len(tokenizer(m, add_special_tokens=False).input_ids) for m in markers}
+    longest = max(sizes, key=lambda m: (sizes[m], m), default=None)
+    k = sizes[longest] if longest else 1
+    steps = max(MIN_STEPS, math.ceil(EXAMPLES_PER_MARKER_TOKEN * (k + 1) / examples_per_step))
+    return StepsRule(steps, longest, k, examples_per_step)
