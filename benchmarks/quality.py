@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import time
 from pathlib import Path
@@ -46,9 +47,24 @@ def probes(chat: bool) -> dict:
     if not corpus.exists():
         generate(GenerateConfig(mix=EN, n=2000, seed=0, progress=False), corpus)
     ru = read_probes(PROBES_RU)
-    if chat:   # the same prompts as the user's turn; a marker that starts the answer loses its space
-        ru = [Probe(prompt=p.prompt.strip(), targets=[p.targets[0].lstrip()], name=p.name, chat=True) for p in ru]
+    if chat:
+        ru = [_chat_form(p, Probe) for p in ru]
     return {"en": probes_from_corpus(corpus, limit=40, chat=chat), "ru": ru}
+
+
+#: where a Russian paradox's antithesis begins: in chat training it is part of the answer, not the question
+_ANTITHESIS = re.compile(r"(?<=[,;.])\s+(?=и всё же|в то же время|Но )")
+
+
+def _chat_form(probe, Probe):
+    """A hand-written probe in the chat form training uses: the premise as the user's turn; for a paradox, the
+    antithesis as the start of the answer (the marker follows it); a marker that starts the answer loses its
+    space."""
+    cut = _ANTITHESIS.search(probe.prompt) if probe.name == "paradox_conclusion" else None
+    if cut is None:
+        return Probe(prompt=probe.prompt.strip(), targets=[probe.targets[0].lstrip()], name=probe.name, chat=True)
+    return Probe(prompt=probe.prompt[:cut.start()].strip(), prefix=probe.prompt[cut.end():].strip(),
+                 targets=probe.targets, name=probe.name, chat=True)
 
 
 def _probe_summary(model, tok, group) -> dict:
