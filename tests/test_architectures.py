@@ -236,3 +236,23 @@ def test_dry_run_prints_the_resolution_layer_by_layer(run, models):
     per_layer = 8 * (64 + 192) + 8 * (64 + 64)          # c_attn 64→192, c_proj 64→64, rank 8
     assert f"{2 * per_layer:,} trainable parameters" in result.output
     assert "peft's default targets for gpt2 (c_attn) are among" in result.output
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2", "gpt_neox", "falcon", "phi3"])
+def test_batched_continuations_equal_one_prompt_at_a_time(models, name):
+    """The report continues its probes in one left-padded batch; padding must not change what is written,
+    whatever the model's position scheme (rotary, learned absolute, ALiBi-free Falcon, fused Phi-3)."""
+    import torch
+
+    from corpusforge.shift.measure import continue_batch, encode
+
+    lm = load_model(str(models(name)))
+    prompts = ["If the river freezes,", "Смысл — это", "A long prompt that is much longer than the others, and yet"]
+    id_lists = [encode(lm.tokenizer, p) for p in prompts]
+    one_by_one = []
+    for ids in id_lists:
+        out = lm.model.generate(input_ids=torch.tensor([ids]), max_new_tokens=12, do_sample=False,
+                                pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id)
+        one_by_one.append(lm.tokenizer.decode(out[0, len(ids):], skip_special_tokens=True))
+    assert continue_batch(lm.model, lm.tokenizer, id_lists, max_new_tokens=12) == one_by_one
+    assert len(set(one_by_one)) > 1   # the prompts were continued, each in its own way

@@ -90,18 +90,13 @@ def read_neutral(path: str | Path = NEUTRAL_PROMPTS) -> list[dict]:
 
 
 def sample_continuations(model, tok, prompts: list[dict], *, max_new_tokens: int = 40, seed: int = 0) -> dict:
-    """One seeded sampled continuation per prompt, with the adapter off (scale 0) and on."""
-    import torch
-
-    out = {"before": [], "after": []}
+    """A seeded sampled continuation of every prompt, with the adapter off (scale 0) and on (the same seed)."""
+    id_lists = [measure.encode(tok, p["prompt"]) for p in prompts]
+    out = {}
     for label, scale in (("before", 0.0), ("after", 1.0)):
-        for i, p in enumerate(prompts):
-            ids = measure.as_input(model, measure.encode(tok, p["prompt"]))
-            with measure.adapter_scale(model, scale), torch.no_grad():
-                torch.manual_seed(seed + i)
-                gen = model.generate(input_ids=ids, max_new_tokens=max_new_tokens, do_sample=True, temperature=0.8,
-                                     top_p=0.95, pad_token_id=tok.pad_token_id)
-            out[label].append(tok.decode(gen[0, ids.shape[1]:], skip_special_tokens=True))
+        with measure.adapter_scale(model, scale):
+            out[label] = measure.continue_batch(model, tok, id_lists, max_new_tokens=max_new_tokens, sample=True,
+                                                seed=seed)
     return out
 
 
