@@ -41,3 +41,27 @@ def test_train_the_embedded_model_for_a_few_steps(run, tmp_path):
     assert run_json["model"] == "smollm2-135m" and run_json["layers_resolved"] == list(range(15, 30))
     assert result.supervised_tokens > 0 and run_json["eval_curve"]
     assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["r"] == 8
+
+
+def test_the_demo_path_end_to_end_on_the_embedded_model(tmp_path):
+    """The demo's train → report → summary on the real model, small: a mixed English + Russian corpus, three
+    steps, three probes and three controls. Every line the demo promises must be there, with numbers."""
+    from corpusforge.demo import DEMO_MIX, DemoResult, demo_report, demo_summary
+    from corpusforge.generate import GenerateConfig, generate
+
+    corpus = tmp_path / "corpus"
+    generate(GenerateConfig(mix=DEMO_MIX, n=300, seed=0, progress=False), corpus)
+    adapter = tmp_path / "adapter"
+    train(corpus, adapter, TrainConfig(steps=3, batch_size=4, eval_every=0, control_batch=4, checkpoint_every=0),
+          echo=lambda s: None, progress=False)
+    report, folder = demo_report(corpus, adapter, tmp_path / "report", max_probes=3, max_controls=3,
+                                 echo=lambda s: None)
+    assert (folder / "index.html").is_file() and (folder / "report.json").is_file()
+    summary = demo_summary(DemoResult(corpus, None, {}, adapter=adapter, report=report, report_dir=folder))
+    assert "The source's example: 'Смысл — это' → ' движение': p 0.0000 → " in summary
+    for line in ("What moved", "control drift", "the floor: random adapters", "degeneration (greedy",
+                 "neutral prompts, continuations realising each pattern: definition_movement",
+                 "word 8-grams copied from the corpus"):
+        assert line in summary, line
+    seed = next(p for p in report["probes"] if p["name"] == "the source's example")
+    assert seed["rank_before"] > 1   # the base does not say « движение» first: the demo has something to show
