@@ -255,4 +255,5 @@ def test_batched_continuations_equal_one_prompt_at_a_time(models, name):
                                 pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id)
         one_by_one.append(lm.tokenizer.decode(out[0, len(ids):], skip_special_tokens=True))
     assert continue_batch(lm.model, lm.tokenizer, id_lists, max_new_tokens=12) == one_by_one
+    assert continue_batch(lm.model, lm.tokenizer, id_lists, max_new_tokens=12, batch_size=2) == one_by_one
     assert len(set(one_by_one)) > 1   # the prompts were continued, each in its own way

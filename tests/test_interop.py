@@ -132,6 +132,25 @@ def test_chat_format_training_supervises_the_answer_only(tiny_chat_model, tmp_pa
     assert json.loads((out / "run.json").read_text())["config"]["format"] == "chat"
 
 
+def test_chat_training_holds_controls_in_chat_form_too(tiny_chat_model):
+    """Chat training moves how the model starts an answer; its KL penalty must see that place: every control
+    prompt is held back in plain form and, beside it, as a user turn up to the assistant's start. Text training
+    keeps the plain ones only."""
+    from transformers import AutoTokenizer
+
+    from corpusforge.train.loop import TrainConfig
+    from corpusforge.train.prepare import _controls
+
+    tok = AutoTokenizer.from_pretrained(tiny_chat_model)
+    text = _controls(TrainConfig(format="text"), tok, {"en", "ru"}, echo=lambda s: None)
+    chat = _controls(TrainConfig(format="chat", system="Be brief."), tok, {"en", "ru"}, echo=lambda s: None)
+    assert len(chat) == 2 * len(text) > 0
+    assert [e.ids for e in chat[0::2]] == [e.ids for e in text]                  # the plain form, unchanged
+    second = tok.decode(chat[1].ids)
+    assert second.startswith("<|system|>") and "Be brief." in second and second.endswith("<|assistant|>")
+    assert tok.decode(text[0].ids) in second                                      # its prompt as the user's turn
+
+
 def test_chat_probes_measure_where_the_adapter_is_used(tiny_chat_model, tmp_path):
     from corpusforge.shift.measure import probe_text
     from corpusforge.shift.probes import probes_from_corpus

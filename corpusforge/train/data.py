@@ -229,3 +229,13 @@ def read_prompts(path: str | Path) -> list[dict]:
 def encode_prompts(prompts: list[dict], tokenizer, max_length: int) -> list[Example]:
     enc = tokenizer([p["prompt"] for p in prompts], add_special_tokens=False, truncation=True, max_length=max_length)
     return [Example(list(ids), list(range(1, len(ids)))) for ids in enc["input_ids"] if len(ids) >= 1]
+
+
+def encode_chat_prompts(prompts: list[dict], tokenizer, max_length: int, system: str | None = None) -> list[Example]:
+    """Control prompts as the user's turn of a chat, up to where the assistant's answer begins (the template's
+    system turn included, as chat training renders it): the KL there holds back drift in how the model starts
+    an answer, which chat training moves and plain-text controls do not see."""
+    head = [{"role": "system", "content": system}] if system else []
+    texts = [tokenizer.apply_chat_template(head + [{"role": "user", "content": p["prompt"]}], tokenize=False,
+                                           add_generation_prompt=True) for p in prompts]
+    return encode_prompts([{"prompt": t} for t in texts], tokenizer, max_length)

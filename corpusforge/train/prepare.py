@@ -18,6 +18,7 @@ from .data import (
     DEFAULT_CONTROLS,
     Example,
     check_loss_roles,
+    encode_chat_prompts,
     encode_chat_records,
     encode_prompts,
     encode_records,
@@ -81,7 +82,11 @@ def _controls(cfg: TrainConfig, tokenizer, corpus_languages: set[str], echo) -> 
         echo(f"warning: the corpus has records in {', '.join(missing)} but no control prompt is: drift in "
              f"{'that language' if len(missing) == 1 else 'those languages'} is not held back (add controls "
              "with --controls FILE)")
-    return [e for e in encode_prompts(prompts, tokenizer, cfg.max_length) if len(e) >= 2]
+    encoded = encode_prompts(prompts, tokenizer, cfg.max_length)
+    if cfg.format == "chat":   # each prompt in chat form beside its plain form: where chat training moves most
+        chat = encode_chat_prompts(prompts, tokenizer, cfg.max_length, cfg.system)
+        encoded = [e for pair in zip(encoded, chat) for e in pair]
+    return [e for e in encoded if len(e) >= 2]
 
 
 def load_for_training(cfg: TrainConfig, lora: LoraSettings, echo: Callable[[str], None],
