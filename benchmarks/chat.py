@@ -13,7 +13,8 @@ from .quality import train_and_measure
 def run() -> dict:
     text = train_and_measure(mix="mix", fmt="text")["headline"]
     chat = train_and_measure(mix="mix", fmt="chat")["headline"]
-    keys = ("en_median_p", "en_rank1", "ru_median_p", "ru_rank1", "en_ctrl_kl", "ru_ctrl_kl", "steps", "train_s")
+    keys = ("en_median_p", "en_rank1", "ru_median_p", "ru_rank1", "en_ctrl_kl", "ru_ctrl_kl", "en_top1_kept",
+            "ru_top1_kept", "steps", "train_s")
     return {
         "summary": (f"mixed corpus, default recipe. Text training on text probes: English median p "
                     f"{text['en_median_p']}, rank 1 {text['en_rank1']:.0%}; Russian {text['ru_median_p']}, "
