@@ -230,3 +230,12 @@ def test_the_detector_finds_each_pattern_in_its_own_records(run, tmp_path):
     result = run("detect", texts, "--pattern", "if_then")
     assert result.exit_code == 0 and f"{texts}:1: if_then" in result.output and f"{texts}:2: —" in result.output
     assert "if_then 2/3" in result.output
+
+
+
+def test_a_prompt_cut_for_display_says_so():
+    """Tables and figures show a prompt's end (where its target follows); a cut one starts with "…"."""
+    from corpusforge.shift.figures import tail
+
+    assert tail("If the river freezes,", 30) == "If the river freezes,"
+    assert tail("Говорят, идея рождается каждое утро.", 12) == "…аждое утро."

@@ -8,6 +8,11 @@ from typing import Callable
 BEFORE, AFTER, CONTROL = "#9aa5b1", "#2f6fde", "#d9534f"
 
 
+
+def tail(text: str, n: int) -> str:
+    """The last ``n`` characters of a prompt (where its target follows), with "…" where it was cut."""
+    return text if len(text) <= n else "…" + text[-(n - 1):]
+
 def _plt():
     import matplotlib
 
@@ -33,10 +38,11 @@ def probabilities(report: dict) -> bytes:
     y = np.arange(len(probes))
     ax.barh(y - 0.2, [p["p_before"] for p in probes], 0.4, label="before", color=BEFORE)
     ax.barh(y + 0.2, [p["p_after"] for p in probes], 0.4, label="after", color=AFTER)
-    ax.set_yticks(y, [f"{p['target']!r} · {p['prompt'][-28:]}" for p in probes], fontsize=7)
+    ax.set_yticks(y, [f"{p['target']!r} · {tail(p['prompt'], 28)}" for p in probes], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("p(target | prompt)")
-    ax.legend(loc="lower right")
+    ax.set_xlim(0, 1)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)   # beside the bars, never over them
     return _png(fig)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from .._atomic import atomic_dir, write_atomic
 from .._io import check_output
 from ..errors import ReportError
-from .figures import make_figures
+from .figures import make_figures, tail
 
 TEMPLATE = Path(__file__).parent / "html" / "report.html.j2"
 
@@ -22,6 +22,7 @@ def render_page(report: dict, figs: dict[str, bytes]) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["img"] = lambda name: "data:image/png;base64," + base64.b64encode(figs[name]).decode()
     env.filters["f"] = lambda v, d=3: "∞" if isinstance(v, float) and math.isinf(v) else f"{v:.{d}f}"
+    env.filters["tail"] = tail
     return env.from_string(TEMPLATE.read_text(encoding="utf-8")).render(
         r=report, h=report["headline"], heads=[k for k in figs if k.startswith("attention_head_")])
 
@@ -65,6 +66,6 @@ def summary_table(report: dict) -> str:
     lines.append(f"{'target':<14} {'p before':>9} {'p after':>9} {'rank':>11}  prompt")
     for p in report["probes"]:
         lines.append(f"{p['target']!r:<14} {p['p_before']:>9.4f} {p['p_after']:>9.4f} "
-                     f"{p['rank_before']:>5}→{p['rank_after']:<5}  {p['prompt'][-50:]!r}"
+                     f"{p['rank_before']:>5}→{p['rank_after']:<5}  {tail(p['prompt'], 50)!r}"
                      + ("" if p["significant"] else "  *"))
     return "\n".join(lines)
