@@ -257,3 +257,21 @@ def test_batched_continuations_equal_one_prompt_at_a_time(models, name):
     assert continue_batch(lm.model, lm.tokenizer, id_lists, max_new_tokens=12) == one_by_one
     assert continue_batch(lm.model, lm.tokenizer, id_lists, max_new_tokens=12, batch_size=2) == one_by_one
     assert len(set(one_by_one)) > 1   # the prompts were continued, each in its own way
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2", "gpt_neox", "falcon", "gemma2"])
+def test_batched_scores_equal_one_sequence_at_a_time(models, name):
+    """The report scores probes and controls in right-padded batches; each score must be what the sequence
+    alone gives (log p of the whole continuation, its first token's rank, greedy or not)."""
+    from corpusforge.shift.measure import encode, score_continuations
+
+    lm = load_model(str(models(name)))
+    tok = lm.tokenizer
+    pairs = [(encode(tok, p), encode(tok, c)) for p, c in
+             [("If the river freezes,", " then"), ("Смысл — это", " движение"),
+              ("A much longer prompt than the others, with a clause or two, and yet", " therefore")]]
+    batched = score_continuations(lm.model, pairs)
+    alone = [score_continuations(lm.model, [pair])[0] for pair in pairs]
+    for (lb, rb, gb), (la, ra, ga) in zip(batched, alone):
+        assert lb == pytest.approx(la, abs=1e-4) and rb == ra and gb == ga
+    assert len({round(s[0], 3) for s in alone}) == 3     # three different scores, not one repeated

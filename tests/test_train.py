@@ -236,13 +236,13 @@ def test_steps_come_from_the_corpus_when_not_given(tiny, tmp_path):
 
     recs = [{"targets": [{"text": " then"}]}]
     assert steps_from_corpus(recs, Fixed(1), 8).steps == 40                 # English markers: the floor
-    assert steps_from_corpus(recs, Fixed(6), 8).steps == 63                 # « движение»: 9 · 7
+    assert steps_from_corpus(recs, Fixed(6), 8).steps == 84                 # « движение»: 12 · 7
     assert steps_from_corpus(recs, Fixed(6), 32).steps == 40
     assert steps_from_corpus([{"targets": []}], Fixed(6), 8).longest_marker is None
     rule = steps_from_corpus([json.loads(line) for line in
                               (SAMPLE / "corpus" / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()],
                              tok, 4)
-    assert rule.marker_tokens >= 2 and rule.steps == max(40, -(-72 * (rule.marker_tokens + 1) // 4))
+    assert rule.marker_tokens >= 2 and rule.steps == max(40, -(-96 * (rule.marker_tokens + 1) // 4))
     lines = []
     out = tmp_path / "auto"
     train(SAMPLE / "corpus", out, make_config(dict(model=str(tiny), batch_size=4, eval_every=0, checkpoint_every=0,

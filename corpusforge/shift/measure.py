@@ -116,28 +116,52 @@ def next_logprobs(model, ids: list[int]):
     return F.log_softmax(logits.float(), dim=-1)
 
 
-def continuation_scores(model, prompt_ids: list[int], cont_ids: list[int]) -> tuple[float, int, bool]:
-    """A multi-token continuation as a whole: the sum of log p over its tokens (p of the whole = the product),
-    the rank of its first token, and whether greedy decoding writes all of it (each token the argmax in turn)."""
+def logprob_rows(model, id_lists: list[list[int]], *, batch_size: int = 16):
+    """Log-probabilities at every position of each sequence, ``batch_size`` sequences per forward pass, padded
+    on the right (a causal model's positions never see what follows them, so padding changes nothing before
+    it): yields one (len, vocab) tensor per sequence, in order."""
     import torch
     import torch.nn.functional as F
 
-    ids = prompt_ids + cont_ids
-    with torch.no_grad():
-        logits = model(input_ids=as_input(model, ids)).logits[0]       # (seq, vocab)
-    logp = F.log_softmax(logits.float(), dim=-1)
-    at = [len(prompt_ids) - 1 + i for i in range(len(cont_ids))]       # the position predicting each token
-    total = sum(float(logp[p, t]) for p, t in zip(at, cont_ids))
-    first = logp[at[0]]
-    rank = int((first > first[cont_ids[0]]).sum()) + 1
-    greedy = all(int(logp[p].argmax()) == t for p, t in zip(at, cont_ids))
-    return total, rank, greedy
+    for start in range(0, len(id_lists), batch_size):
+        chunk = id_lists[start:start + batch_size]
+        width = max(len(ids) for ids in chunk)
+        input_ids = torch.tensor([ids + [0] * (width - len(ids)) for ids in chunk], device=model.device)
+        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids in chunk], device=model.device)
+        with torch.no_grad():
+            logits = model(input_ids=input_ids, attention_mask=mask).logits      # (batch, width, vocab)
+        for row, ids in zip(logits, chunk):
+            yield F.log_softmax(row[:len(ids)].float(), dim=-1)
+
+
+def score_continuations(model, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[float, int, bool]]:
+    """Each (prompt, continuation) pair scored as ``continuation_scores`` does, in batched forward passes."""
+    out = []
+    for (prompt_ids, cont_ids), logp in zip(pairs, logprob_rows(model, [p + c for p, c in pairs])):
+        at = [len(prompt_ids) - 1 + i for i in range(len(cont_ids))]   # the position predicting each token
+        total = sum(float(logp[p, t]) for p, t in zip(at, cont_ids))
+        first = logp[at[0]]
+        rank = int((first > first[cont_ids[0]]).sum()) + 1
+        greedy = all(int(logp[p].argmax()) == t for p, t in zip(at, cont_ids))
+        out.append((total, rank, greedy))
+    return out
+
+
+def continuation_scores(model, prompt_ids: list[int], cont_ids: list[int]) -> tuple[float, int, bool]:
+    """A multi-token continuation as a whole: the sum of log p over its tokens (p of the whole = the product),
+    the rank of its first token, and whether greedy decoding writes all of it (each token the argmax in turn)."""
+    return score_continuations(model, [(prompt_ids, cont_ids)])[0]
 
 
 def continuation_logprob(model, prompt_ids: list[int], cont_ids: list[int]) -> tuple[float, int]:
     """Sum of log p over the continuation's tokens, and the rank of its first token."""
     total, rank, _ = continuation_scores(model, prompt_ids, cont_ids)
     return total, rank
+
+
+def last_logprobs(model, id_lists: list[list[int]]) -> list:
+    """Log-probabilities of the next token after each sequence: a (vocab,) tensor each, batched."""
+    return [logp[-1] for logp in logprob_rows(model, id_lists)]
 
 
 def kl(p_log, q_log) -> float:
@@ -171,15 +195,20 @@ def bootstrap_ci(values: list[float], *, samples: int = 1000, seed: int = 0) -> 
 
 def target_logps(model, tok, probes, *, scale: float = 1.0, keep=None) -> list[dict]:
     """Per probe × target at one adapter scale: log-prob and rank of the target, log-probs of the foils."""
-    out = []
+    pairs, layout = [], []
     for probe in probes:
         prompt = probe_ids(tok, probe)
-        with adapter_scale(model, scale, keep=keep):
-            foils = [continuation_logprob(model, prompt, encode(tok, f))[0] for f in probe.foils]
-            for target in probe.targets:
-                cont = encode(tok, target)
-                logp, rank, greedy = continuation_scores(model, prompt, cont)
-                out.append({"logp": logp, "rank": rank, "greedy": greedy, "foils": foils, "tokens": len(cont)})
+        pairs += [(prompt, encode(tok, text)) for text in [*probe.foils, *probe.targets]]
+        layout.append((len(probe.foils), len(probe.targets)))
+    with adapter_scale(model, scale, keep=keep):
+        scores = score_continuations(model, pairs)
+    out, at = [], 0
+    for n_foils, n_targets in layout:
+        foils = [scores[at + j][0] for j in range(n_foils)]
+        for j in range(at + n_foils, at + n_foils + n_targets):
+            logp, rank, greedy = scores[j]
+            out.append({"logp": logp, "rank": rank, "greedy": greedy, "foils": foils, "tokens": len(pairs[j][1])})
+        at += n_foils + n_targets
     return out
 
 
@@ -204,24 +233,14 @@ def probe_rows(model, tok, probes, *, scale: float = 1.0, before: list[dict] | N
 
 def control_rows(model, tok, prompts: list[dict], *, scale: float = 1.0, continuation: int = 8) -> list[dict]:
     """Drift on controls: next-token KL(base ‖ LoRA), JS, top-1 kept, Δentropy; KL over a greedy continuation."""
-    import torch
-
+    id_lists = [encode(tok, c["prompt"]) for c in prompts]
+    with adapter_scale(model, 0.0):
+        bases = last_logprobs(model, id_lists)
+    with adapter_scale(model, scale):
+        afters = last_logprobs(model, id_lists)
     rows = []
-    for c in prompts:
-        ids = encode(tok, c["prompt"])
-        with adapter_scale(model, 0.0):
-            base = next_logprobs(model, ids)
-        with adapter_scale(model, scale):
-            after = next_logprobs(model, ids)
-        seq_kl = []
-        if continuation:  # KL along the base model's own greedy continuation, position by position
-            with adapter_scale(model, 0.0), torch.no_grad():
-                cont = model.generate(input_ids=as_input(model, ids), max_new_tokens=continuation, do_sample=False,
-                                      pad_token_id=tok.pad_token_id)[0].tolist()
-                lb = torch.log_softmax(model(input_ids=as_input(model, cont)).logits[0].float(), -1)  # (seq, vocab)
-            with adapter_scale(model, scale), torch.no_grad():
-                la = torch.log_softmax(model(input_ids=as_input(model, cont)).logits[0].float(), -1)
-            seq_kl = [kl(lb[t], la[t]) for t in range(len(ids) - 1, len(cont) - 1)]
+    for c, ids, base, after in zip(prompts, id_lists, bases, afters):
+        seq_kl = _continuation_kl(model, tok, ids, scale, continuation) if continuation else []
         rows.append({"prompt": c["prompt"], "kind": c.get("kind", ""), "kl": kl(base, after), "js": js(base, after),
                      "top1_kept": bool(int(base.argmax()) == int(after.argmax())),
                      "top1_before": tok.decode([int(base.argmax())]), "top1_after": tok.decode([int(after.argmax())]),
@@ -230,15 +249,27 @@ def control_rows(model, tok, prompts: list[dict], *, scale: float = 1.0, continu
     return rows
 
 
+def _continuation_kl(model, tok, ids: list[int], scale: float, length: int) -> list[float]:
+    """KL(base ‖ LoRA) along the base model's own greedy continuation of ``ids``, position by position."""
+    import torch
+
+    with adapter_scale(model, 0.0), torch.no_grad():
+        cont = model.generate(input_ids=as_input(model, ids), max_new_tokens=length, do_sample=False,
+                              pad_token_id=tok.pad_token_id)[0].tolist()
+        [lb] = logprob_rows(model, [cont])                      # (seq, vocab)
+    with adapter_scale(model, scale):
+        [la] = logprob_rows(model, [cont])
+    return [kl(lb[t], la[t]) for t in range(len(ids) - 1, len(cont) - 1)]
+
+
 def logits_diff(model, tok, probes, *, top: int = 12) -> dict:
     """Tokens that gained and lost the most log-probability, per probe and over all probes."""
-
+    id_lists = [probe_ids(tok, probe) for probe in probes]
+    with adapter_scale(model, 0.0):
+        befores = last_logprobs(model, id_lists)
+    afters = last_logprobs(model, id_lists)
     per_probe, total = [], None
-    for probe in probes:
-        ids = probe_ids(tok, probe)
-        with adapter_scale(model, 0.0):
-            before = next_logprobs(model, ids)
-        after = next_logprobs(model, ids)
+    for before, after in zip(befores, afters):
         delta = after - before
         total = delta if total is None else total + delta
         per_probe.append(_top_moves(tok, delta, after, before, top))

@@ -1,14 +1,16 @@
 """The default recipe's rule for how long to train, when neither ``steps`` nor ``epochs`` is given.
 
-    steps = max(40, ⌈72 · (k + 1) / examples per step⌉)
+    steps = max(40, ⌈96 · (k + 1) / examples per step⌉)
 
 where k is the most tokens any target marker of the training records takes (1 when there is none) and
-"examples per step" is batch size × grad accumulation × processes — with batch 8: max(40, 9·(k + 1)). A
+"examples per step" is batch size × grad accumulation × processes — with batch 8: max(40, 12·(k + 1)). A
 marker the tokenizer splits into many pieces (SmolLM2: " then" is 1 token, " движение" 6) belongs to a
 language the model knows less well and needs more steps; and under 40 steps the control KL has too little
 time to pull drift back (English alone: 18 steps drifted 0.028 nats, 40 steps 0.005). English if_then +
-paradox_conclusion: 40 steps; Russian, alone or mixed with English: 63. Measured with
-``benchmarks/quality.py`` (README, "The default recipe").
+paradox_conclusion: 40 steps; Russian, alone or mixed with English: 84. Measured with
+``benchmarks/quality.py`` (README, "The default recipe"): at 72 in place of 96 (63 steps) one training seed in
+three left «Смысл — это» → « движение» at rank 6 and a third of the Russian probes below rank 1; at 96 all
+three seeds put every Russian probe at rank 1.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-EXAMPLES_PER_MARKER_TOKEN = 72
+EXAMPLES_PER_MARKER_TOKEN = 96
 MIN_STEPS = 40
-RULE = "max(40, ceil(72 * (k + 1) / examples per step)), k = tokens of the longest marker"
+RULE = "max(40, ceil(96 * (k + 1) / examples per step)), k = tokens of the longest marker"
 
 
 @dataclass
