@@ -275,3 +275,23 @@ def test_batched_scores_equal_one_sequence_at_a_time(models, name):
     for (lb, rb, gb), (la, ra, ga) in zip(batched, alone):
         assert lb == pytest.approx(la, abs=1e-4) and rb == ra and gb == ga
     assert len({round(s[0], 3) for s in alone}) == 3     # three different scores, not one repeated
+
+
+@pytest.mark.parametrize(("name", "modules"), [("llama", ["q_proj", "v_proj"]), ("gpt2", ["c_attn"])])
+def test_drift_along_continuations_is_the_same_batched(models, name, modules):
+    """Control drift along the base's greedy continuation, computed 16 controls at a time, must equal the same
+    computed one control at a time (a random, non-zero adapter, so the KLs are not all 0)."""
+    from peft import LoraConfig, get_peft_model
+
+    from corpusforge.shift.measure import _continuation_kls, encode
+
+    lm = load_model(str(models(name)))
+    model = get_peft_model(lm.model, LoraConfig(r=4, target_modules=modules, init_lora_weights=False)).eval()
+    ids = [encode(lm.tokenizer, p) for p in ["The capital of France is", "def add(a, b):", "Пушкин родился в",
+                                              "A longer control prompt about the weather in the mountains,"]]
+    batched = _continuation_kls(model, lm.tokenizer, ids, 1.0, 6)
+    alone = _continuation_kls(model, lm.tokenizer, ids, 1.0, 6, chunk=1)
+    assert [len(k) for k in batched] == [len(k) for k in alone] and all(len(k) >= 1 for k in alone)
+    for b, a in zip(batched, alone):
+        assert b == pytest.approx(a, rel=1e-3, abs=1e-6)
+    assert max(max(k) for k in alone) > 1e-4          # the adapter moved something

@@ -83,16 +83,17 @@ def as_input(model, ids: list[int]):
     return torch.tensor([ids], device=model.device)
 
 
-def continue_batch(model, tok, id_lists: list[list[int]], *, max_new_tokens: int, sample: bool = False,
-                   seed: int = 0, batch_size: int = 16) -> list[str]:
-    """Continuations of several prompts, ``batch_size`` at a time in one ``generate`` call (left-padded,
-    masked): greedy, or sampled at temperature 0.8, top-p 0.95, seeded per batch. One call instead of one per
-    prompt is what keeps the report's generations within its time on a CPU."""
+def continue_ids(model, tok, id_lists: list[list[int]], *, max_new_tokens: int, sample: bool = False,
+                 seed: int = 0, batch_size: int = 16) -> list[list[int]]:
+    """The new tokens continuing each prompt, ``batch_size`` prompts at a time in one ``generate`` call
+    (left-padded, masked): greedy, or sampled at temperature 0.8, top-p 0.95, seeded per batch. A continuation
+    ends at its end-of-sequence token, as it would alone. One call instead of one per prompt is what keeps the
+    report's generations within its time on a CPU."""
     import torch
 
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     options = {"do_sample": True, "temperature": 0.8, "top_p": 0.95} if sample else {"do_sample": False}
-    texts = []
+    out_ids = []
     for start in range(0, len(id_lists), batch_size):
         chunk = id_lists[start:start + batch_size]
         width = max(len(ids) for ids in chunk)
@@ -102,8 +103,29 @@ def continue_batch(model, tok, id_lists: list[list[int]], *, max_new_tokens: int
             torch.manual_seed(seed + start)
             out = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                  pad_token_id=pad, **options)
-        texts += [tok.decode(row[width:], skip_special_tokens=True) for row in out]
-    return texts
+        out_ids += [_until_end(row[width:].tolist(), _end_ids(model, tok)) for row in out]
+    return out_ids
+
+
+def _end_ids(model, tok) -> set[int]:
+    ends = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ends = set(ends if isinstance(ends, list) else [ends] if ends is not None else [])
+    return ends | ({tok.eos_token_id} if tok.eos_token_id is not None else set())
+
+
+def _until_end(ids: list[int], ends: set[int]) -> list[int]:
+    for i, t in enumerate(ids):
+        if t in ends:
+            return ids[:i + 1]
+    return ids
+
+
+def continue_batch(model, tok, id_lists: list[list[int]], *, max_new_tokens: int, sample: bool = False,
+                   seed: int = 0, batch_size: int = 16) -> list[str]:
+    """``continue_ids``, decoded."""
+    return [tok.decode(ids, skip_special_tokens=True) for ids in
+            continue_ids(model, tok, id_lists, max_new_tokens=max_new_tokens, sample=sample, seed=seed,
+                         batch_size=batch_size)]
 
 
 def next_logprobs(model, ids: list[int]):
@@ -238,9 +260,9 @@ def control_rows(model, tok, prompts: list[dict], *, scale: float = 1.0, continu
         bases = last_logprobs(model, id_lists)
     with adapter_scale(model, scale):
         afters = last_logprobs(model, id_lists)
+    seq_kls = _continuation_kls(model, tok, id_lists, scale, continuation) if continuation else [[]] * len(prompts)
     rows = []
-    for c, ids, base, after in zip(prompts, id_lists, bases, afters):
-        seq_kl = _continuation_kl(model, tok, ids, scale, continuation) if continuation else []
+    for c, base, after, seq_kl in zip(prompts, bases, afters, seq_kls):
         rows.append({"prompt": c["prompt"], "kind": c.get("kind", ""), "kl": kl(base, after), "js": js(base, after),
                      "top1_kept": bool(int(base.argmax()) == int(after.argmax())),
                      "top1_before": tok.decode([int(base.argmax())]), "top1_after": tok.decode([int(after.argmax())]),
@@ -249,17 +271,21 @@ def control_rows(model, tok, prompts: list[dict], *, scale: float = 1.0, continu
     return rows
 
 
-def _continuation_kl(model, tok, ids: list[int], scale: float, length: int) -> list[float]:
-    """KL(base ‖ LoRA) along the base model's own greedy continuation of ``ids``, position by position."""
-    import torch
-
-    with adapter_scale(model, 0.0), torch.no_grad():
-        cont = model.generate(input_ids=as_input(model, ids), max_new_tokens=length, do_sample=False,
-                              pad_token_id=tok.pad_token_id)[0].tolist()
-        [lb] = logprob_rows(model, [cont])                      # (seq, vocab)
-    with adapter_scale(model, scale):
-        [la] = logprob_rows(model, [cont])
-    return [kl(lb[t], la[t]) for t in range(len(ids) - 1, len(cont) - 1)]
+def _continuation_kls(model, tok, id_lists: list[list[int]], scale: float, length: int,
+                      chunk: int = 16) -> list[list[float]]:
+    """Per prompt: KL(base ‖ LoRA) along the base model's own greedy continuation, position by position
+    (``chunk`` prompts at a time, so memory stays bounded however many controls there are)."""
+    out = []
+    for start in range(0, len(id_lists), chunk):
+        prompts = id_lists[start:start + chunk]
+        with adapter_scale(model, 0.0):
+            fulls = [ids + new for ids, new in zip(prompts, continue_ids(model, tok, prompts, max_new_tokens=length))]
+            bases = list(logprob_rows(model, fulls))              # (seq, vocab) each
+        with adapter_scale(model, scale):
+            afters = list(logprob_rows(model, fulls))
+        out += [[kl(lb[t], la[t]) for t in range(len(ids) - 1, len(full) - 1)]
+                for ids, full, lb, la in zip(prompts, fulls, bases, afters)]
+    return out
 
 
 def logits_diff(model, tok, probes, *, top: int = 12) -> dict:
