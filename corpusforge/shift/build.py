@@ -146,13 +146,15 @@ def _target_sections(model, tok, inputs: Inputs, echo, lap, null_draws: int) -> 
     out["logits_diff"] = measure.logits_diff(model, tok, probes)
     lap("logits_diff")
     echo(f"[3/11] drift on {len(controls)} controls ({inputs.controls_info['source']})")
-    out["controls"] = measure.control_rows(model, tok, controls)
+    base = measure.control_base(model, tok, controls)    # once, for every drift measure below
+    out["controls"] = measure.control_rows(model, tok, controls, base=base)
     lap("controls")
     echo(f"[4/11] the floor: {null_draws} random adapters of the same norm")
-    out["nulls"] = nulls.null_effects(model, tok, probes, controls, before, draws=null_draws)
+    out["nulls"] = nulls.null_effects(model, tok, probes, controls, before, draws=null_draws, base=base)
     lap("nulls")
     echo("[5/11] dose-response")
-    out["dose_response"] = measure.dose_response(model, tok, probes, controls[:10], before=before)
+    out["dose_response"] = measure.dose_response(model, tok, probes, controls[:10], before=before, base=base[:10],
+                                                 at_one=(out["probes"], out["controls"][:10]))
     lap("dose_response")
     return out, before
 

@@ -253,11 +253,19 @@ def probe_rows(model, tok, probes, *, scale: float = 1.0, before: list[dict] | N
     return rows
 
 
-def control_rows(model, tok, prompts: list[dict], *, scale: float = 1.0, continuation: int = 8) -> list[dict]:
-    """Drift on controls: next-token KL(base ‖ LoRA), JS, top-1 kept, Δentropy; KL over a greedy continuation."""
-    id_lists = [encode(tok, c["prompt"]) for c in prompts]
+def control_base(model, tok, prompts: list[dict]) -> list:
+    """The base model's next-token log-probabilities after each control prompt (the adapter at scale 0), to be
+    computed once and handed to every ``control_rows`` call of a report."""
     with adapter_scale(model, 0.0):
-        bases = last_logprobs(model, id_lists)
+        return last_logprobs(model, [encode(tok, c["prompt"]) for c in prompts])
+
+
+def control_rows(model, tok, prompts: list[dict], *, scale: float = 1.0, continuation: int = 8,
+                 base: list | None = None) -> list[dict]:
+    """Drift on controls: next-token KL(base ‖ LoRA), JS, top-1 kept, Δentropy; KL over a greedy continuation.
+    ``base``: the prompts' ``control_base``, when already known."""
+    id_lists = [encode(tok, c["prompt"]) for c in prompts]
+    bases = base if base is not None else control_base(model, tok, prompts)
     with adapter_scale(model, scale):
         afters = last_logprobs(model, id_lists)
     seq_kls = _continuation_kls(model, tok, id_lists, scale, continuation) if continuation else [[]] * len(prompts)
@@ -376,12 +384,19 @@ def families(model, tok, probes, layer_count: int, *, bands: int = 3, before: li
 
 
 def dose_response(model, tok, probes, controls, scales=(0.0, 0.25, 0.5, 1.0, 1.5, 2.0), *,
-                  before: list[dict] | None = None) -> list[dict]:
+                  before: list[dict] | None = None, base: list | None = None,
+                  at_one: tuple[list[dict], list[dict]] | None = None) -> list[dict]:
+    """Mean target Δlog-prob and control KL at each adapter scale. ``base``: the controls' ``control_base``;
+    ``at_one``: the probe and control rows already measured at scale 1 (the same numbers, not measured twice)."""
     before = before or target_logps(model, tok, probes, scale=0.0)
+    base = base if base is not None else control_base(model, tok, controls)
     out = []
     for s in scales:
-        p = probe_rows(model, tok, probes, scale=s, before=before)
-        c = control_rows(model, tok, controls, scale=s, continuation=0)
+        if s == 1.0 and at_one is not None:
+            p, c = at_one
+        else:
+            p = probe_rows(model, tok, probes, scale=s, before=before)
+            c = control_rows(model, tok, controls, scale=s, continuation=0, base=base)
         out.append({"scale": s, "delta_logp": sum(r["delta_logp"] for r in p) / len(p),
                     "control_kl": sum(r["kl"] for r in c) / len(c)})
     return out

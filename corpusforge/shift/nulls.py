@@ -53,14 +53,17 @@ def random_direction(model, seed: int):
                 b.copy_(b0)
 
 
-def null_effects(model, tok, probes, controls: list[dict], before: list[dict], *, draws: int = DRAWS) -> dict:
-    """Per probe and per control, what ``draws`` matched-norm random adapters do (seeds 0, 1, ...)."""
+def null_effects(model, tok, probes, controls: list[dict], before: list[dict], *, draws: int = DRAWS,
+                 base: list | None = None) -> dict:
+    """Per probe and per control, what ``draws`` matched-norm random adapters do (seeds 0, 1, ...).
+    ``base``: the controls' base log-probabilities (``measure.control_base``), when already known."""
+    base = base if base is not None else measure.control_base(model, tok, controls)
     per_probe: list[list[float]] = []
     per_control: list[list[float]] = []
     for seed in range(draws):
         with random_direction(model, seed):
             rows = measure.probe_rows(model, tok, probes, before=before)
-            kls = [r["kl"] for r in measure.control_rows(model, tok, controls, continuation=0)]
+            kls = [r["kl"] for r in measure.control_rows(model, tok, controls, continuation=0, base=base)]
         per_probe.append([r["delta_logp"] for r in rows])
         per_control.append(kls)
     n_probes, n_controls = len(per_probe[0]), len(per_control[0])
