@@ -93,7 +93,7 @@ def continue_ids(model, tok, id_lists: list[list[int]], *, max_new_tokens: int, 
 
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     options = {"do_sample": True, "temperature": 0.8, "top_p": 0.95} if sample else {"do_sample": False}
-    out_ids = []
+    ends, out_ids = _end_ids(model, tok), []
     for start in range(0, len(id_lists), batch_size):
         chunk = id_lists[start:start + batch_size]
         width = max(len(ids) for ids in chunk)
@@ -103,17 +103,19 @@ def continue_ids(model, tok, id_lists: list[list[int]], *, max_new_tokens: int, 
             torch.manual_seed(seed + start)
             out = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                  pad_token_id=pad, **options)
-        out_ids += [_until_end(row[width:].tolist(), _end_ids(model, tok)) for row in out]
+        out_ids += [_until_end(row[width:].tolist(), ends) for row in out]
     return out_ids
 
 
 def _end_ids(model, tok) -> set[int]:
+    """The token ids that end a generation: the model's generation config's and the tokenizer's."""
     ends = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ends = set(ends if isinstance(ends, list) else [ends] if ends is not None else [])
     return ends | ({tok.eos_token_id} if tok.eos_token_id is not None else set())
 
 
 def _until_end(ids: list[int], ends: set[int]) -> list[int]:
+    """``ids`` up to and including the first end token (what follows it in a batch is padding)."""
     for i, t in enumerate(ids):
         if t in ends:
             return ids[:i + 1]
