@@ -36,7 +36,7 @@ class MergeResult:
 
 
 def _next_logprobs(model, tok, prompts: list[str]) -> list:
-    return [measure.next_logprobs(model, measure.encode(tok, p)) for p in prompts]
+    return measure.last_logprobs(model, [measure.encode(tok, p) for p in prompts])
 
 
 def _card(base: str, adapter: Path, run, result: MergeResult) -> str:

@@ -21,6 +21,7 @@ from ..lm.device import Placement, choose
 from ..lm.load import load_model
 from ..train.adapter_run import AdapterRun, read_run
 from ..train.data import DEFAULT_CONTROLS, HELDOUT_CONTROLS, read_prompts
+from ..train.prepare import prompt_language
 from . import measure, nulls, structure
 from .probes import Probe, probes_from_corpus, read_probes
 from .report_model import ShiftReport
@@ -98,11 +99,7 @@ def _controls(controls_file, max_controls: int, run: AdapterRun | None) -> tuple
     shared = sum(c["prompt"] in trained_on for c in controls)
     name = str(path) if controls_file else "the held-out control set shipped with corpusforge (never trained on)"
     return controls, {"source": name, "count": len(controls), "also_training_controls": shared,
-                      "languages": sorted({c.get("language") or _language(c["prompt"]) for c in controls})}
-
-
-def _language(text: str) -> str:
-    return "ru" if any("\u0400" <= ch <= "\u04ff" for ch in text) else "en"
+                      "languages": sorted({prompt_language(c) for c in controls})}
 
 
 def _check_lengths(tok, probes: list[Probe], controls: list[dict], context: int) -> None:

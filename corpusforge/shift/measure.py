@@ -8,7 +8,6 @@ come from the same weights.
 from __future__ import annotations
 
 import math
-import random
 from contextlib import contextmanager
 from typing import Callable
 
@@ -83,22 +82,33 @@ def as_input(model, ids: list[int]):
     return torch.tensor([ids], device=model.device)
 
 
+def _padded(model, chunk: list[list[int]], pad: int, *, left: bool):
+    """Sequences of different lengths as one batch on the model's device: (input ids, attention mask), padded
+    on the left (for ``generate``, so that every prompt ends where its continuation begins) or on the right."""
+    import torch
+
+    width = max(len(ids) for ids in chunk)
+    rows = [([pad] * (width - len(ids)) + ids) if left else (ids + [pad] * (width - len(ids))) for ids in chunk]
+    masks = [([0] * (width - len(ids)) + [1] * len(ids)) if left else ([1] * len(ids) + [0] * (width - len(ids)))
+             for ids in chunk]
+    return torch.tensor(rows, device=model.device), torch.tensor(masks, device=model.device)
+
+
 def continue_ids(model, tok, id_lists: list[list[int]], *, max_new_tokens: int, sample: bool = False,
-                 seed: int = 0, batch_size: int = 16) -> list[list[int]]:
+                 seed: int = 0, temperature: float = 0.8, batch_size: int = 16) -> list[list[int]]:
     """The new tokens continuing each prompt, ``batch_size`` prompts at a time in one ``generate`` call
-    (left-padded, masked): greedy, or sampled at temperature 0.8, top-p 0.95, seeded per batch. A continuation
+    (left-padded, masked): greedy, or sampled at ``temperature``, top-p 0.95, seeded per batch. A continuation
     ends at its end-of-sequence token, as it would alone. One call instead of one per prompt is what keeps the
     report's generations within its time on a CPU."""
     import torch
 
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    options = {"do_sample": True, "temperature": 0.8, "top_p": 0.95} if sample else {"do_sample": False}
+    options = {"do_sample": True, "temperature": temperature, "top_p": 0.95} if sample else {"do_sample": False}
     ends, out_ids = _end_ids(model, tok), []
     for start in range(0, len(id_lists), batch_size):
         chunk = id_lists[start:start + batch_size]
-        width = max(len(ids) for ids in chunk)
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in chunk], device=model.device)
-        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in chunk], device=model.device)
+        input_ids, mask = _padded(model, chunk, pad, left=True)
+        width = input_ids.shape[1]
         with torch.no_grad():
             torch.manual_seed(seed + start)
             out = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
@@ -123,21 +133,25 @@ def _until_end(ids: list[int], ends: set[int]) -> list[int]:
 
 
 def continue_batch(model, tok, id_lists: list[list[int]], *, max_new_tokens: int, sample: bool = False,
-                   seed: int = 0, batch_size: int = 16) -> list[str]:
+                   seed: int = 0, temperature: float = 0.8, batch_size: int = 16) -> list[str]:
     """``continue_ids``, decoded."""
     return [tok.decode(ids, skip_special_tokens=True) for ids in
             continue_ids(model, tok, id_lists, max_new_tokens=max_new_tokens, sample=sample, seed=seed,
-                         batch_size=batch_size)]
+                         temperature=temperature, batch_size=batch_size)]
+
+
+def word_diff(before: str, after: str) -> list[list[str]]:
+    """[op, before words, after words] runs, as difflib's opcodes over words."""
+    import difflib
+
+    b, a = before.split(" "), after.split(" ")
+    return [[op, " ".join(b[i1:i2]), " ".join(a[j1:j2])]
+            for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=b, b=a).get_opcodes()]
 
 
 def next_logprobs(model, ids: list[int]):
     """Log-probabilities of the next token after ``ids``: (vocab,)."""
-    import torch
-    import torch.nn.functional as F
-
-    with torch.no_grad():
-        logits = model(input_ids=as_input(model, ids)).logits[0, -1]  # (batch=1, seq, vocab) → (vocab,)
-    return F.log_softmax(logits.float(), dim=-1)
+    return last_logprobs(model, [ids])[0]
 
 
 def logprob_rows(model, id_lists: list[list[int]], *, batch_size: int = 16):
@@ -149,9 +163,7 @@ def logprob_rows(model, id_lists: list[list[int]], *, batch_size: int = 16):
 
     for start in range(0, len(id_lists), batch_size):
         chunk = id_lists[start:start + batch_size]
-        width = max(len(ids) for ids in chunk)
-        input_ids = torch.tensor([ids + [0] * (width - len(ids)) for ids in chunk], device=model.device)
-        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids in chunk], device=model.device)
+        input_ids, mask = _padded(model, chunk, 0, left=False)
         with torch.no_grad():
             logits = model(input_ids=input_ids, attention_mask=mask).logits      # (batch, width, vocab)
         for row, ids in zip(logits, chunk):
@@ -202,15 +214,6 @@ def js(p_log, q_log) -> float:
 
 def entropy(p_log) -> float:
     return float(-(p_log.exp() * p_log).sum())
-
-
-def bootstrap_ci(values: list[float], *, samples: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile interval of the mean, resampling the items."""
-    if not values:
-        return (math.nan, math.nan)
-    rng = random.Random(seed)
-    means = sorted(sum(rng.choices(values, k=len(values))) / len(values) for _ in range(samples))
-    return means[int(0.025 * samples)], means[int(0.975 * samples) - 1]
 
 
 # ---------------------------------------------------------------------------
@@ -493,8 +496,6 @@ def attention_shift(model, tok, probes, *, top_heads: int = 3) -> dict:
 
 def generations(model, tok, probes, markers: list[str], *, max_new_tokens: int = 16, seed: int = 0) -> dict:
     """Greedy and fixed-seed sampled continuations before and after; the share that follows the structure."""
-    import difflib
-
     id_lists = [probe_ids(tok, probe) for probe in probes]
     texts = {}
     for label, scale in (("before", 0.0), ("after", 1.0)):
@@ -506,9 +507,7 @@ def generations(model, tok, probes, markers: list[str], *, max_new_tokens: int =
     for i, probe in enumerate(probes):
         row = {"prompt": probe.prompt, **{key: values[i] for key, values in texts.items()}}
         for kind in ("greedy", "sampled"):
-            b, a = row[f"{kind}_before"].split(" "), row[f"{kind}_after"].split(" ")
-            row[f"{kind}_diff"] = [[op, " ".join(b[i1:i2]), " ".join(a[j1:j2])]
-                                   for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=b, b=a).get_opcodes()]
+            row[f"{kind}_diff"] = word_diff(row[f"{kind}_before"], row[f"{kind}_after"])
         for label in ("before", "after"):
             row[f"follows_{label}"] = follows_structure(row[f"greedy_{label}"], probe.targets, markers, 0)
         rows.append(row)

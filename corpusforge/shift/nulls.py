@@ -76,14 +76,13 @@ def null_effects(model, tok, probes, controls: list[dict], before: list[dict], *
     }
 
 
-def bootstrap(values: list[float], statistic=None, *, samples: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile interval of ``statistic`` (the mean) over resamples of ``values``."""
+def bootstrap(values: list[float], *, samples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of the mean over resamples of ``values``."""
     if not values:
         return (math.nan, math.nan)
-    statistic = statistic or (lambda xs: sum(xs) / len(xs))
     rng = random.Random(seed)
-    stats = sorted(statistic(rng.choices(values, k=len(values))) for _ in range(samples))
-    return stats[int(0.025 * samples)], stats[int(0.975 * samples) - 1]
+    means = sorted(sum(rng.choices(values, k=len(values))) / len(values) for _ in range(samples))
+    return means[int(0.025 * samples)], means[int(0.975 * samples) - 1]
 
 
 def bootstrap_ratio(top: list[float], bottom: list[float], *, samples: int = 1000,

@@ -8,7 +8,6 @@ its first token's rank, before and after.
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,22 +39,9 @@ def _top_tokens(tok, logprobs, k: int) -> list[dict]:
 
 
 def _continue(model, tok, ids: list[int], cfg: TrialConfig, sample: bool) -> str:
-    import torch
-
-    with torch.no_grad():
-        if sample:
-            torch.manual_seed(cfg.seed)
-        out = model.generate(input_ids=measure.as_input(model, ids), max_new_tokens=cfg.max_new_tokens,
-                             do_sample=sample, temperature=cfg.temperature if sample else None,
-                             top_p=0.95 if sample else None, pad_token_id=tok.pad_token_id)
-    return tok.decode(out[0, len(ids):], skip_special_tokens=True)
-
-
-def word_diff(before: str, after: str) -> list[list[str]]:
-    """[op, before words, after words] runs, as difflib's opcodes over words."""
-    b, a = before.split(" "), after.split(" ")
-    return [[op, " ".join(b[i1:i2]), " ".join(a[j1:j2])]
-            for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=b, b=a).get_opcodes()]
+    [text] = measure.continue_batch(model, tok, [ids], max_new_tokens=cfg.max_new_tokens, sample=sample,
+                                    seed=cfg.seed, temperature=cfg.temperature)
+    return text
 
 
 def chat_prompt(tok, text: str) -> str:
@@ -78,8 +64,8 @@ def try_one(model, tok, prompt: str, cfg: TrialConfig, target: str | None = None
             if target:
                 logp, rank = measure.continuation_logprob(model, ids, measure.encode(tok, target))
                 row[f"target_{label}"] = {"p": math.exp(logp), "rank": rank}
-    row["greedy_diff"] = word_diff(row["greedy_before"], row["greedy_after"])
-    row["sampled_diff"] = word_diff(row["sampled_before"], row["sampled_after"])
+    row["greedy_diff"] = measure.word_diff(row["greedy_before"], row["greedy_after"])
+    row["sampled_diff"] = measure.word_diff(row["sampled_before"], row["sampled_after"])
     if target:
         row["target"] = target
     return row

@@ -67,9 +67,14 @@ def encode_records(records: list[dict], tokenizer, *, loss_on: list[str] | None,
     return out
 
 
+def _premise_end(rec: dict) -> int:
+    """Where the premise (the first role) ends: the chat form's user turn is the text before it."""
+    return rec["segments"][1]["start"] if len(rec["segments"]) > 1 else len(rec["text"])
+
+
 def chat_turns(rec: dict, system: str | None = None) -> list[dict]:
     """A record as a chat: the premise (its first role) as the user's turn, what follows as the assistant's."""
-    cut = rec["segments"][1]["start"] if len(rec["segments"]) > 1 else len(rec["text"])
+    cut = _premise_end(rec)
     return ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": rec["text"][:cut].strip()},
         {"role": "assistant", "content": rec["text"][cut:].strip()}]
@@ -79,7 +84,7 @@ def _chat_text(rec: dict, tokenizer, system: str | None) -> tuple[str, Callable[
     """The record rendered through the chat template, and where each offset of its text landed in it."""
     turns = chat_turns(rec, system)
     rendered = tokenizer.apply_chat_template(turns, tokenize=False)
-    cut = rec["segments"][1]["start"] if len(rec["segments"]) > 1 else len(rec["text"])
+    cut = _premise_end(rec)
     user, answer = rec["text"][:cut], rec["text"][cut:]
     u_at = rendered.find(turns[-2]["content"])
     a_at = rendered.find(turns[-1]["content"], u_at + len(turns[-2]["content"]))
