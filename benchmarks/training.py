@@ -2,8 +2,8 @@
 
 Both fit LoRA r=8 (alpha 16) on q, k, v, gate, up, down of layers 20-29 of the embedded SmolLM2-135M,
 batch 8, fp32 on the CPU, completion-only loss (the premise — the record's first role — is the prompt,
-the rest the completion), the same records in each run, no drift control (TRL has none). Each runs in
-its own process; the figure is non-padding tokens per second over the timed steps, and peak RSS.
+the rest the completion), the same records in each run, no drift control and no premise hold (TRL has
+neither). Each runs in its own process; the figure is non-padding tokens per second over the timed steps, and peak RSS.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ OURS = """
 import json, sys
 from corpusforge.train.loop import TrainConfig, train
 cfg = TrainConfig(rank=8, alpha=16.0, targets="q,k,v,gate,up,down", layers="20-29", lr=3e-4, steps=int(sys.argv[2]),
-                  batch_size=8, warmup=2, use_controls=False, eval_every=0, checkpoint_every=0)
+                  batch_size=8, warmup=2, use_controls=False, premise_weight=0.0, eval_every=0, checkpoint_every=0)
 r = train(sys.argv[1], sys.argv[3], cfg, overwrite=True, echo=lambda s: None, progress=False)
 print(json.dumps({"tokens_per_s": r.tokens_per_second, "tokens": r.tokens, "seconds": r.run.seconds}))
 """

@@ -295,3 +295,47 @@ def test_drift_along_continuations_is_the_same_batched(models, name, modules):
     for b, a in zip(batched, alone):
         assert b == pytest.approx(a, rel=1e-3, abs=1e-6)
     assert max(max(k) for k in alone) > 1e-4          # the adapter moved something
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2", "gpt_neox", "falcon"])
+def test_premise_positions_come_from_the_training_forward(models, name):
+    """--premise-weight holds the training records' own premise positions: their LoRA logits are taken from the
+    forward pass the supervised loss already runs over the whole records, and must equal the logits of the
+    premises run alone (a causal model's prefix does not see what follows), row for row under padding."""
+    import torch
+
+    from corpusforge.train.data import Example, collate
+    from corpusforge.train.lora import LoraSettings, resolve
+    from corpusforge.train.step import Head, logits_at, premises
+
+    lm = load_model(str(models(name)))
+    tok = lm.tokenizer
+    texts = [("If the river freezes,", " then the boats stay in port."),
+             ("Смысл — это", " движение."), ("A longer premise, with a clause or two before it ends,", " so.")]
+    examples = []
+    for premise, rest in texts:
+        p, r = tok(premise, add_special_tokens=False).input_ids, tok(rest, add_special_tokens=False).input_ids
+        examples.append(Example(p + r, list(range(len(p), len(p) + len(r)))))
+    batch, held = collate(examples, tok.pad_token_id), premises(examples, tok.pad_token_id)
+    rows, cols = held.at
+    assert rows.tolist() == [b for b, e in enumerate(examples) for _ in range(e.supervised[0] - 1)]
+    # never the position that predicts the first supervised token:
+    assert all(c < examples[b].supervised[0] - 1 for b, c in zip(rows.tolist(), cols.tolist()))
+    some = premises(examples, tok.pad_token_id, per_record=2, key="a")   # two positions drawn per record
+    assert len(some.at[0]) == 6 and set(zip(*(t.tolist() for t in some.at))) <= set(zip(rows.tolist(), cols.tolist()))
+    resolved = resolve(LoraSettings(rank=4, targets="attention"), lm.model)
+    from peft import get_peft_model
+
+    model = get_peft_model(lm.model, resolved.config)
+    head = Head(resolved.arch)
+    with torch.no_grad():
+        for p in model.parameters():   # a non-zero adapter: LoRA B starts at 0
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+        shared = logits_at(model, batch, head, held.at)[0]
+        alone = logits_at(model, held.batch, head, (held.batch.rows, held.batch.cols))[0]
+        some_shared = logits_at(model, batch, head, some.at)[0]
+        some_alone = logits_at(model, some.batch, head, (some.batch.rows, some.batch.cols))[0]
+    torch.testing.assert_close(shared, alone, atol=2e-4, rtol=1e-4)
+    torch.testing.assert_close(some_shared, some_alone, atol=2e-4, rtol=1e-4)
+    assert float((shared[0] - shared[-1]).abs().max()) > 1e-3   # different positions, different logits

@@ -99,6 +99,59 @@ def test_training_moves_the_loss_and_controls_keep_drift_down(tiny, tmp_path):
     assert max(kl(held)[1:]) > 0           # the penalty is live
 
 
+def _premise_drift(tiny, adapter: Path) -> float:
+    """Mean KL(base ‖ LoRA) at the premise positions of the sample corpus's training records."""
+    import torch
+    import torch.nn.functional as F
+    from peft import PeftModel
+
+    from corpusforge.lm.arch import describe
+    from corpusforge.train.step import Head, base_logprobs, lm_logits, premises
+
+    lm = load_model(str(tiny))
+    lines = (SAMPLE / "corpus" / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    recs = [json.loads(x) for x in lines]
+    examples = encode_records(recs[:32], lm.tokenizer, loss_on=None, max_length=128)
+    held = premises([e for e in examples if e.supervised], lm.tokenizer.pad_token_id)
+    model = PeftModel.from_pretrained(lm.model, str(adapter)).eval()
+    head = Head(describe(model.get_base_model()))
+    with torch.no_grad():
+        after = F.log_softmax(lm_logits(model, held.batch, head), dim=-1)
+        before = base_logprobs(model, held.batch, head)
+        return float(F.kl_div(after, before, log_target=True, reduction="batchmean"))
+
+
+def test_premise_weight_holds_the_records_own_premises(tiny, tmp_path):
+    """--premise-weight: KL(base ‖ LoRA) at the positions of each record before its supervised roles is part of
+    the loss, so the adapter changes what follows the premise, not how the premise itself is read."""
+    free = train(SAMPLE / "corpus", tmp_path / "free", quick(tiny, steps=12, lr=3e-3, use_controls=False,
+                                                             premise_weight=0.0), echo=lambda s: None)
+    held = train(SAMPLE / "corpus", tmp_path / "held", quick(tiny, steps=12, lr=3e-3, use_controls=False,
+                                                             premise_weight=50.0), echo=lambda s: None)
+    rows = [json.loads(x) for x in (held.out / "metrics.jsonl").read_text().splitlines()]
+    assert all("premise_kl" in r for r in rows) and max(r["premise_kl"] for r in rows[1:]) > 0   # live
+    assert not any("premise_kl" in json.loads(x) for x in (free.out / "metrics.jsonl").read_text().splitlines())
+    assert held.run.loss_curve[-1][1] < held.run.loss_curve[0][1]       # it still learns what follows
+    moved, kept = _premise_drift(tiny, free.out), _premise_drift(tiny, held.out)
+    assert moved > 1e-3 and kept < moved / 2, (moved, kept)
+
+
+def test_kept_control_base_trains_the_same_adapter_as_computing_it_each_step(tiny, tmp_path, monkeypatch):
+    """The controls' base log-probabilities are computed once and kept; a run that computes them every step
+    (as a set too large to keep is) must train the same adapter."""
+    from safetensors.torch import load_file
+
+    import corpusforge.train.step as step
+
+    kept = train(SAMPLE / "corpus", tmp_path / "kept", quick(tiny, steps=5, lr=3e-3), echo=lambda s: None)
+    monkeypatch.setattr(step, "CONTROL_CACHE_BYTES", 0)
+    each = train(SAMPLE / "corpus", tmp_path / "each", quick(tiny, steps=5, lr=3e-3), echo=lambda s: None)
+    kl = lambda r: [json.loads(x)["control_kl"] for x in (r.out / "metrics.jsonl").read_text().splitlines()]
+    assert kl(kept) == pytest.approx(kl(each), rel=1e-4, abs=1e-7) and max(kl(kept)) > 0
+    a, b = (load_file(r.out / "adapter_model.safetensors") for r in (kept, each))
+    assert a.keys() == b.keys() and all(float((a[k] - b[k]).abs().max()) < 1e-5 for k in a)
+
+
 def test_resume_gives_the_same_adapter_as_an_uninterrupted_run(tiny, tmp_path):
     from safetensors.torch import load_file
 
@@ -221,7 +274,7 @@ def test_marker_tokens_can_weigh_more(tiny):
 
 
 def test_steps_come_from_the_corpus_when_not_given(tiny, tmp_path):
-    """No --steps, no --epochs: max(40, ⌈72·(k+1) / examples per step⌉), k = the longest marker's tokens —
+    """No --steps, no --epochs: max(40, ⌈96·(k+1) / examples per step⌉), k = the longest marker's tokens —
     printed at the start and recorded in run.json."""
     from corpusforge.train.recipe import steps_from_corpus
 

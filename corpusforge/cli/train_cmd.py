@@ -28,6 +28,7 @@ def _train_options(func):
         config_option(TrainConfig, "loss_on"),
         config_option(TrainConfig, "controls", type=click.Path()),
         config_option(TrainConfig, "control_weight", type=float),
+        config_option(TrainConfig, "premise_weight", type=float),
         config_option(TrainConfig, "target_weight", type=float),
         config_option(TrainConfig, "eval_every", type=int),
         config_option(TrainConfig, "early_stopping", type=int),

@@ -38,7 +38,7 @@ class TrainConfig(BaseModel):
     lr: float = Field(2e-3, gt=0, le=1, allow_inf_nan=False, description="Learning rate.")
     steps: int | None = Field(None, ge=1, le=10_000_000,
                               description="Optimiser steps (default: chosen from the corpus, max(40, "
-                                          "9·(tokens of the longest marker + 1)) at batch 8, unless epochs is "
+                                          "12·(tokens of the longest marker + 1)) at batch 8, unless epochs is "
                                           "given).")
     epochs: float | None = Field(None, gt=0, le=100_000, allow_inf_nan=False,
                                  description="Passes over the training split, instead of steps.")
@@ -53,6 +53,9 @@ class TrainConfig(BaseModel):
                                                    "default: the set shipped with corpusforge.")
     use_controls: bool = Field(True, description="Penalise drift on the control prompts (KL).")
     control_weight: float = Field(20.0, ge=0, allow_inf_nan=False, description="Weight of the control KL.")
+    premise_weight: float = Field(2.0, ge=0, allow_inf_nan=False,
+                                  description="Weight of the KL at the training records' own premise positions "
+                                              "(before the supervised roles; 0: off).")
     control_batch: int = Field(8, ge=1, le=65_536, description="Control prompts per step.")
     target_weight: float = Field(30.0, gt=0, le=1000, allow_inf_nan=False,
                                  description="Loss weight of the marker tokens (the records' targets); the other "

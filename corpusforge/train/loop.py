@@ -28,10 +28,10 @@ from ..lm.device import choose
 from .adapter_run import AdapterRun, write_run
 from .checkpoint import RunState, load_checkpoint, save_checkpoint
 from .config import TrainConfig, load_config, make_config
-from .data import Batch, Example, collate, epoch_batches
+from .data import Example, collate, epoch_batches
 from .lora import LoraSettings, parse_layers
 from .prepare import Prepared, prepare
-from .step import StepInputs, evaluate, objective_module, run_step
+from .step import StepInputs, control_base_cache, evaluate, objective_module, run_step
 
 __all__ = ["TrainConfig", "TrainResult", "load_config", "make_config", "train"]
 
@@ -84,6 +84,7 @@ class _Batches:
         self.lengths = [len(e) for e in prep.examples]
         self.per_epoch = math.ceil(len(self.examples) / cfg.batch_size)
         self._epoch: tuple[int, list[list[int]]] = (-1, [])
+        self.base: list | None = None   # the controls' base log-probabilities, when kept
 
     def batch_at(self, global_index: int) -> list[Example]:
         epoch, i = divmod(global_index, self.per_epoch)
@@ -91,12 +92,22 @@ class _Batches:
             self._epoch = (epoch, epoch_batches(self.lengths, self.cfg.batch_size, self.cfg.seed, epoch))
         return [self.examples[j] for j in self._epoch[1][i]]
 
-    def control_batch(self, index: int) -> Batch | None:
+    def control_batch(self, index: int) -> tuple:
+        """The controls of one step and their base log-probabilities when kept (else None): (None, None)
+        without controls."""
+        import torch
+
         if not self.controls:
-            return None
+            return None, None
         n, size = len(self.controls), self.cfg.control_batch
-        picked = [self.controls[(index * size + j) % n] for j in range(min(size, n))]
-        return collate(picked, self.pad_id, all_positions=True)
+        picked = [(index * size + j) % n for j in range(min(size, n))]
+        batch = collate([self.controls[k] for k in picked], self.pad_id, all_positions=True)
+        return batch, None if self.base is None else torch.cat([self.base[k] for k in picked])
+
+    def keep_control_base(self, peft_model, head, device) -> None:
+        if self.controls:
+            self.base = control_base_cache(peft_model, self.controls, self.pad_id, head, self.cfg.control_batch,
+                                           device)
 
 
 def _peak_memory_mb() -> float:
@@ -148,6 +159,7 @@ def _record_step(state: RunState, measured: dict, steps: int, cfg: TrainConfig, 
     state.supervised += measured["supervised_tokens"]
     state.seconds += measured["seconds"]
     row = {"step": state.step, "loss": round(measured["loss"], 5), "control_kl": round(measured["control_kl"], 6),
+           **({"premise_kl": round(measured["premise_kl"], 6)} if cfg.premise_weight > 0 else {}),
            "lr": measured["lr"], "tokens": measured["tokens"], "supervised_tokens": measured["supervised_tokens"],
            "tokens_per_s": round(measured["tokens"] / measured["seconds"], 1)}
     if cfg.eval_every and prep.held and (state.step % cfg.eval_every == 0 or state.step == steps):
@@ -253,8 +265,10 @@ def train(corpus: str | Path, out: str | Path, cfg: TrainConfig, *, resume: bool
     if cfg.steps is None and cfg.epochs is None:
         say(prep.steps_rule.describe())
     opt = _optimisation(prep, cfg, steps, accelerator)
+    batches.keep_control_base(opt.peft_model, prep.head, prep.loaded.placement.device)
     inputs = StepInputs(batches.batch_at, batches.control_batch, prep.pad_id, cfg.grad_accum, cfg.control_weight,
-                        world, accelerator.process_index, prep.head, prep.loaded.placement.device)
+                        world, accelerator.process_index, prep.head, prep.loaded.placement.device,
+                        cfg.premise_weight, cfg.seed)
     config = cfg.model_dump(mode="json")
 
     with ExitStack() as stack:
