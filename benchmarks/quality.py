@@ -24,9 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import statistics
 import time
 from pathlib import Path
+
+from corpusforge._atomic import partial_path
 
 from .common import HERE, WORK
 
@@ -134,6 +137,7 @@ def train_and_measure(*, mix: str = "mix", n: int = 3000, fmt: str = "text", ove
     if not corpus.exists():
         generate(GenerateConfig(mix=MIXES[mix], n=n, seed=0, progress=False), corpus)
     adapter = adapter or WORK / f"quality-adapter-{mix}-{fmt}"
+    shutil.rmtree(partial_path(adapter), ignore_errors=True)   # a scratch adapter: an interrupted run is not resumed
     cfg = make_config({**(overrides or {}), "format": fmt, "checkpoint_every": 0, "eval_every": 0})
     trained = train(corpus, adapter, cfg, overwrite=True, echo=lambda s: None, progress=False)
     res = {"format": fmt, "mix_name": mix, "overrides": overrides or {}, "date": time.strftime("%Y-%m-%d %H:%M"),
