@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from corpusforge.errors import CorpusforgeError, GenerateError, ProbeError, RecordError, TemplateError, TrainError
@@ -550,8 +550,9 @@ NUMBERS = st.one_of(st.integers(min_value=-(2**40), max_value=2**40), st.floats(
 @settings(max_examples=200, deadline=None)
 @given(values=st.dictionaries(st.sampled_from(["rank", "alpha", "dropout", "lr", "steps", "epochs", "batch_size",
                                                "grad_accum", "max_length", "warmup", "control_weight",
-                                               "control_batch", "eval_every", "early_stopping",
+                                               "premise_weight", "control_batch", "eval_every", "early_stopping",
                                                "checkpoint_every", "layers", "loss_on"]), NUMBERS, max_size=4))
+@example(values={"steps": 1, "epochs": 1})   # a check across two options (hypothesis found it once)
 def test_train_options_are_a_config_or_one_clear_error(values):
     from corpusforge.train.config import load_config
 

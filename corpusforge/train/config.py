@@ -88,7 +88,7 @@ class TrainConfig(BaseModel):
     @model_validator(mode="after")
     def _steps_or_epochs(self) -> TrainConfig:
         if self.steps is not None and self.epochs is not None:
-            raise ValueError("give steps or epochs, not both")
+            raise ValueError("--steps and --epochs: give one, not both")
         return self
 
     def total_steps(self, batches_per_epoch: int, micro_per_step: int, from_corpus: int) -> int:
@@ -107,7 +107,7 @@ _BOUNDS = {"greater_than_equal": ("ge", "must be at least {}"), "greater_than": 
 def _as_train_error(err: ValidationError, file: str | None) -> TrainError:
     first = err.errors(include_url=False)[0]
     name = ".".join(str(x) for x in first["loc"])
-    option = f"--{name.replace('_', '-')}" if name else "the configuration:"
+    option = f"--{name.replace('_', '-')} " if name else ""   # a check across fields names its options itself
     shown = repr(first.get("input"))
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     kind, ctx = first["type"], first.get("ctx") or {}
@@ -120,7 +120,7 @@ def _as_train_error(err: ValidationError, file: str | None) -> TrainError:
         message = "must be a finite number"
     else:
         message = first["msg"].removeprefix("Value error, ")
-    return TrainError(f"{option} {message}, got {shown}", file=file)
+    return TrainError(f"{option}{message}, got {shown}", file=file)
 
 
 def make_config(values: dict[str, Any], *, file: str | None = None) -> TrainConfig:
