@@ -317,12 +317,13 @@ def test_premise_positions_come_from_the_training_forward(models, name):
         p, r = tok(premise, add_special_tokens=False).input_ids, tok(rest, add_special_tokens=False).input_ids
         examples.append(Example(p + r, list(range(len(p), len(p) + len(r)))))
     batch, held = collate(examples, tok.pad_token_id), premises(examples, tok.pad_token_id)
-    rows, cols = held.at
+    rows, cols = held.rows, held.cols   # the same positions in the training batch, row for row
     assert rows.tolist() == [b for b, e in enumerate(examples) for _ in range(e.supervised[0] - 1)]
     # never the position that predicts the first supervised token:
     assert all(c < examples[b].supervised[0] - 1 for b, c in zip(rows.tolist(), cols.tolist()))
     some = premises(examples, tok.pad_token_id, per_record=2, key="a")   # two positions drawn per record
-    assert len(some.at[0]) == 6 and set(zip(*(t.tolist() for t in some.at))) <= set(zip(rows.tolist(), cols.tolist()))
+    drawn = set(zip(some.rows.tolist(), some.cols.tolist()))
+    assert len(some.rows) == 6 and drawn <= set(zip(rows.tolist(), cols.tolist()))
     resolved = resolve(LoraSettings(rank=4, targets="attention"), lm.model)
     from peft import get_peft_model
 
@@ -332,10 +333,8 @@ def test_premise_positions_come_from_the_training_forward(models, name):
         for p in model.parameters():   # a non-zero adapter: LoRA B starts at 0
             if p.requires_grad:
                 p.add_(torch.randn_like(p) * 0.05)
-        shared = logits_at(model, batch, head, held.at)[0]
-        alone = logits_at(model, held.batch, head, (held.batch.rows, held.batch.cols))[0]
-        some_shared = logits_at(model, batch, head, some.at)[0]
-        some_alone = logits_at(model, some.batch, head, (some.batch.rows, some.batch.cols))[0]
+        shared, alone = (logits_at(model, b, head, (held.rows, held.cols))[0] for b in (batch, held))
+        some_shared, some_alone = (logits_at(model, b, head, (some.rows, some.cols))[0] for b in (batch, some))
     torch.testing.assert_close(shared, alone, atol=2e-4, rtol=1e-4)
     torch.testing.assert_close(some_shared, some_alone, atol=2e-4, rtol=1e-4)
     assert float((shared[0] - shared[-1]).abs().max()) > 1e-3   # different positions, different logits

@@ -116,8 +116,8 @@ def _premise_drift(tiny, adapter: Path) -> float:
     model = PeftModel.from_pretrained(lm.model, str(adapter)).eval()
     head = Head(describe(model.get_base_model()))
     with torch.no_grad():
-        after = F.log_softmax(lm_logits(model, held.batch, head), dim=-1)
-        before = base_logprobs(model, held.batch, head)
+        after = F.log_softmax(lm_logits(model, held, head), dim=-1)
+        before = base_logprobs(model, held, head)
         return float(F.kl_div(after, before, log_target=True, reduction="batchmean"))
 
 

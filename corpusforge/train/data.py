@@ -135,14 +135,19 @@ def check_loss_roles(records: list[dict], loss_on: list[str] | None) -> None:
                          f"{', '.join(present)}")
 
 
+def keyed_random(key: str) -> random.Random:
+    """A random stream determined by ``key`` alone: every process of a distributed run, and a resumed run,
+    draws the same."""
+    return random.Random(int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little"))
+
+
 def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """Batches of example indexes for one epoch: shuffled, then grouped by length so padding stays small.
 
     Deterministic in (seed, epoch): every process of a distributed run, and a
     resumed run, sees the same batches.
     """
-    key = int.from_bytes(hashlib.blake2b(f"{seed}:{epoch}".encode(), digest_size=8).digest(), "little")
-    rng = random.Random(key)
+    rng = keyed_random(f"{seed}:{epoch}")
     order = list(range(len(lengths)))
     rng.shuffle(order)
     window = batch_size * 32

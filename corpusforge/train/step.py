@@ -17,15 +17,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import random
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import TrainError
 from ..lm.arch import Architecture, head_logits
-from .data import Batch, Example, collate
+from .data import Batch, Example, collate, keyed_random
 
 
 @dataclass
@@ -165,29 +163,19 @@ class StepInputs:
 PREMISE_POSITIONS_PER_RECORD = 4
 
 
-@dataclass
-class Premises:
-    """The premises of a training batch's records, row for row, and where their held positions sit."""
-
-    batch: Batch     # the premises alone (for the base's forward pass), labels at the held positions
-    at: tuple        # (rows, cols) of the same positions in the training batch
-
-
-def premises(examples: list[Example], pad_id: int, *, per_record: int | None = None, key: str = "") -> Premises | None:
-    """Each example cut before its first supervised token, with the positions to hold: every next token of the
-    premise, or ``per_record`` of them drawn (deterministic in ``key``). The position that predicts the first
+def premises(examples: list[Example], pad_id: int, *, per_record: int | None = None, key: str = "") -> Batch | None:
+    """Each example cut before its first supervised token, row for row, with the positions to hold as its
+    labels: every next token of the premise, or ``per_record`` of them drawn (deterministic in ``key``). The
+    batch's (rows, cols) are the same positions in the training batch. The position that predicts the first
     supervised token (the marker, often) is never among them. None when no premise has a position."""
-    rng = random.Random(int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little"))
+    rng = keyed_random(key)
     cut = []
     for e in examples:
         held = list(range(1, max(e.supervised[0], 1)))
         if per_record is not None and len(held) > per_record:
             held = sorted(rng.sample(held, per_record))
         cut.append(Example(e.ids[:held[-1] + 1] if held else e.ids[:1], held))
-    if not any(e.supervised for e in cut):
-        return None
-    batch = collate(cut, pad_id)
-    return Premises(batch, (batch.rows, batch.cols))   # row for row: the same positions in the training batch
+    return collate(cut, pad_id) if any(e.supervised for e in cut) else None
 
 
 def run_step(objective, peft_model, optimizer, scheduler, accelerator, inputs: StepInputs, position: int) -> dict:
@@ -213,8 +201,8 @@ def run_step(objective, peft_model, optimizer, scheduler, accelerator, inputs: S
             pre = premises(examples, inputs.pad_id, per_record=PREMISE_POSITIONS_PER_RECORD,
                            key=f"{inputs.seed}:{index}")
             if pre is not None:
-                held_at = tuple(t.to(inputs.device) for t in pre.at)
-                held_base = base_logprobs(peft_model, pre.batch.to(inputs.device), inputs.head)
+                pre = pre.to(inputs.device)
+                held_at, held_base = (pre.rows, pre.cols), base_logprobs(peft_model, pre, inputs.head)
         ce, kl, held = objective(batch, ctrl, base, held_at, held_base)
         accelerator.backward((ce + inputs.control_weight * kl + inputs.premise_weight * held) / inputs.grad_accum)
         step_loss += float(ce.detach()) / inputs.grad_accum
