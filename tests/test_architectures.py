@@ -259,6 +259,44 @@ def test_batched_continuations_equal_one_prompt_at_a_time(models, name):
     assert len(set(one_by_one)) > 1   # the prompts were continued, each in its own way
 
 
+@pytest.mark.parametrize(("name", "dora", "mixes"), [("llama", False, True), ("gpt2", False, True),
+                                                     ("opt", False, False), ("llama", True, False)])
+def test_before_and_after_in_one_batch_equal_each_alone(models, name, dora, mixes):
+    """The report writes every continuation — adapter off and on, greedy and sampled — in one generate call,
+    through peft's mixed-adapter rows, or in a call per side where peft cannot mix (OPT flattens its MLP's
+    input; DoRA). Either way each greedy text must be what the prompt gives alone at that scale, and a sampled
+    ask's text must depend on the ask alone, with before and after sharing their draws."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from corpusforge.shift.measure import Ask, _can_mix, adapter_scale, before_after, continue_asks, encode
+
+    lm = load_model(str(models(name)))
+    tok = lm.tokenizer
+    torch.manual_seed(0)
+    model = get_peft_model(lm.model, LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False,
+                                                use_dora=dora)).eval()
+    assert _can_mix(model) is mixes
+    ids = [encode(tok, p) for p in ["If the river freezes,", "Смысл — это",
+                                    "A long prompt that is much longer than the others, and yet"]]
+    texts = before_after(model, tok, {"greedy": (ids, 10, False), "sampled": (ids, 10, True)})
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    for label, scale in (("before", 0.0), ("after", 1.0)):
+        with adapter_scale(model, scale), torch.no_grad():
+            alone = [tok.decode(model.generate(input_ids=torch.tensor([i]), max_new_tokens=10, do_sample=False,
+                                               pad_token_id=pad)[0, len(i):], skip_special_tokens=True) for i in ids]
+        assert texts["greedy"][label] == alone
+    assert texts["greedy"]["before"] != texts["greedy"]["after"]        # the adapter changed what is written
+    assert texts["sampled"]["before"] != texts["greedy"]["before"]      # and the samples are samples
+    with adapter_scale(model, 0.0):   # an adapter that changes nothing writes the same samples
+        still = before_after(model, tok, {"sampled": (ids, 10, True)})["sampled"]
+    assert still["before"] == still["after"] == texts["sampled"]["before"]
+    ask = Ask(ids[1], 10, sample=True, adapter=True, key="k")
+    others = [Ask(i, 6, sample=s, adapter=a, key=f"o{n}") for n, (i, s, a) in
+              enumerate([(ids[0], True, False), (ids[2], False, True), (ids[0], True, True)])]
+    assert continue_asks(model, tok, [ask]) == continue_asks(model, tok, [*others, ask])[-1:]
+
+
 @pytest.mark.parametrize("name", ["llama", "gpt2", "gpt_neox", "falcon", "gemma2"])
 def test_batched_scores_equal_one_sequence_at_a_time(models, name):
     """The report scores probes and controls in right-padded batches; each score must be what the sequence

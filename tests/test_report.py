@@ -239,3 +239,26 @@ def test_a_prompt_cut_for_display_says_so():
 
     assert tail("If the river freezes,", 30) == "If the river freezes,"
     assert tail("Говорят, идея рождается каждое утро.", 12) == "…аждое утро."
+
+
+def test_a_sampled_token_follows_the_cut_distribution():
+    """The report's sampling: softmax at the temperature, cut to the most likely tokens whose mass reaches
+    top-p, then the token at u. Over an even grid of u each kept token comes up in proportion to its
+    renormalised probability, and a token past the cut never does — also when the cut is looked for among
+    fewer tokens than it needs."""
+    from collections import Counter
+
+    import torch
+
+    from corpusforge.shift.measure import _draw
+
+    scores = torch.log(torch.tensor([[0.05, 0.5, 0.15, 0.3]]))
+    grid = [i / 1000 for i in range(1000)]
+    for within in (4, 2):    # 2: the two most likely hold 0.8 < 0.9, so the draw must look at all of them
+        picks = Counter(int(_draw(scores, torch.tensor([u]), 1.0, 0.9, within=within)) for u in grid)
+        assert picks[0] == 0                        # 0.5 + 0.3 + 0.15 reaches 0.9: the 0.05 token is cut
+        for token, p in ((1, 0.5), (3, 0.3), (2, 0.15)):
+            assert picks[token] / 1000 == pytest.approx(p / 0.95, abs=0.002)
+    assert int(_draw(scores, torch.tensor([0.0]), 1.0, 0.9)) == 1        # u = 0: the most likely
+    hot = Counter(int(_draw(scores, torch.tensor([u]), 0.05, 0.9)) for u in grid)
+    assert hot == {1: 1000}                          # a low temperature leaves only the most likely

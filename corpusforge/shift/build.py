@@ -176,13 +176,18 @@ def _model_sections(model, tok, probes: list[Probe], echo, lap, before: list[dic
 
 def _text_sections(model, tok, inputs: Inputs, echo, lap, neutral_prompts: int) -> dict:
     out: dict = {}
-    echo("[9/11] generations")
+    echo(f"[9/11] generations: probes greedy and sampled, {neutral_prompts} neutral prompts sampled, before and "
+         "after, in one batch")
+    probes, prompts = inputs.probes[:8], _spread(structure.read_neutral(), neutral_prompts)
+    probe_ids = [measure.probe_ids(tok, p) for p in probes]
+    neutral_ids = [measure.encode(tok, p["prompt"]) for p in prompts]
+    texts = measure.before_after(model, tok, {"greedy": (probe_ids, 32, False), "sampled": (probe_ids, 32, True),
+                                              "neutral": (neutral_ids, 40, True)})
     markers = sorted({t for p in inputs.probes for t in p.targets})
-    out["generations"] = measure.generations(model, tok, inputs.probes[:8], markers, max_new_tokens=32)
+    out["generations"] = measure.generations(probes, markers, texts["greedy"], texts["sampled"])
     lap("generations")
-    echo(f"[10/11] structure on {neutral_prompts} neutral prompts, and copying from the corpus")
-    prompts = _spread(structure.read_neutral(), neutral_prompts)
-    neutral = structure.sample_continuations(model, tok, prompts)
+    echo("[10/11] structure on the neutral prompts, and copying from the corpus")
+    neutral = texts["neutral"]
     detector = _detector(inputs.corpus, inputs.probes)
     out["structure"] = {"prompts": [p["prompt"] for p in prompts], "continuations": neutral,
                         "patterns": structure.structure_transfer(detector, prompts, neutral) if detector else [],

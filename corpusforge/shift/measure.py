@@ -8,7 +8,8 @@ come from the same weights.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Callable
 
 from ..lm.arch import Architecture, Projection, describe, lens_logits
@@ -94,27 +95,133 @@ def _padded(model, chunk: list[list[int]], pad: int, *, left: bool):
     return torch.tensor(rows, device=model.device), torch.tensor(masks, device=model.device)
 
 
-def continue_ids(model, tok, id_lists: list[list[int]], *, max_new_tokens: int, sample: bool = False,
-                 seed: int = 0, temperature: float = 0.8, batch_size: int = 16) -> list[list[int]]:
-    """The new tokens continuing each prompt, ``batch_size`` prompts at a time in one ``generate`` call
-    (left-padded, masked): greedy, or sampled at ``temperature``, top-p 0.95, seeded per batch. A continuation
-    ends at its end-of-sequence token, as it would alone. One call instead of one per prompt is what keeps the
-    report's generations within its time on a CPU."""
+@dataclass(frozen=True)
+class Ask:
+    """One continuation to write: a prompt's ids and how many new tokens; greedy, or sampled with a random
+    stream of its own (``key``: asks with one key draw the same numbers — the before and after of one prompt,
+    so that an adapter that changes nothing writes the same sample); with the adapter on (True), off (False,
+    the base), or as the model stands (None)."""
+
+    ids: list[int]
+    max_new_tokens: int
+    sample: bool = False
+    adapter: bool | None = None
+    key: str = ""
+
+
+def continue_asks(model, tok, asks: list[Ask], *, seed: int = 0, temperature: float = 0.8, top_p: float = 0.95,
+                  batch_size: int = 64) -> list[list[int]]:
+    """The new tokens of every ask, in as few ``generate`` calls as the model allows: ``batch_size`` prompts a
+    call, left-padded and masked, greedy and sampled rows together, and — through peft's mixed-adapter batches —
+    the adapter's rows beside the base's (a DoRA or merged adapter cannot mix: its rows go in calls of their
+    own). On a CPU, decoding a batch of 8 or of 56 costs about the same (the weights are read once per token
+    either way), so one call instead of one per kind is what keeps the report within its time. Each ask's
+    tokens depend on the ask alone, not on what shares its batch (its own random stream; greedy is greedy),
+    and end at its end-of-sequence token."""
+    settings = {"seed": seed, "temperature": temperature, "top_p": top_p, "batch_size": batch_size}
+    if any(a.adapter is not None for a in asks) and _can_mix(model):
+        return _generate(model, tok, asks, {None: list(range(len(asks)))}, mixed=True, **settings)
+    groups: dict[bool | None, list[int]] = {}
+    for i, a in enumerate(asks):
+        groups.setdefault(a.adapter, []).append(i)
+    return _generate(model, tok, asks, groups, mixed=False, **settings)
+
+
+def _generate(model, tok, asks: list[Ask], groups: dict[bool | None, list[int]], *, mixed: bool, seed: int,
+              temperature: float, top_p: float, batch_size: int) -> list[list[int]]:
+    """``continue_asks`` over ``groups`` of asks (by adapter; one group when ``mixed``)."""
     import torch
 
+    out: list[list[int]] = [[] for _ in asks]
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    options = {"do_sample": True, "temperature": temperature, "top_p": 0.95} if sample else {"do_sample": False}
-    ends, out_ids = _end_ids(model, tok), []
-    for start in range(0, len(id_lists), batch_size):
-        chunk = id_lists[start:start + batch_size]
-        input_ids, mask = _padded(model, chunk, pad, left=True)
-        width = input_ids.shape[1]
+    ends = _end_ids(model, tok)
+    for adapter, members in groups.items():
+        with adapter_scale(model, 0.0) if adapter is False else nullcontext():
+            for start in range(0, len(members), batch_size):
+                rows = members[start:start + batch_size]
+                chunk = [asks[i] for i in rows]
+                input_ids, mask = _padded(model, [a.ids for a in chunk], pad, left=True)
+                options = {"adapter_names": [_adapter_name(model, a.adapter) for a in chunk]} if mixed else {}
+                with torch.no_grad():
+                    new = model.generate(input_ids=input_ids, attention_mask=mask, pad_token_id=pad,
+                                         max_new_tokens=max(a.max_new_tokens for a in chunk), do_sample=False,
+                                         logits_processor=[_Choose(chunk, seed, temperature, top_p)],
+                                         **options)[:, input_ids.shape[1]:]
+                for i, a, ids in zip(rows, chunk, new.tolist()):
+                    out[i] = _until_end(ids[:a.max_new_tokens], ends)
+    return out
+
+
+def _can_mix(model) -> bool:
+    """Whether peft can run this model's adapter and its base in one batch (``adapter_names``): not for a DoRA
+    or merged adapter, nor where a LoRA module sees the rows flattened together (OPT's MLP does), which one
+    tiny forward pass tells."""
+    import torch
+
+    layers = [module for _, module in lora_layers(model)]
+    if not layers or any(m.merged or any(m.use_dora.values()) for m in layers):
+        return False
+    rows: list[int] = []
+    hooks = [m.register_forward_pre_hook(lambda _, args: rows.append(args[0].shape[0])) for m in layers]
+    try:
         with torch.no_grad():
-            torch.manual_seed(seed + start)
-            out = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                 pad_token_id=pad, **options)
-        out_ids += [_until_end(row[width:].tolist(), ends) for row in out]
-    return out_ids
+            model(input_ids=torch.zeros((3, 2), dtype=torch.long, device=model.device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return all(n == 3 for n in rows)
+
+
+def _adapter_name(model, adapter: bool | None) -> str:
+    return "__base__" if adapter is False else model.active_adapter
+
+
+class _Choose:
+    """A logits processor that makes each row's choice itself — greedy: the most likely token; sampled: a draw
+    at ``temperature`` within the top-``top_p`` mass, from the row's own random stream — and leaves only that
+    token, so that ``generate``'s greedy step takes it. Runs after the model's own processors, as greedy and
+    sampling would."""
+
+    def __init__(self, asks: list[Ask], seed: int, temperature: float, top_p: float):
+        from ..train.data import keyed_random
+
+        self.sampled = [row for row, a in enumerate(asks) if a.sample]
+        self.keys = [asks[row].key for row in self.sampled]
+        self.streams = {key: keyed_random(f"{seed}:{key}") for key in self.keys}
+        self.temperature, self.top_p = temperature, top_p
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        chosen = scores.argmax(dim=-1)
+        if self.sampled:
+            draws = {key: stream.random() for key, stream in self.streams.items()}   # one per key and step
+            u = torch.tensor([draws[key] for key in self.keys], device=scores.device)
+            chosen[self.sampled] = _draw(scores[self.sampled], u, self.temperature, self.top_p)
+        return torch.full_like(scores, -math.inf).scatter_(1, chosen[:, None], 0.0)
+
+
+def _draw(scores, u, temperature: float, top_p: float, *, within: int = 1024):
+    """Per row, the token at ``u`` (uniform in [0, 1)) of ``softmax(scores / temperature)`` cut to the most
+    likely tokens whose mass reaches ``top_p`` (at least one): (rows, vocab), (rows,) → (rows,). The cut is
+    looked for among the ``within`` most likely tokens, and among all when they fall short of ``top_p``."""
+    import torch
+
+    probs = torch.softmax(scores.float() / temperature, dim=-1)
+    top, order = probs.topk(min(within, probs.shape[-1]), dim=-1)        # descending
+    if within < probs.shape[-1] and bool((top.sum(-1) < top_p).any()):
+        return _draw(scores, u, temperature, top_p, within=probs.shape[-1])
+    kept = torch.where(top.cumsum(-1) - top < top_p, top, 0.0).cumsum(-1)  # a prefix of the ranking
+    at = torch.searchsorted(kept, (u * kept[:, -1])[:, None], right=True)
+    at = torch.minimum(at, (kept < kept[:, -1:]).sum(-1, keepdim=True))   # never past the last kept token
+    return order.gather(-1, at).squeeze(-1)
+
+
+def continue_ids(model, tok, id_lists: list[list[int]], *, max_new_tokens: int, sample: bool = False,
+                 seed: int = 0, temperature: float = 0.8, batch_size: int = 64) -> list[list[int]]:
+    """The new tokens continuing each prompt with the model as it stands (``continue_asks``)."""
+    return continue_asks(model, tok, [Ask(ids, max_new_tokens, sample, key=str(i)) for i, ids in enumerate(id_lists)],
+                         seed=seed, temperature=temperature, batch_size=batch_size)
 
 
 def _end_ids(model, tok) -> set[int]:
@@ -133,11 +240,28 @@ def _until_end(ids: list[int], ends: set[int]) -> list[int]:
 
 
 def continue_batch(model, tok, id_lists: list[list[int]], *, max_new_tokens: int, sample: bool = False,
-                   seed: int = 0, temperature: float = 0.8, batch_size: int = 16) -> list[str]:
+                   seed: int = 0, temperature: float = 0.8, batch_size: int = 64) -> list[str]:
     """``continue_ids``, decoded."""
     return [tok.decode(ids, skip_special_tokens=True) for ids in
             continue_ids(model, tok, id_lists, max_new_tokens=max_new_tokens, sample=sample, seed=seed,
                          temperature=temperature, batch_size=batch_size)]
+
+
+def before_after(model, tok, wanted: dict[str, tuple[list[list[int]], int, bool]], *, seed: int = 0,
+                 temperature: float = 0.8) -> dict[str, dict[str, list[str]]]:
+    """Every prompt of every kind continued with the adapter off and on, all in one ``continue_asks``: ``wanted``
+    maps a kind to (prompts' ids, new tokens, sampled?); returns kind → {"before": texts, "after": texts}.
+    A prompt's sampled before and after share their random draws."""
+    asks, where = [], []
+    for kind, (id_lists, max_new_tokens, sample) in wanted.items():
+        for i, ids in enumerate(id_lists):
+            for label in ("before", "after"):
+                asks.append(Ask(ids, max_new_tokens, sample, adapter=label == "after", key=f"{kind}:{i}"))
+                where.append((kind, label))
+    texts: dict[str, dict[str, list[str]]] = {kind: {"before": [], "after": []} for kind in wanted}
+    for (kind, label), ids in zip(where, continue_asks(model, tok, asks, seed=seed, temperature=temperature)):
+        texts[kind][label].append(tok.decode(ids, skip_special_tokens=True))
+    return texts
 
 
 def word_diff(before: str, after: str) -> list[list[str]]:
@@ -494,18 +618,13 @@ def attention_shift(model, tok, probes, *, top_heads: int = 3) -> dict:
             "heatmaps": heatmaps, "prompt": probes[0].prompt}
 
 
-def generations(model, tok, probes, markers: list[str], *, max_new_tokens: int = 16, seed: int = 0) -> dict:
-    """Greedy and fixed-seed sampled continuations before and after; the share that follows the structure."""
-    id_lists = [probe_ids(tok, probe) for probe in probes]
-    texts = {}
-    for label, scale in (("before", 0.0), ("after", 1.0)):
-        with adapter_scale(model, scale):
-            texts[f"greedy_{label}"] = continue_batch(model, tok, id_lists, max_new_tokens=max_new_tokens)
-            texts[f"sampled_{label}"] = continue_batch(model, tok, id_lists, max_new_tokens=max_new_tokens,
-                                                       sample=True, seed=seed)
+def generations(probes, markers: list[str], greedy: dict[str, list[str]], sampled: dict[str, list[str]]) -> dict:
+    """Greedy and sampled continuations of the probes before and after (``before_after``'s texts), word diffs,
+    and the share that follows the structure."""
     rows = []
     for i, probe in enumerate(probes):
-        row = {"prompt": probe.prompt, **{key: values[i] for key, values in texts.items()}}
+        row = {"prompt": probe.prompt, **{f"{kind}_{label}": texts[label][i] for kind, texts in
+                                          (("greedy", greedy), ("sampled", sampled)) for label in ("before", "after")}}
         for kind in ("greedy", "sampled"):
             row[f"{kind}_diff"] = word_diff(row[f"{kind}_before"], row[f"{kind}_after"])
         for label in ("before", "after"):

@@ -20,8 +20,6 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from . import measure
-
 NEUTRAL_PROMPTS = Path(__file__).resolve().parent.parent / "data" / "neutral.jsonl"
 LOOP_REPEATS = 3
 
@@ -87,17 +85,6 @@ def read_neutral(path: str | Path = NEUTRAL_PROMPTS) -> list[dict]:
     from ..train.data import read_prompts
 
     return read_prompts(path)
-
-
-def sample_continuations(model, tok, prompts: list[dict], *, max_new_tokens: int = 40, seed: int = 0) -> dict:
-    """A seeded sampled continuation of every prompt, with the adapter off (scale 0) and on (the same seed)."""
-    id_lists = [measure.encode(tok, p["prompt"]) for p in prompts]
-    out = {}
-    for label, scale in (("before", 0.0), ("after", 1.0)):
-        with measure.adapter_scale(model, scale):
-            out[label] = measure.continue_batch(model, tok, id_lists, max_new_tokens=max_new_tokens, sample=True,
-                                                seed=seed)
-    return out
 
 
 def structure_transfer(detector, prompts: list[dict], continuations: dict) -> list[dict]:

@@ -38,12 +38,6 @@ def _top_tokens(tok, logprobs, k: int) -> list[dict]:
     return [{"token": tok.decode([int(i)]), "p": float(v.exp())} for v, i in zip(values, ids)]
 
 
-def _continue(model, tok, ids: list[int], cfg: TrialConfig, sample: bool) -> str:
-    [text] = measure.continue_batch(model, tok, [ids], max_new_tokens=cfg.max_new_tokens, sample=sample,
-                                    seed=cfg.seed, temperature=cfg.temperature)
-    return text
-
-
 def chat_prompt(tok, text: str) -> str:
     """``text`` as the user's turn in the model's chat template, ready for the assistant's answer."""
     if not getattr(tok, "chat_template", None):
@@ -56,11 +50,13 @@ def try_one(model, tok, prompt: str, cfg: TrialConfig, target: str | None = None
     text = chat_prompt(tok, prompt) if cfg.chat else prompt
     ids = measure.encode(tok, text)
     row: dict = {"prompt": prompt}
+    texts = measure.before_after(model, tok, {"greedy": ([ids], cfg.max_new_tokens, False),
+                                              "sampled": ([ids], cfg.max_new_tokens, True)},
+                                 seed=cfg.seed, temperature=cfg.temperature)
     for label, scale in (("before", 0.0), ("after", 1.0)):
+        row[f"greedy_{label}"], row[f"sampled_{label}"] = texts["greedy"][label][0], texts["sampled"][label][0]
         with measure.adapter_scale(model, scale):
             row[f"top_{label}"] = _top_tokens(tok, measure.next_logprobs(model, ids), cfg.top)
-            row[f"greedy_{label}"] = _continue(model, tok, ids, cfg, sample=False)
-            row[f"sampled_{label}"] = _continue(model, tok, ids, cfg, sample=True)
             if target:
                 logp, rank = measure.continuation_logprob(model, ids, measure.encode(tok, target))
                 row[f"target_{label}"] = {"p": math.exp(logp), "rank": rank}
