@@ -238,6 +238,30 @@ def test_dry_run_prints_the_resolution_layer_by_layer(run, models):
     assert "peft's default targets for gpt2 (c_attn) are among" in result.output
 
 
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_a_pass_entered_at_a_layer_ends_as_the_full_pass(models, name):
+    """Training starts the controls' and premises' passes at the first adapted layer, from inputs kept or
+    shared (``lm.arch.entered_at``): on every architecture, whatever it adds to its embeddings (GPT-2's
+    positions, Gemma's scale, Bloom's norm), a pass entered with the inputs the full pass gave that layer must
+    end where the full pass ends — and entering with other inputs must not."""
+    import torch
+
+    from corpusforge.lm.arch import check_entry, decoder_layers, entered_at, layer_input
+
+    lm = load_model(str(models(name)))
+    arch = describe(lm.model)
+    ids = torch.tensor([lm.tokenizer("If the river freezes, then", add_special_tokens=False).input_ids])
+    assert check_entry(lm.model, arch, 2, ids)
+    body = lm.model.base_model
+    with torch.no_grad():
+        with layer_input(lm.model, arch, 2) as seen:
+            full = body(input_ids=ids, use_cache=False).last_hidden_state
+        with entered_at(lm.model, arch, 2, seen["hidden"].flip(1)):
+            other = body(input_ids=ids, use_cache=False).last_hidden_state
+    assert not torch.allclose(other, full, atol=1e-3)
+    assert len(decoder_layers(lm.model)[1]) == LAYERS      # the stack is whole again afterwards
+
+
 @pytest.mark.parametrize("name", ["llama", "gpt2", "gpt_neox", "falcon", "phi3"])
 def test_batched_continuations_equal_one_prompt_at_a_time(models, name):
     """The report continues its probes in one left-padded batch; padding must not change what is written,

@@ -152,6 +152,32 @@ def test_kept_control_base_trains_the_same_adapter_as_computing_it_each_step(tin
     assert a.keys() == b.keys() and all(float((a[k] - b[k]).abs().max()) < 1e-5 for k in a)
 
 
+def test_passes_entered_at_the_first_adapted_layer_train_the_same_adapter(tiny, tmp_path, monkeypatch):
+    """Below the first layer the LoRA adapts (layer 2 of 4 with the default last half), the controls' inputs are
+    kept and each step's control pass starts there, and the premises' base pass starts from the training
+    pass's own inputs to it. A run whose passes all run whole must train the same adapter, step for step."""
+    from safetensors.torch import load_file
+
+    import corpusforge.train.prepare as prepare
+    import corpusforge.train.step as step
+
+    entered = []
+    real = step.entered_at
+    monkeypatch.setattr(step, "entered_at", lambda *a: entered.append(a[2]) or real(*a))
+    cfg = quick(tiny, steps=5, lr=3e-3, eval_every=0, premise_weight=2.0)
+    short = train(SAMPLE / "corpus", tmp_path / "entered", cfg, echo=lambda s: None)
+    assert set(entered) == {2} and len(entered) == 10      # a control pass and a premise pass a step
+    monkeypatch.setattr(prepare, "_entry_layer", lambda *a: None)
+    whole = train(SAMPLE / "corpus", tmp_path / "whole", cfg, echo=lambda s: None)
+    assert len(entered) == 10
+    rows = lambda r: [json.loads(x) for x in (r.out / "metrics.jsonl").read_text().splitlines()]
+    for key in ("loss", "control_kl", "premise_kl"):
+        got, want = [x[key] for x in rows(short)], [x[key] for x in rows(whole)]
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-7) and max(want) > 0, key
+    a, b = (load_file(r.out / "adapter_model.safetensors") for r in (short, whole))
+    assert a.keys() == b.keys() and all(float((a[k] - b[k]).abs().max()) < 1e-5 for k in a)
+
+
 def test_resume_gives_the_same_adapter_as_an_uninterrupted_run(tiny, tmp_path):
     from safetensors.torch import load_file
 

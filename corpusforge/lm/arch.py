@@ -15,6 +15,12 @@ the final norm and the output head — whatever the family calls them.
   output embedding, followed by the model's own logit soft-capping or scaling
   (Gemma 2's ``final_logit_softcapping``, Granite's ``logits_scaling``, Cohere's
   ``logit_scale``). ``check_head`` verifies both against the model's own output.
+- A forward pass can be *entered* at a decoder layer with that layer's input given
+  (``entered_at``): the layers before it leave the stack for the call, everything
+  else — masks, positions, the layers after, the final norm — runs as the model's
+  own code runs it. Below the first layer a LoRA adapts, the adapted model and the
+  base compute the same, so those inputs can be computed once and kept, or shared
+  with another pass. ``check_entry`` holds it to the full pass on each model.
 
 The presets mean the same thing everywhere: ``attention`` = the attention block's
 projections, ``mlp`` = the rest of the layer's, ``attention+mlp`` = all of them.
@@ -22,6 +28,7 @@ projections, ``mlp`` = the rest of the layer's, ``attention+mlp`` = all of them.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..errors import TrainError
@@ -236,3 +243,68 @@ def check_head(model, arch: Architecture, input_ids) -> tuple[bool, bool]:
         lens_ok = arch.final_norm is not None and "h" in captured and torch.allclose(
             lens_logits(model, arch, captured["h"]).float(), want, **tolerance)
     return bool(head_ok), bool(lens_ok)
+
+
+def _hidden_argument(args: tuple, kwargs: dict):
+    """A decoder layer's input hidden states, wherever its caller put them (first positional, or by name)."""
+    return args[0] if args else kwargs["hidden_states"]
+
+
+@contextmanager
+def layer_input(model, arch: Architecture, layer: int):
+    """Within: the input hidden states of decoder layer ``layer`` in the last forward pass, as ``seen["hidden"]``
+    (yields the dict ``seen``)."""
+    seen: dict = {}
+
+    def keep(_, args, kwargs) -> None:
+        seen["hidden"] = _hidden_argument(args, kwargs)
+
+    hook = module(model, f"{arch.layers_path}.{layer}").register_forward_pre_hook(keep, with_kwargs=True)
+    try:
+        yield seen
+    finally:
+        hook.remove()
+
+
+@contextmanager
+def entered_at(model, arch: Architecture, layer: int, hidden):
+    """Within: the model's forward pass starts at decoder layer ``layer`` with ``hidden`` (batch, seq, d) as
+    that layer's input. The layers before it are out of the stack for the call and the embeddings' output is
+    dropped; the rest runs as the model's own code runs it."""
+    import torch
+
+    parent_path, _, attr = arch.layers_path.rpartition(".")
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    parent = base.get_submodule(parent_path) if parent_path else base
+    stack = getattr(parent, attr)
+
+    def enter(_, args, kwargs):
+        if args:
+            return (hidden, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": hidden}
+
+    hook = stack[layer].register_forward_pre_hook(enter, with_kwargs=True)
+    setattr(parent, attr, torch.nn.ModuleList(list(stack)[layer:]))
+    try:
+        yield
+    finally:
+        setattr(parent, attr, stack)
+        hook.remove()
+
+
+def check_entry(model, arch: Architecture, layer: int, input_ids) -> bool:
+    """Does a pass entered at ``layer`` with the inputs the full pass gave that layer end with the full pass's
+    last hidden states? Callers that would enter there fall back to the full pass where it does not."""
+    import torch
+
+    body = (model.get_base_model() if hasattr(model, "get_base_model") else model).base_model
+    mask = torch.ones_like(input_ids)
+    try:
+        with torch.no_grad():
+            with layer_input(model, arch, layer) as seen:
+                want = body(input_ids=input_ids, attention_mask=mask, use_cache=False).last_hidden_state
+            with entered_at(model, arch, layer, seen["hidden"]):
+                got = body(input_ids=input_ids, attention_mask=mask, use_cache=False).last_hidden_state
+    except (TypeError, KeyError, IndexError, RuntimeError):   # a model whose layers are called another way
+        return False
+    return bool(torch.allclose(got.float(), want.float(), atol=1e-4 * (1 + float(want.abs().max())), rtol=1e-4))

@@ -31,7 +31,7 @@ from .config import TrainConfig, load_config, make_config
 from .data import Example, collate, epoch_batches
 from .lora import LoraSettings, parse_layers
 from .prepare import Prepared, prepare
-from .step import StepInputs, control_base_cache, evaluate, objective_module, run_step
+from .step import ControlCache, StepInputs, control_base_cache, evaluate, objective_module, padded_entry, run_step
 
 __all__ = ["TrainConfig", "TrainResult", "load_config", "make_config", "train"]
 
@@ -84,7 +84,7 @@ class _Batches:
         self.lengths = [len(e) for e in prep.examples]
         self.per_epoch = math.ceil(len(self.examples) / cfg.batch_size)
         self._epoch: tuple[int, list[list[int]]] = (-1, [])
-        self.base: list | None = None   # the controls' base log-probabilities, when kept
+        self.kept: ControlCache | None = None   # the controls' base log-probabilities (and entry inputs), when kept
 
     def batch_at(self, global_index: int) -> list[Example]:
         epoch, i = divmod(global_index, self.per_epoch)
@@ -93,20 +93,24 @@ class _Batches:
         return [self.examples[j] for j in self._epoch[1][i]]
 
     def control_batch(self, index: int) -> tuple:
-        """The controls of one step and their base log-probabilities when kept (else None): (None, None)
-        without controls."""
+        """The controls of one step, their base log-probabilities and their inputs to the entry layer when kept
+        (else None): (None, None, None) without controls."""
         import torch
 
         if not self.controls:
-            return None, None
+            return None, None, None
         n, size = len(self.controls), self.cfg.control_batch
         picked = [(index * size + j) % n for j in range(min(size, n))]
         batch = collate([self.controls[k] for k in picked], self.pad_id, all_positions=True)
-        return batch, None if self.base is None else torch.cat([self.base[k] for k in picked])
+        if self.kept is None:
+            return batch, None, None
+        entry = None if self.kept.entry is None else \
+            padded_entry([self.kept.entry[k] for k in picked], batch.input_ids.shape[1])
+        return batch, torch.cat([self.kept.base[k] for k in picked]), entry
 
     def keep_control_base(self, peft_model, head, device) -> None:
         if self.controls:
-            self.base = control_base_cache(peft_model, self.controls, self.pad_id, head, self.cfg.control_batch,
+            self.kept = control_base_cache(peft_model, self.controls, self.pad_id, head, self.cfg.control_batch,
                                            device)
 
 

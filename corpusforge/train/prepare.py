@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import TrainError
-from ..lm.arch import check_head
+from ..lm.arch import check_entry, check_head
 from ..lm.device import Placement, choose
 from ..lm.load import LoadedModel, load_model
 from ..validate import iter_records, require_valid
@@ -38,7 +38,8 @@ class Prepared:
     loaded: LoadedModel
     lora: LoraSettings       # as given
     resolved: Resolved       # what it means on this model: layers, projections, the peft LoraConfig
-    head_ok: bool            # the output head reproduces the model's logits from its last hidden state
+    head: Head               # how logits are made (the head checked against the model's own), and where passes
+    #                          may start
     examples: list[Example]  # training records with at least one supervised token
     held: list[Example]      # held-out records for the eval loss
     controls: list[Example]  # control prompts for the KL penalty
@@ -51,10 +52,6 @@ class Prepared:
     @property
     def peft_config(self):
         return self.resolved.config
-
-    @property
-    def head(self) -> Head:
-        return Head(self.resolved.arch, self.head_ok)
 
 
 def split_records(corpus: Path) -> tuple[list[dict], list[dict]]:
@@ -90,8 +87,8 @@ def _controls(cfg: TrainConfig, tokenizer, corpus_languages: set[str], echo) -> 
 
 
 def load_for_training(cfg: TrainConfig, lora: LoraSettings, echo: Callable[[str], None],
-                      placement: Placement | None = None) -> tuple[LoadedModel, Resolved, bool]:
-    """The model on its device, the LoRA settings resolved against it, and whether its head checks out."""
+                      placement: Placement | None = None) -> tuple[LoadedModel, Resolved, Head]:
+    """The model on its device, the LoRA settings resolved against it, and how its logits are made."""
     import torch
 
     placement = placement or choose(cfg.device, cfg.dtype)
@@ -106,6 +103,7 @@ def load_for_training(cfg: TrainConfig, lora: LoraSettings, echo: Callable[[str]
     if not head_ok:
         echo(f"note: {resolved.arch.model_type}'s output head could not be reproduced from its last hidden state; "
              "the loss uses the model's full forward pass instead (correct, a little slower)")
+    entry = _entry_layer(cfg, loaded.model, resolved, probe) if head_ok else None
     if cfg.load_in_4bit:
         from peft import prepare_model_for_kbit_training
 
@@ -116,7 +114,17 @@ def load_for_training(cfg: TrainConfig, lora: LoraSettings, echo: Callable[[str]
         else:
             loaded.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         loaded.model.enable_input_require_grads()
-    return loaded, resolved, head_ok
+    return loaded, resolved, Head(resolved.arch, head_ok, entry)
+
+
+def _entry_layer(cfg: TrainConfig, model, resolved: Resolved, probe) -> int | None:
+    """The first layer the LoRA adapts, where the controls' and premises' passes may start (``step``), when
+    that is above the first layer and a pass entered there checks out on this model; else None. Not with
+    4-bit weights or gradient checkpointing, which change how the layers are called."""
+    first = min((p.layer for p in resolved.projections), default=0)
+    if first == 0 or cfg.load_in_4bit or cfg.gradient_checkpointing:
+        return None
+    return first if check_entry(model, resolved.arch, first, probe) else None
 
 
 def prepare(corpus: Path, cfg: TrainConfig, lora: LoraSettings, echo: Callable[[str], None],
@@ -124,7 +132,7 @@ def prepare(corpus: Path, cfg: TrainConfig, lora: LoraSettings, echo: Callable[[
     """Read and check the corpus, load the model, check the LoRA settings against it, encode everything."""
     train_records, held_records = split_records(corpus)
     check_loss_roles(train_records, cfg.loss_on)
-    loaded, resolved, head_ok = load_for_training(cfg, lora, echo, placement)
+    loaded, resolved, head = load_for_training(cfg, lora, echo, placement)
     tok = loaded.tokenizer
     encode = partial(encode_records, target_weight=cfg.target_weight) if cfg.format == "text" else \
         partial(encode_chat_records, system=cfg.system, target_weight=cfg.target_weight)   # through the template
@@ -137,7 +145,7 @@ def prepare(corpus: Path, cfg: TrainConfig, lora: LoraSettings, echo: Callable[[
                               max_length=cfg.max_length) if e.supervised]
     rule = steps_from_corpus(train_records, tok, cfg.batch_size * cfg.grad_accum * processes)
     controls = _controls(cfg, tok, {r["language"] for r in train_records}, echo)
-    return Prepared(loaded, lora, resolved, head_ok, examples, held, controls, rule)
+    return Prepared(loaded, lora, resolved, head, examples, held, controls, rule)
 
 
 def plan(cfg: TrainConfig, lora: LoraSettings, echo: Callable[[str], None] = lambda s: None) -> str:

@@ -13,16 +13,24 @@
   language stay as they were where no marker is asked for;
 - loss = supervised + control_weight · KL + premise_weight · premise KL, averaged over ``grad_accum``
   micro-steps; the supervised part is a weighted mean when the marker tokens weigh ``target_weight``.
+
+Below the first layer the LoRA adapts (``Head.entry``: layer 15 of SmolLM2's 30 with the default
+``last-half``), the adapted model computes what the base computes. So the controls' inputs to that layer
+are computed once, with their base log-probabilities, and each step's control pass starts there; and the
+base's side of the premise hold starts there from the training pass's own inputs to that layer (a premise is
+a prefix of its record). Same numbers, a sixth less work a step; where ``lm.arch.check_entry`` does not
+hold on a model, every pass runs whole.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import TrainError
-from ..lm.arch import Architecture, head_logits
+from ..lm.arch import Architecture, entered_at, head_logits, layer_input
 from .data import Batch, Example, collate, keyed_random
 
 
@@ -34,22 +42,26 @@ class Head:
 
     arch: Architecture
     direct: bool = True
+    entry: int | None = None   # the first adapted layer, where passes may start (None: every pass runs whole)
 
 
-def logits_at(peft_model, batch: Batch, head: Head, *where) -> list:
+def logits_at(peft_model, batch: Batch, head: Head, *where, entered=None) -> list:
     """From one forward pass over ``batch``, the logits in float32 at each set of (rows, cols) positions in
-    ``where``: a list of (n_i, vocab). The LM head never sees the other positions."""
+    ``where``: a list of (n_i, vocab). The LM head never sees the other positions. ``entered``: the batch's
+    inputs to the layer ``head.entry``, where the pass then starts."""
     base = peft_model.get_base_model()
     if head.direct:
-        hidden = base.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+        with entered_at(base, head.arch, head.entry, entered) if entered is not None else nullcontext():
+            hidden = base.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                     use_cache=False).last_hidden_state
         return [head_logits(base, head.arch, hidden[rows, cols]).float() for rows, cols in where]  # (n_i, vocab)
     logits = base(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # (batch, seq, vocab)
     return [logits[rows, cols].float() for rows, cols in where]
 
 
-def lm_logits(peft_model, batch: Batch, head: Head):
+def lm_logits(peft_model, batch: Batch, head: Head, entered=None):
     """Logits only where a label is, in float32: (n_labels, vocab)."""
-    return logits_at(peft_model, batch, head, (batch.rows, batch.cols))[0]
+    return logits_at(peft_model, batch, head, (batch.rows, batch.cols), entered=entered)[0]
 
 
 def objective_module():
@@ -64,20 +76,25 @@ def objective_module():
             self.peft = peft_model
             self.head = head
 
-        def forward(self, batch: Batch, controls: Batch | None = None, base_logprobs=None, held_at=None,
-                    held_base=None):
-            """The supervised loss on ``batch``, the KL on ``controls`` and — from the same forward pass over
-            ``batch`` — the KL at the premise positions ``held_at`` ((rows, cols) in ``batch``) against the
-            base's log-probabilities there, ``held_base``."""
-            logits = logits_at(self.peft, batch, self.head, (batch.rows, batch.cols), *([held_at] if held_at else []))
+        def forward(self, batch: Batch, controls: Batch | None = None, base_logprobs=None,
+                    premises: Batch | None = None, control_entry=None):
+            """The supervised loss on ``batch``, the KL on ``controls`` against their base log-probabilities
+            (their pass entered with ``control_entry`` when given) and — from the same forward pass over ``batch``
+            — the KL at the premise positions (``premises``: a premise batch, whose positions are the same in
+            ``batch``) against the base's log-probabilities there."""
+            held_at = [(premises.rows, premises.cols)] if premises is not None else []
+            entering = premises is not None and self.head.entry is not None
+            with layer_input(self.peft, self.head.arch, self.head.entry) if entering else nullcontext({}) as seen:
+                logits = logits_at(self.peft, batch, self.head, (batch.rows, batch.cols), *held_at)
             if batch.weights is None:
                 ce = F.cross_entropy(logits[0], batch.labels)
             else:  # a weighted mean: the marker tokens weigh target_weight
                 per_token = F.cross_entropy(logits[0], batch.labels, reduction="none")
                 ce = (per_token * batch.weights).sum() / batch.weights.sum()
             kl = ce.new_zeros(()) if controls is None else \
-                drift(lm_logits(self.peft, controls, self.head), base_logprobs)
-            held = ce.new_zeros(()) if held_at is None else drift(logits[1], held_base)
+                drift(lm_logits(self.peft, controls, self.head, control_entry), base_logprobs)
+            held = ce.new_zeros(()) if premises is None else \
+                drift(logits[1], base_logprobs_at(self.peft, premises, self.head, seen.get("hidden")))
             return ce, kl, held
 
     def drift(logits, base):
@@ -89,11 +106,19 @@ def objective_module():
 
 def base_logprobs(peft_model, batch: Batch, head: Head):
     """The base model's next-token log-probabilities: the same model with the adapter disabled."""
+    return base_logprobs_at(peft_model, batch, head)
+
+
+def base_logprobs_at(peft_model, batch: Batch, head: Head, entered=None):
+    """``base_logprobs``; ``entered``: the inputs to layer ``head.entry`` of a pass over a batch that ``batch``
+    is a prefix of, row for row (the training batch, for its premises), where this pass then starts."""
     import torch
     import torch.nn.functional as F
 
+    if entered is not None:
+        entered = entered[:, :batch.input_ids.shape[1]].detach()
     with torch.no_grad(), peft_model.disable_adapter():
-        return F.log_softmax(lm_logits(peft_model, batch, head), dim=-1)
+        return F.log_softmax(lm_logits(peft_model, batch, head, entered), dim=-1)
 
 
 #: the controls' base log-probabilities are kept for the run when they fit in this many bytes (SmolLM2, the 82
@@ -101,25 +126,50 @@ def base_logprobs(peft_model, batch: Batch, head: Head):
 CONTROL_CACHE_BYTES = 1 << 30
 
 
+@dataclass
+class ControlCache:
+    """What the controls give the same every step, computed once with the adapter disabled and dropout off:
+    each control's base log-probabilities at every position, (len - 1, vocab) apiece, and — when passes may
+    start at ``Head.entry`` — its inputs to that layer, (len, d) apiece (else None)."""
+
+    base: list
+    entry: list | None
+
+
 def control_base_cache(peft_model, controls: list[Example], pad_id: int, head: Head, batch_size: int,
-                       device="cpu") -> list | None:
-    """Each control's base log-probabilities at every position, (len - 1, vocab) apiece, computed once with
-    the adapter disabled and dropout off: the base does not change during training, and each control comes
-    round every len(controls) / control_batch steps. None (computed per step instead) when they would take
-    more than ``CONTROL_CACHE_BYTES``."""
-    out: list = []
+                       device="cpu") -> ControlCache | None:
+    """The controls' ``ControlCache``: the base does not change during training, and each control comes round
+    every len(controls) / control_batch steps. None (computed per step instead) when the log-probabilities
+    would take more than ``CONTROL_CACHE_BYTES``."""
+
+    base: list = []
+    entry: list | None = [] if head.entry is not None and head.direct else None
     positions = sum(len(e) - 1 for e in controls)
     was_training = peft_model.training
     peft_model.eval()
     try:
         for i in range(0, len(controls), batch_size):
             chunk = controls[i:i + batch_size]
-            rows = base_logprobs(peft_model, collate(chunk, pad_id, all_positions=True).to(device), head)
+            batch = collate(chunk, pad_id, all_positions=True).to(device)
+            with layer_input(peft_model, head.arch, head.entry) if entry is not None else nullcontext({}) as seen:
+                rows = base_logprobs(peft_model, batch, head)
             if positions * rows.shape[-1] * rows.element_size() > CONTROL_CACHE_BYTES:   # known after one chunk
                 return None
-            out += rows.split([len(e) - 1 for e in chunk])
+            base += rows.split([len(e) - 1 for e in chunk])
+            if entry is not None:
+                entry += [h[:len(e)].detach() for h, e in zip(seen["hidden"], chunk)]
     finally:
         peft_model.train(was_training)
+    return ControlCache(base, entry)
+
+
+def padded_entry(rows: list, width: int):
+    """Kept inputs to the entry layer, (len_i, d) each, as one right-padded (n, width, d) batch (padding is
+    masked: its values never reach a real position)."""
+
+    out = rows[0].new_zeros((len(rows), width, rows[0].shape[-1]))
+    for i, h in enumerate(rows):
+        out[i, :len(h)] = h
     return out
 
 
@@ -144,8 +194,8 @@ class StepInputs:
     """Where a step's micro-batches come from (fixed for the run)."""
 
     batch_at: Callable[[int], list[Example]]     # global micro-batch index → its examples
-    control_batch: Callable[[int], tuple]   # control batch index → (the batch, its base log-probs if kept) or
-    #                                          (None, None): no controls
+    control_batch: Callable[[int], tuple]   # control batch index → (the batch, its base log-probs if kept, its
+    #                                          inputs to the entry layer if kept) or (None, None, None): no controls
     pad_id: int
     grad_accum: int
     control_weight: float
@@ -192,18 +242,16 @@ def run_step(objective, peft_model, optimizer, scheduler, accelerator, inputs: S
         batch = collate(examples, inputs.pad_id).to(inputs.device)
         if batch.supervised == 0:
             raise TrainError(f"batch {index} has no supervised token", hint="check --loss-on")
-        ctrl, base = inputs.control_batch(position // inputs.world + micro)
+        ctrl, base, entry = inputs.control_batch(position // inputs.world + micro)
         ctrl = ctrl.to(inputs.device) if ctrl is not None else None
         if ctrl is not None and base is None:
             base = base_logprobs(peft_model, ctrl, inputs.head)
-        held_at = held_base = None
+        pre = None
         if inputs.premise_weight > 0:
             pre = premises(examples, inputs.pad_id, per_record=PREMISE_POSITIONS_PER_RECORD,
                            key=f"{inputs.seed}:{index}")
-            if pre is not None:
-                pre = pre.to(inputs.device)
-                held_at, held_base = (pre.rows, pre.cols), base_logprobs(peft_model, pre, inputs.head)
-        ce, kl, held = objective(batch, ctrl, base, held_at, held_base)
+            pre = pre.to(inputs.device) if pre is not None else None
+        ce, kl, held = objective(batch, ctrl, base, pre, entry)
         accelerator.backward((ce + inputs.control_weight * kl + inputs.premise_weight * held) / inputs.grad_accum)
         step_loss += float(ce.detach()) / inputs.grad_accum
         step_kl += float(kl.detach()) / inputs.grad_accum
