@@ -9,7 +9,7 @@ import sys
 
 from .common import HERE, machine, write_results
 
-ALL = ["validation", "generation", "training", "report", "quality", "chat"]
+ALL = ["validation", "generation", "training", "steps", "report", "quality", "chat"]
 
 
 def main(argv: list[str]) -> None:

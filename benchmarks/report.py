@@ -3,6 +3,9 @@
 The report now measures the floor (3 matched-norm random adapters), neutral-prompt structure (12 prompts),
 copying and degeneration besides the ten original sections; its default controls are the held-out set
 (English and Russian, never trained on). The adapter is the default recipe's on the benchmark corpus.
+
+Baseline, in the same run: the same report with every forward pass run whole (not entered at the adapter's
+first layer) and a ``generate`` call per side (adapter off, adapter on) instead of one mixed-adapter call.
 """
 
 from __future__ import annotations
@@ -12,8 +15,12 @@ import json
 from .common import WORK, run_child
 
 REPORT = """
-import json, sys, time
+import contextlib, json, sys, time
+from corpusforge.shift import measure
 from corpusforge.shift.report import build_report, write_report
+if sys.argv[4] == "baseline":
+    measure.entering = lambda *a: contextlib.nullcontext()
+    measure._can_mix = lambda model: False
 start = time.perf_counter()
 r = build_report("smollm2-135m", sys.argv[1], corpus=sys.argv[2], echo=lambda s: None)
 write_report(r, sys.argv[3], overwrite=True)
@@ -33,19 +40,27 @@ def run() -> dict:
                  corpus)
     adapter = WORK / "default-adapter"
     trained = train(corpus, adapter, TrainConfig(), overwrite=True, echo=lambda s: None, progress=False)
-    wall, peak, out = run_child(REPORT, str(adapter), str(corpus), str(WORK / "report"))
+    wall, peak, out = run_child(REPORT, str(adapter), str(corpus), str(WORK / "report"), "corpusforge")
     timed = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+    base_wall, base_peak, base_out = run_child(REPORT, str(adapter), str(corpus), str(WORK / "report-baseline"),
+                                               "baseline")
+    same = json.loads([line for line in base_out.splitlines() if line.startswith("{")][-1])["headline"] == \
+        timed["headline"]
     h = timed["headline"]
     slowest = sorted(timed["timings"].items(), key=lambda kv: -kv[1])[:4]
     return {
         "summary": (f"report on {timed['probes']} probes and {timed['controls']} held-out controls: {wall:.0f} s wall "
-                    f"(goal < 120 s), peak RSS {peak:,.0f} MiB; slowest sections "
+                    f"(goal < 120 s), peak RSS {peak:,.0f} MiB; baseline (whole passes, a generate call per side) "
+                    f"{base_wall:.0f} s, {base_peak:,.0f} MiB: {base_wall / wall:.2f}x; same headline: {same}; "
+                    f"slowest sections "
                     f"{', '.join(f'{k} {v:.0f} s' for k, v in slowest)}. Default recipe "
                     f"({trained.run.seconds:.0f} s of training): p {h['mean_p_before']:.3f} → {h['mean_p_after']:.3f}, "
                     f"top-1 on {h['top1_share_after']:.0%}; held-out controls KL {h['mean_control_kl']:.4f}, top-1 "
                     f"kept {h['top1_kept_share']:.0%}; clears the random-adapter floor "
                     f"{h['clears_floor_by']:.0f}x ({'significant' if h['significant'] else 'NOT significant'})."),
         "table": {"report wall time": f"{wall:.0f} s", "report peak RSS": f"{peak:,.0f} MiB",
+                  "baseline wall time": f"{base_wall:.0f} s ({base_wall / wall:.2f}x)",
+                  "baseline peak RSS": f"{base_peak:,.0f} MiB", "same headline": str(same),
                   "sections (s)": ", ".join(f"{k} {v:.0f}" for k, v in timed["timings"].items()),
                   "training time (default recipe)": f"{trained.run.seconds:.0f} s",
                   "probe p before → after": f"{h['mean_p_before']:.3f} → {h['mean_p_after']:.3f}",
@@ -54,5 +69,6 @@ def run() -> dict:
                   "held-out controls top-1 kept": f"{h['top1_kept_share']:.0%}",
                   "floor (random adapters, mean |Δlog-prob|)": f"{h['null_mean_abs_delta_logp']:.4f}",
                   "selectivity": f"{h['selectivity']:.0f}"},
-        "seconds": wall, "peak_rss_mib": peak, "headline": h, "timings": timed["timings"],
+        "seconds": wall, "peak_rss_mib": peak, "baseline_seconds": base_wall, "baseline_peak_rss_mib": base_peak,
+        "ratio": base_wall / wall, "same_headline": same, "headline": h, "timings": timed["timings"],
     }

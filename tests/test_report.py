@@ -262,3 +262,40 @@ def test_a_sampled_token_follows_the_cut_distribution():
     assert int(_draw(scores, torch.tensor([0.0]), 1.0, 0.9)) == 1        # u = 0: the most likely
     hot = Counter(int(_draw(scores, torch.tensor([u]), 0.05, 0.9)) for u in grid)
     assert hot == {1: 1000}                          # a low temperature leaves only the most likely
+
+
+def test_report_passes_entered_at_the_adapters_first_layer_measure_the_same(tmp_path):
+    """While the report measures, a pass over a batch seen before starts at the adapter's first layer from the
+    inputs that layer got the first time (the default last half: layer 2 of 4 here). Every number — scores,
+    drift, dose-response, the random floor — must be what whole passes give, and the kept inputs must be used."""
+    from peft import PeftModel
+
+    from corpusforge.shift import measure, nulls
+
+    model = make_tiny_model(tmp_path / "model")
+    adapter = tmp_path / "adapter"
+    train(SAMPLE / "corpus", adapter, TrainConfig(model=str(model), steps=6, batch_size=8, lr=1e-2, eval_every=0),
+          echo=lambda s: None)
+    lm = load_model(str(model))
+    peft, tok = PeftModel.from_pretrained(lm.model, str(adapter)).eval(), lm.tokenizer
+    probes = probes_from_corpus(SAMPLE / "corpus", limit=6)
+    controls = [{"prompt": p} for p in ("The capital of France is", "def add(a, b):", "Пушкин родился в")]
+
+    def measures() -> list[float]:
+        before = measure.target_logps(peft, tok, probes, scale=0.0)
+        rows = measure.probe_rows(peft, tok, probes, before=before)
+        drift = measure.control_rows(peft, tok, controls)
+        dose = measure.dose_response(peft, tok, probes, controls, before=before)
+        null = nulls.null_effects(peft, tok, probes, controls, before, draws=2)
+        return ([r[k] for r in rows for k in ("logp_before", "logp_after", "rank_after")]
+                + [r[k] for r in drift for k in ("kl", "kl_continuation")]
+                + [r[k] for r in dose for k in ("delta_logp", "control_kl")]
+                + [x for row in null["probe_delta_logp"] + null["control_kl"] for x in row])
+
+    whole = measures()
+    with measure.entering(peft, measure.probe_ids(tok, probes[0])):
+        kept = measure._KEPT[peft]
+        entered = measures()
+    assert kept.layer == 2 and len(kept.inputs) >= 2 and peft not in measure._KEPT
+    assert entered == pytest.approx(whole, rel=1e-4, abs=1e-6)
+    assert max(abs(x) for x in whole) > 0.1          # the adapter moved something to compare

@@ -267,8 +267,9 @@ def build_report(model_spec: str, adapter: str | Path, *, probes_file: str | Pat
     laps = Laps()
     model, tok = load_with_adapter(model_spec, inputs, echo, placement)
     laps.lap("load")
-    sections, before = _target_sections(model, tok, inputs, echo, laps.lap, null_draws)
-    sections.update(_model_sections(model, tok, inputs.probes, echo, laps.lap, before))
+    with measure.entering(model, measure.probe_ids(tok, inputs.probes[0])):
+        sections, before = _target_sections(model, tok, inputs, echo, laps.lap, null_draws)
+        sections.update(_model_sections(model, tok, inputs.probes, echo, laps.lap, before))
     sections.update(_text_sections(model, tok, inputs, echo, laps.lap, neutral_prompts))
     run = inputs.run
     report = {

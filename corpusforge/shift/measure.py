@@ -11,8 +11,9 @@ import math
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable
+from weakref import WeakKeyDictionary
 
-from ..lm.arch import Architecture, Projection, describe, lens_logits
+from ..lm.arch import Architecture, Projection, check_entry, describe, entered_at, layer_input, lens_logits
 
 PEFT_PREFIX = "base_model.model."
 
@@ -285,13 +286,57 @@ def logprob_rows(model, id_lists: list[list[int]], *, batch_size: int = 16):
     import torch
     import torch.nn.functional as F
 
+    kept = _KEPT.get(model)
     for start in range(0, len(id_lists), batch_size):
         chunk = id_lists[start:start + batch_size]
         input_ids, mask = _padded(model, chunk, 0, left=False)
         with torch.no_grad():
-            logits = model(input_ids=input_ids, attention_mask=mask).logits      # (batch, width, vocab)
+            logits = _forward(model, input_ids, mask, kept, tuple(map(tuple, chunk)))   # (batch, width, vocab)
         for row, ids in zip(logits, chunk):
             yield F.log_softmax(row[:len(ids)].float(), dim=-1)
+
+
+@dataclass
+class _Kept:
+    """While ``entering``: the adapter's first layer, and each batch's inputs to it from its first pass."""
+
+    arch: Architecture
+    layer: int
+    inputs: dict
+
+
+_KEPT: WeakKeyDictionary = WeakKeyDictionary()   # model → _Kept, while ``entering``
+
+
+@contextmanager
+def entering(model, check_ids: list[int]):
+    """Within: a forward pass over a batch already seen starts at the adapter's first layer, from the inputs
+    that layer got the first time. Below that layer nothing a report measures differs — adapter scale, random
+    direction, one family of modules — so the first half of a ``last-half`` model is run once per batch
+    instead of once per measure. Off where the adapter starts at layer 0 or a pass entered there does not
+    check out on ``check_ids`` (``lm.arch.check_entry``)."""
+    arch = describe(model)
+    where = projection_map(model)
+    first = min((where[name].layer for name, _ in lora_layers(model) if name in where), default=0)
+    if first > 0 and check_entry(model, arch, first, as_input(model, check_ids)):
+        _KEPT[model] = _Kept(arch, first, {})
+    try:
+        yield
+    finally:
+        _KEPT.pop(model, None)
+
+
+def _forward(model, input_ids, mask, kept: _Kept | None, key: tuple):
+    """The model's logits over a padded batch — entered at the kept layer when ``key`` was seen before."""
+    if kept is None:
+        return model(input_ids=input_ids, attention_mask=mask).logits
+    if key in kept.inputs:
+        with entered_at(model, kept.arch, kept.layer, kept.inputs[key]):
+            return model(input_ids=input_ids, attention_mask=mask).logits
+    with layer_input(model, kept.arch, kept.layer) as seen:
+        logits = model(input_ids=input_ids, attention_mask=mask).logits
+    kept.inputs[key] = seen["hidden"]
+    return logits
 
 
 def score_continuations(model, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[float, int, bool]]:
