@@ -5,6 +5,8 @@ and with code 2 when there is no GPU at all. What it checks that the CPU test su
 - the trainer on CUDA in bf16 (device and dtype choice, batches moved to the GPU, LoRA kept in float32);
 - gradient checkpointing on a GPU;
 - the report on CUDA (every measurement's tensors on the model's device);
+- passes entered at the first adapted layer (training's controls and premises, the report's repeated batches)
+  ending as the full pass does on CUDA in bf16, and training as whole passes do;
 - a 4-bit (QLoRA) base, when bitsandbytes is installed (`pip install 'corpusforge[gpu]'`).
 """
 
@@ -24,15 +26,41 @@ def _check(condition: bool, what: str) -> None:
         raise SystemExit(1)
 
 
-def _train(corpus: Path, out: Path, **kw):
+def _train(corpus: Path, out: Path, device: str = "cuda", **kw):
     import torch
 
     from corpusforge.train.loop import TrainConfig, train
 
-    torch.cuda.reset_peak_memory_stats()
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
-    result = train(corpus, out, TrainConfig(device="cuda", **kw), overwrite=True, echo=print, progress=False)
-    return result, time.perf_counter() - started, torch.cuda.max_memory_allocated() / 2**20
+    result = train(corpus, out, TrainConfig(device=device, **kw), overwrite=True, echo=print, progress=False)
+    return result, time.perf_counter() - started, torch.cuda.max_memory_allocated() / 2**20 if cuda else 0.0
+
+
+def _check_entry(corpus: Path, work: Path, device: str = "cuda") -> None:
+    """Passes entered at the first adapted layer: the same last hidden states as the full pass on ``device``,
+    and 10 training steps that end where 10 steps of whole passes end (bf16: within 2 %)."""
+    import torch
+
+    import corpusforge.train.prepare as prepare
+    from corpusforge.lm.arch import check_entry, describe
+    from corpusforge.lm.device import choose
+    from corpusforge.lm.load import load_model
+
+    lm = load_model("smollm2-135m", placement=choose(device, "auto"))
+    ids = torch.tensor([lm.tokenizer("Смысл — это движение, а не данность.").input_ids], device=device)
+    _check(check_entry(lm.model, describe(lm.model), 15, ids), "a pass entered at layer 15 ends as the full pass")
+    entered, _, _ = _train(corpus, work / "adapter-entered", device, steps=10)
+    real = prepare._entry_layer
+    prepare._entry_layer = lambda *a: None
+    try:
+        whole, _, _ = _train(corpus, work / "adapter-whole", device, steps=10)
+    finally:
+        prepare._entry_layer = real
+    _check(abs(entered.final_loss - whole.final_loss) <= 0.02 * abs(whole.final_loss) + 1e-3,
+           f"entered passes train as whole passes do (final loss {entered.final_loss:.4f} vs {whole.final_loss:.4f})")
 
 
 def main() -> None:
@@ -63,6 +91,7 @@ def main() -> None:
     h = report["headline"]
     _check(report["device"].startswith("cuda"), f"report on CUDA in {time.perf_counter() - started:.0f} s")
     _check(h["mean_p_after"] > h["mean_p_before"], "the targets moved up")
+    _check_entry(corpus, work)
     ckpt, _, ckpt_peak = _train(corpus, work / "adapter-gc", steps=10, gradient_checkpointing=True)
     print(f"gradient checkpointing: peak GPU memory {ckpt_peak:,.0f} MiB (without: {peak:,.0f} MiB)")
     _check(ckpt.run.gradient_checkpointing and math.isfinite(ckpt.final_loss), "gradient checkpointing trains")
