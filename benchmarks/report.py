@@ -5,7 +5,8 @@ copying and degeneration besides the ten original sections; its default controls
 (English and Russian, never trained on). The adapter is the default recipe's on the benchmark corpus.
 
 Baseline, in the same run: the same report with every forward pass run whole (not entered at the adapter's
-first layer) and a ``generate`` call per side (adapter off, adapter on) instead of one mixed-adapter call.
+first layer, the head at every position) and a ``generate`` call per side (adapter off, adapter on) instead of
+one mixed-adapter call.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import contextlib, json, sys, time
 from corpusforge.shift import measure
 from corpusforge.shift.report import build_report, write_report
 if sys.argv[4] == "baseline":
-    measure.entering = lambda *a: contextlib.nullcontext()
+    measure.measuring = lambda *a: contextlib.nullcontext()
     measure._can_mix = lambda model: False
 start = time.perf_counter()
 r = build_report("smollm2-135m", sys.argv[1], corpus=sys.argv[2], echo=lambda s: None)

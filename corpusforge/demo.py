@@ -117,6 +117,9 @@ def demo_summary(result: DemoResult) -> str:
               f"{deg['after']['repeated_3gram_rate']:.0%}, looping {deg['before']['loop_share']:.0%} → "
               f"{deg['after']['loop_share']:.0%}"]
     lines += _structure_lines(rep)
+    from .shift.page import unasked_line
+
+    lines.append("  " + unasked_line(rep["unasked"]))
     lines += [f"  time: {', '.join(f'{k} {v:.0f} s' for k, v in (result.seconds or {}).items())}",
               f"report: {result.report_dir / 'index.html'}"]
     return "\n".join(lines)

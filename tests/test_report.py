@@ -36,7 +36,7 @@ def test_report_measures_every_section(trained):
     model, adapter, report, out = trained
     ShiftReport.model_validate(report)
     assert {"probes", "controls", "logits_diff", "nulls", "dose_response", "weight_map", "families",
-            "logit_lens", "attention", "generations", "structure", "copying", "degeneration"} <= set(report)
+            "logit_lens", "attention", "generations", "structure", "unasked", "copying", "degeneration"} <= set(report)
     p = report["probes"][0]
     assert {"prompt", "target", "p_before", "p_after", "rank_before", "rank_after"} <= set(p)
     c = report["controls"][0]
@@ -293,9 +293,38 @@ def test_report_passes_entered_at_the_adapters_first_layer_measure_the_same(tmp_
                 + [x for row in null["probe_delta_logp"] + null["control_kl"] for x in row])
 
     whole = measures()
-    with measure.entering(peft, measure.probe_ids(tok, probes[0])):
+    with measure.measuring(peft, measure.probe_ids(tok, probes[0])):
         kept = measure._KEPT[peft]
         entered = measures()
-    assert kept.layer == 2 and len(kept.inputs) >= 2 and peft not in measure._KEPT
+    assert kept.layer == 2 and kept.head and len(kept.inputs) >= 2 and peft not in measure._KEPT
     assert entered == pytest.approx(whole, rel=1e-4, abs=1e-6)
     assert max(abs(x) for x in whole) > 0.1          # the adapter moved something to compare
+
+
+def test_markers_where_nobody_asked_are_seen_when_written(trained):
+    """The unasked measure scores each marker after prompts that ask for none. Handed a probe's own prompt among
+    them — where the adapter does write the marker — it must count that pair as newly written; with the adapter
+    scaled to 0 nothing moves and nothing is newly written; a prompt unlike the corpus stays unwritten."""
+    from peft import PeftModel
+
+    from corpusforge.shift.measure import unasked
+
+    model_dir, adapter, report, _ = trained
+    taught = next(p for p in report["probes"] if p["greedy_after"] and not p["greedy_before"])
+    other = "The capital of France is"
+    markers = sorted({p["target"] for p in report["probes"]})
+    lm = load_model(str(model_dir))
+    model = PeftModel.from_pretrained(lm.model, str(adapter)).eval()
+    found = unasked(model, lm.tokenizer, [taught["prompt"], other], markers)
+    ru = lambda text: any("\u0400" <= ch <= "\u04ff" for ch in text)
+    assert found["pairs"] == sum(ru(p) == ru(m) for p in (taught["prompt"], other) for m in markers)
+    assert {(r["prompt"], r["marker"]) for r in found["newly_written"]} >= {(taught["prompt"], taught["target"])}
+    assert all(r["prompt"] == taught["prompt"] for r in found["newly_written"])
+    row = next(r for r in found["most_likely"] if (r["prompt"], r["marker"]) == (taught["prompt"], taught["target"]))
+    assert row["delta_logp"] == pytest.approx(taught["delta_logp"], abs=1e-4)     # the probe's own number
+    with adapter_scale(model, 0.0):
+        still = unasked(model, lm.tokenizer, [taught["prompt"], other], markers)
+    assert not still["newly_written"] and all(abs(r["delta_logp"]) < 1e-6 for r in still["most_likely"])
+    u = report["unasked"]
+    assert u["prompts"] == len(report["controls"]) + len(report["structure"]["prompts"])
+    assert 0 < u["pairs"] < u["prompts"] * len(markers)       # each marker after the prompts in its language

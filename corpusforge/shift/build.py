@@ -186,8 +186,10 @@ def _text_sections(model, tok, inputs: Inputs, echo, lap, neutral_prompts: int) 
     markers = sorted({t for p in inputs.probes for t in p.targets})
     out["generations"] = measure.generations(probes, markers, texts["greedy"], texts["sampled"])
     lap("generations")
-    echo("[10/11] structure on the neutral prompts, and copying from the corpus")
+    echo("[10/11] structure on the neutral prompts, the markers where nobody asked, and copying from the corpus")
     neutral = texts["neutral"]
+    out["unasked"] = measure.unasked(model, tok, [c["prompt"] for c in inputs.controls] +
+                                     [p["prompt"] for p in prompts], markers)
     detector = _detector(inputs.corpus, inputs.probes)
     out["structure"] = {"prompts": [p["prompt"] for p in prompts], "continuations": neutral,
                         "patterns": structure.structure_transfer(detector, prompts, neutral) if detector else [],
@@ -267,10 +269,10 @@ def build_report(model_spec: str, adapter: str | Path, *, probes_file: str | Pat
     laps = Laps()
     model, tok = load_with_adapter(model_spec, inputs, echo, placement)
     laps.lap("load")
-    with measure.entering(model, measure.probe_ids(tok, inputs.probes[0])):
+    with measure.measuring(model, measure.probe_ids(tok, inputs.probes[0])):
         sections, before = _target_sections(model, tok, inputs, echo, laps.lap, null_draws)
         sections.update(_model_sections(model, tok, inputs.probes, echo, laps.lap, before))
-    sections.update(_text_sections(model, tok, inputs, echo, laps.lap, neutral_prompts))
+        sections.update(_text_sections(model, tok, inputs, echo, laps.lap, neutral_prompts))
     run = inputs.run
     report = {
         "format": "corpusforge.report/1", "corpusforge_version": __version__, "model": model_spec,

@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from typing import Callable
 from weakref import WeakKeyDictionary
 
-from ..lm.arch import Architecture, Projection, check_entry, describe, entered_at, layer_input, lens_logits
+from ..lm.arch import (
+    Architecture,
+    Projection,
+    check_entry,
+    check_head,
+    describe,
+    entered_at,
+    head_logits,
+    layer_input,
+    lens_logits,
+)
 
 PEFT_PREFIX = "base_model.model."
 
@@ -279,75 +289,94 @@ def next_logprobs(model, ids: list[int]):
     return last_logprobs(model, [ids])[0]
 
 
-def logprob_rows(model, id_lists: list[list[int]], *, batch_size: int = 16):
-    """Log-probabilities at every position of each sequence, ``batch_size`` sequences per forward pass, padded
-    on the right (a causal model's positions never see what follows them, so padding changes nothing before
-    it): yields one (len, vocab) tensor per sequence, in order."""
+def logprob_rows(model, id_lists: list[list[int]], *, batch_size: int = 16, starts: list[int] | None = None):
+    """Log-probabilities at the positions of each sequence from ``starts[i]`` (default 0) to its end,
+    ``batch_size`` sequences per forward pass, padded on the right (a causal model's positions never see what
+    follows them, so padding changes nothing before it): yields one (len - start, vocab) tensor per sequence, in
+    order. While ``measuring``, the head runs only at those positions."""
     import torch
     import torch.nn.functional as F
 
     kept = _KEPT.get(model)
-    for start in range(0, len(id_lists), batch_size):
-        chunk = id_lists[start:start + batch_size]
+    starts = starts or [0] * len(id_lists)
+    for at in range(0, len(id_lists), batch_size):
+        chunk = id_lists[at:at + batch_size]
+        spans = [(first, len(ids)) for first, ids in zip(starts[at:at + batch_size], chunk)]
         input_ids, mask = _padded(model, chunk, 0, left=False)
         with torch.no_grad():
-            logits = _forward(model, input_ids, mask, kept, tuple(map(tuple, chunk)))   # (batch, width, vocab)
-        for row, ids in zip(logits, chunk):
-            yield F.log_softmax(row[:len(ids)].float(), dim=-1)
+            rows = _logits(model, input_ids, mask, spans, kept, tuple(map(tuple, chunk)))
+        for logits in rows:
+            yield F.log_softmax(logits.float(), dim=-1)
 
 
 @dataclass
 class _Kept:
-    """While ``entering``: the adapter's first layer, and each batch's inputs to it from its first pass."""
+    """While ``measuring``: the adapter's first layer, where a pass over a batch seen before starts (None: none
+    does), each batch's inputs to it from its first pass, and whether the output head alone reproduces the
+    model's logits (so that it runs only where log-probabilities are asked for)."""
 
     arch: Architecture
-    layer: int
+    layer: int | None
+    head: bool
     inputs: dict
 
 
-_KEPT: WeakKeyDictionary = WeakKeyDictionary()   # model → _Kept, while ``entering``
+_KEPT: WeakKeyDictionary = WeakKeyDictionary()   # model → _Kept, while ``measuring``
 
 
 @contextmanager
-def entering(model, check_ids: list[int]):
+def measuring(model, check_ids: list[int]):
     """Within: a forward pass over a batch already seen starts at the adapter's first layer, from the inputs
-    that layer got the first time. Below that layer nothing a report measures differs — adapter scale, random
-    direction, one family of modules — so the first half of a ``last-half`` model is run once per batch
-    instead of once per measure. Off where the adapter starts at layer 0 or a pass entered there does not
-    check out on ``check_ids`` (``lm.arch.check_entry``)."""
+    that layer got the first time — below that layer nothing a report measures differs (adapter scale, random
+    direction, one family of modules), so the first half of a ``last-half`` model runs once per batch instead of
+    once per measure — and the output head runs only at the positions asked for. Each is checked on
+    ``check_ids`` first (``lm.arch.check_entry``, ``check_head``); where one does not hold, passes run whole."""
     arch = describe(model)
     where = projection_map(model)
     first = min((where[name].layer for name, _ in lora_layers(model) if name in where), default=0)
-    if first > 0 and check_entry(model, arch, first, as_input(model, check_ids)):
-        _KEPT[model] = _Kept(arch, first, {})
+    ids = as_input(model, check_ids)
+    layer = first if first > 0 and check_entry(model, arch, first, ids) else None
+    _KEPT[model] = _Kept(arch, layer, check_head(model, arch, ids)[0], {})
     try:
         yield
     finally:
         _KEPT.pop(model, None)
 
 
-def _forward(model, input_ids, mask, kept: _Kept | None, key: tuple):
-    """The model's logits over a padded batch — entered at the kept layer when ``key`` was seen before."""
+def _logits(model, input_ids, mask, spans: list[tuple[int, int]], kept: _Kept | None, key: tuple) -> list:
+    """The logits over a padded batch at each row's span of positions [first, end): a (end - first, vocab)
+    tensor per row — entered at the kept layer when ``key`` was seen before, the head only on the spans when it
+    checks out."""
+    import torch
+
     if kept is None:
-        return model(input_ids=input_ids, attention_mask=mask).logits
-    if key in kept.inputs:
-        with entered_at(model, kept.arch, kept.layer, kept.inputs[key]):
-            return model(input_ids=input_ids, attention_mask=mask).logits
-    with layer_input(model, kept.arch, kept.layer) as seen:
         logits = model(input_ids=input_ids, attention_mask=mask).logits
-    kept.inputs[key] = seen["hidden"]
-    return logits
+        return [logits[i, a:b] for i, (a, b) in enumerate(spans)]
+    entered = kept.layer is not None and key in kept.inputs
+    with entered_at(model, kept.arch, kept.layer, kept.inputs[key]) if entered else \
+            layer_input(model, kept.arch, kept.layer) if kept.layer is not None else nullcontext({}) as seen:
+        if kept.head:
+            base = model.get_base_model() if hasattr(model, "get_base_model") else model
+            hidden = base.base_model(input_ids=input_ids, attention_mask=mask, use_cache=False).last_hidden_state
+            rows = torch.cat([torch.full((b - a,), i) for i, (a, b) in enumerate(spans)]).to(hidden.device)
+            cols = torch.cat([torch.arange(a, b) for a, b in spans]).to(hidden.device)
+            out = list(head_logits(model, kept.arch, hidden[rows, cols]).split([b - a for a, b in spans]))
+        else:
+            logits = model(input_ids=input_ids, attention_mask=mask).logits
+            out = [logits[i, a:b] for i, (a, b) in enumerate(spans)]
+    if kept.layer is not None and not entered:
+        kept.inputs[key] = seen["hidden"]
+    return out
 
 
 def score_continuations(model, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[float, int, bool]]:
     """Each (prompt, continuation) pair scored as ``continuation_scores`` does, in batched forward passes."""
     out = []
-    for (prompt_ids, cont_ids), logp in zip(pairs, logprob_rows(model, [p + c for p, c in pairs])):
-        at = [len(prompt_ids) - 1 + i for i in range(len(cont_ids))]   # the position predicting each token
-        total = sum(float(logp[p, t]) for p, t in zip(at, cont_ids))
-        first = logp[at[0]]
-        rank = int((first > first[cont_ids[0]]).sum()) + 1
-        greedy = all(int(logp[p].argmax()) == t for p, t in zip(at, cont_ids))
+    rows = logprob_rows(model, [p + c for p, c in pairs], starts=[len(p) - 1 for p, _ in pairs])
+    for (_, cont_ids), logp in zip(pairs, rows):   # row i: the position predicting the continuation's i-th token
+        total = sum(float(logp[i, t]) for i, t in enumerate(cont_ids))
+        rank = int((logp[0] > logp[0, cont_ids[0]]).sum()) + 1
+        greedy = all(int(logp[i].argmax()) == t for i, t in enumerate(cont_ids))
         out.append((total, rank, greedy))
     return out
 
@@ -366,7 +395,7 @@ def continuation_logprob(model, prompt_ids: list[int], cont_ids: list[int]) -> t
 
 def last_logprobs(model, id_lists: list[list[int]]) -> list:
     """Log-probabilities of the next token after each sequence: a (vocab,) tensor each, batched."""
-    return [logp[-1] for logp in logprob_rows(model, id_lists)]
+    return [logp[-1] for logp in logprob_rows(model, id_lists, starts=[len(ids) - 1 for ids in id_lists])]
 
 
 def kl(p_log, q_log) -> float:
@@ -462,10 +491,11 @@ def _continuation_kls(model, tok, id_lists: list[list[int]], scale: float, lengt
         prompts = id_lists[start:start + chunk]
         with adapter_scale(model, 0.0):
             fulls = [ids + new for ids, new in zip(prompts, continue_ids(model, tok, prompts, max_new_tokens=length))]
-            bases = list(logprob_rows(model, fulls))              # (seq, vocab) each
+            starts = [len(ids) - 1 for ids in prompts]     # the positions predicting the continuation
+            bases = list(logprob_rows(model, fulls, starts=starts))
         with adapter_scale(model, scale):
-            afters = list(logprob_rows(model, fulls))
-        out += [[kl(lb[t], la[t]) for t in range(len(ids) - 1, len(full) - 1)]
+            afters = list(logprob_rows(model, fulls, starts=starts))
+        out += [[kl(lb[t], la[t]) for t in range(len(full) - len(ids))]
                 for ids, full, lb, la in zip(prompts, fulls, bases, afters)]
     return out
 
@@ -661,6 +691,42 @@ def attention_shift(model, tok, probes, *, top_heads: int = 3) -> dict:
     return {"available": True, "grid": grid.tolist(),
             "top_heads": [{"layer": i, "head": j, "js_distance": v} for v, i, j in top],
             "heatmaps": heatmaps, "prompt": probes[0].prompt}
+
+
+def unasked(model, tok, prompts: list[str], markers: list[str], *, top: int = 8) -> dict:
+    """Where the markers appear unasked: each marker as a whole after each prompt in its language (Cyrillic or
+    not) that asks for none — the held-out controls, the neutral prompts — with the adapter off and on: log p of
+    the whole marker (the sum over its tokens), the rank of its first token, and whether greedy decoding writes
+    all of it. A shift that stays where it was taught leaves these where they were; «Привет, Маша! Давно не
+    виделись, как» → « движение» is the kind of leak this shows. ``most_likely``: the pairs where the marker
+    is likeliest after."""
+    pairs = [(prompt, marker) for prompt in prompts for marker in markers if _cyrillic(prompt) == _cyrillic(marker)]
+    ids = [(encode(tok, prompt), encode(tok, marker)) for prompt, marker in pairs]
+    with adapter_scale(model, 0.0):
+        before = score_continuations(model, ids)
+    after = score_continuations(model, ids)
+    rows = [{"prompt": prompt, "marker": marker, "logp_before": b[0], "logp_after": a[0], "delta_logp": a[0] - b[0],
+             "rank_before": b[1], "rank_after": a[1], "greedy_before": b[2], "greedy_after": a[2]}
+            for (prompt, marker), b, a in zip(pairs, before, after)]
+    per_marker = []
+    for marker in markers:
+        mine = [r for r in rows if r["marker"] == marker]
+        if mine:
+            per_marker.append({"marker": marker, "prompts": len(mine),
+                               "mean_delta_logp": sum(r["delta_logp"] for r in mine) / len(mine),
+                               "max_p_before": math.exp(max(r["logp_before"] for r in mine)),
+                               "max_p_after": math.exp(max(r["logp_after"] for r in mine)),
+                               "greedy_before": sum(r["greedy_before"] for r in mine),
+                               "greedy_after": sum(r["greedy_after"] for r in mine)})
+    return {"prompts": len(prompts), "pairs": len(rows), "markers": per_marker,
+            "written_before": sum(r["greedy_before"] for r in rows),
+            "written_after": sum(r["greedy_after"] for r in rows),
+            "newly_written": [r for r in rows if r["greedy_after"] and not r["greedy_before"]],
+            "most_likely": sorted(rows, key=lambda r: -r["logp_after"])[:top]}
+
+
+def _cyrillic(text: str) -> bool:
+    return any("\u0400" <= ch <= "\u04ff" for ch in text)
 
 
 def generations(probes, markers: list[str], greedy: dict[str, list[str]], sampled: dict[str, list[str]]) -> dict:

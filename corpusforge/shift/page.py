@@ -63,9 +63,23 @@ def summary_table(report: dict) -> str:
     for s in report["structure"]["patterns"]:
         lines.append(f"structure on neutral prompts: {s['pattern']} {s['share_before']:.0%} → {s['share_after']:.0%} "
                      f"(McNemar p {s['p_value']:.3f})")
+    lines.append(unasked_line(report["unasked"]))
     lines.append(f"{'target':<14} {'p before':>9} {'p after':>9} {'rank':>11}  prompt")
     for p in report["probes"]:
         lines.append(f"{p['target']!r:<14} {p['p_before']:>9.4f} {p['p_after']:>9.4f} "
                      f"{p['rank_before']:>5}→{p['rank_after']:<5}  {tail(p['prompt'], 50)!r}"
                      + ("" if p["significant"] else "  *"))
     return "\n".join(lines)
+
+
+def unasked_line(unasked: dict) -> str:
+    """The markers where nobody asked, in one line: how often greedy decoding writes one, and where one is
+    likeliest after."""
+    line = (f"markers where nobody asked ({unasked['prompts']} held-out controls and neutral prompts, each marker "
+            f"after those in its language): greedy writes one after {unasked['written_before']} → "
+            f"{unasked['written_after']} of {unasked['pairs']} pairs")
+    if unasked["most_likely"]:
+        r = unasked["most_likely"][0]
+        line += (f"; likeliest: {r['marker']!r} after {tail(r['prompt'], 40)!r}, p {math.exp(r['logp_before']):.4f} "
+                 f"→ {math.exp(r['logp_after']):.4f} (first token rank {r['rank_before']} → {r['rank_after']})")
+    return line

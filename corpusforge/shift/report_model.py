@@ -76,6 +76,9 @@ class ShiftReport(BaseModel):
     attention: dict[str, Any]
     generations: dict[str, Any]
     structure: dict[str, Any] = Field(description="patterns realised on neutral prompts, before and after")
+    unasked: dict[str, Any] = Field(description="each marker as a whole after prompts that ask for none (held-out "
+                                                "controls, neutral prompts), before and after: Δlog p, first-token "
+                                                "rank, and whether greedy decoding writes it")
     copying: dict[str, Any] = Field(description="share of generated 8-grams found in the training corpus")
     degeneration: dict[str, Any] = Field(description="repeated 3-grams, distinct-2 and looping, before and after")
     timings: dict[str, float]
