@@ -321,11 +321,13 @@ def test_before_and_after_in_one_batch_equal_each_alone(models, name, dora, mixe
     assert continue_asks(model, tok, [ask]) == continue_asks(model, tok, [*others, ask])[-1:]
 
 
-@pytest.mark.parametrize("name", ["llama", "gpt2", "gpt_neox", "falcon", "gemma2"])
+@pytest.mark.parametrize("name", ["llama", "gpt2", "gpt_neox", "falcon", "gemma2", "granite", "cohere"])
 def test_batched_scores_equal_one_sequence_at_a_time(models, name):
-    """The report scores probes and controls in right-padded batches; each score must be what the sequence
-    alone gives (log p of the whole continuation, its first token's rank, greedy or not)."""
-    from corpusforge.shift.measure import encode, score_continuations
+    """The report scores probes and controls in right-padded batches, its head only at the positions scored
+    (``measuring``; Gemma 2 soft-caps its logits, Granite scales them); each score must be what the sequence
+    alone gives through the model's own forward pass (log p of the whole continuation, its first token's rank,
+    greedy or not)."""
+    from corpusforge.shift.measure import _KEPT, encode, measuring, score_continuations
 
     lm = load_model(str(models(name)))
     tok = lm.tokenizer
@@ -334,8 +336,12 @@ def test_batched_scores_equal_one_sequence_at_a_time(models, name):
               ("A much longer prompt than the others, with a clause or two, and yet", " therefore")]]
     batched = score_continuations(lm.model, pairs)
     alone = [score_continuations(lm.model, [pair])[0] for pair in pairs]
-    for (lb, rb, gb), (la, ra, ga) in zip(batched, alone):
+    with measuring(lm.model, pairs[0][0]):
+        assert _KEPT[lm.model].head           # the head alone reproduces the logits: it runs only where scored
+        measured = score_continuations(lm.model, pairs)
+    for (lb, rb, gb), (lm_, rm, gm), (la, ra, ga) in zip(batched, measured, alone):
         assert lb == pytest.approx(la, abs=1e-4) and rb == ra and gb == ga
+        assert lm_ == pytest.approx(la, abs=1e-4) and rm == ra and gm == ga
     assert len({round(s[0], 3) for s in alone}) == 3     # three different scores, not one repeated
 
 
