@@ -706,16 +706,16 @@ def unasked(model, tok, prompts: list[str], markers: list[str], *, top: int = 8)
         before = score_continuations(model, ids)
     after = score_continuations(model, ids)
     rows = [{"prompt": prompt, "marker": marker, "logp_before": b[0], "logp_after": a[0], "delta_logp": a[0] - b[0],
-             "rank_before": b[1], "rank_after": a[1], "greedy_before": b[2], "greedy_after": a[2]}
-            for (prompt, marker), b, a in zip(pairs, before, after)]
+             "p_before": math.exp(b[0]), "p_after": math.exp(a[0]), "rank_before": b[1], "rank_after": a[1],
+             "greedy_before": b[2], "greedy_after": a[2]} for (prompt, marker), b, a in zip(pairs, before, after)]
     per_marker = []
     for marker in markers:
         mine = [r for r in rows if r["marker"] == marker]
         if mine:
             per_marker.append({"marker": marker, "prompts": len(mine),
                                "mean_delta_logp": sum(r["delta_logp"] for r in mine) / len(mine),
-                               "max_p_before": math.exp(max(r["logp_before"] for r in mine)),
-                               "max_p_after": math.exp(max(r["logp_after"] for r in mine)),
+                               "max_p_before": max(r["p_before"] for r in mine),
+                               "max_p_after": max(r["p_after"] for r in mine),
                                "greedy_before": sum(r["greedy_before"] for r in mine),
                                "greedy_after": sum(r["greedy_after"] for r in mine)})
     return {"prompts": len(prompts), "pairs": len(rows), "markers": per_marker,

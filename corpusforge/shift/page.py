@@ -80,6 +80,6 @@ def unasked_line(unasked: dict) -> str:
             f"{unasked['written_after']} of {unasked['pairs']} pairs")
     if unasked["most_likely"]:
         r = unasked["most_likely"][0]
-        line += (f"; likeliest: {r['marker']!r} after {tail(r['prompt'], 40)!r}, p {math.exp(r['logp_before']):.4f} "
-                 f"→ {math.exp(r['logp_after']):.4f} (first token rank {r['rank_before']} → {r['rank_after']})")
+        line += (f"; likeliest: {r['marker']!r} after {tail(r['prompt'], 40)!r}, p {r['p_before']:.4f} → "
+                 f"{r['p_after']:.4f} (first token rank {r['rank_before']} → {r['rank_after']})")
     return line
