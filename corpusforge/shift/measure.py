@@ -24,6 +24,7 @@ from ..lm.arch import (
     layer_input,
     lens_logits,
 )
+from ..train.data import keyed_random, user_turn
 
 PEFT_PREFIX = "base_model.model."
 
@@ -76,11 +77,7 @@ def probe_text(tok, probe) -> str:
         from ..errors import ReportError
 
         raise ReportError("a chat probe needs a tokenizer with a chat template; this model's has none")
-    turns = [{"role": "user", "content": probe.prompt}]
-    if probe.prefix:
-        return tok.apply_chat_template(turns + [{"role": "assistant", "content": probe.prefix}], tokenize=False,
-                                       continue_final_message=True)
-    return tok.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    return user_turn(tok, probe.prompt, answer_start=probe.prefix)
 
 
 def probe_ids(tok, probe) -> list[int]:
@@ -194,8 +191,6 @@ class _Choose:
     sampling would."""
 
     def __init__(self, asks: list[Ask], seed: int, temperature: float, top_p: float):
-        from ..train.data import keyed_random
-
         self.sampled = [row for row, a in enumerate(asks) if a.sample]
         self.keys = [asks[row].key for row in self.sampled]
         self.streams = {key: keyed_random(f"{seed}:{key}") for key in self.keys}

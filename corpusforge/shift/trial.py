@@ -15,6 +15,7 @@ from typing import Callable
 
 from ..errors import ReportError
 from ..lm.device import choose
+from ..train.data import user_turn
 from . import measure
 from .build import Inputs, load_with_adapter
 from .probes import Probe
@@ -42,7 +43,7 @@ def chat_prompt(tok, text: str) -> str:
     """``text`` as the user's turn in the model's chat template, ready for the assistant's answer."""
     if not getattr(tok, "chat_template", None):
         raise ReportError("this model's tokenizer has no chat template", hint="drop --chat")
-    return tok.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+    return user_turn(tok, text)
 
 
 def try_one(model, tok, prompt: str, cfg: TrialConfig, target: str | None = None) -> dict:

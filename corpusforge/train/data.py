@@ -80,6 +80,16 @@ def chat_turns(rec: dict, system: str | None = None) -> list[dict]:
         {"role": "assistant", "content": rec["text"][cut:].strip()}]
 
 
+def user_turn(tokenizer, text: str, *, system: str | None = None, answer_start: str | None = None) -> str:
+    """``text`` as the user's turn in the model's chat template (after a system turn, when given), ready for the
+    assistant's answer — begun with ``answer_start``, when given. The tokenizer must have a chat template."""
+    turns = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
+    if answer_start:
+        return tokenizer.apply_chat_template(turns + [{"role": "assistant", "content": answer_start}],
+                                             tokenize=False, continue_final_message=True)
+    return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+
+
 def _chat_text(rec: dict, tokenizer, system: str | None) -> tuple[str, Callable[[int], int]]:
     """The record rendered through the chat template, and where each offset of its text landed in it."""
     turns = chat_turns(rec, system)
@@ -245,7 +255,5 @@ def encode_chat_prompts(prompts: list[dict], tokenizer, max_length: int, system:
     """Control prompts as the user's turn of a chat, up to where the assistant's answer begins (the template's
     system turn included, as chat training renders it): the KL there holds back drift in how the model starts
     an answer, which chat training moves and plain-text controls do not see."""
-    head = [{"role": "system", "content": system}] if system else []
-    texts = [tokenizer.apply_chat_template(head + [{"role": "user", "content": p["prompt"]}], tokenize=False,
-                                           add_generation_prompt=True) for p in prompts]
+    texts = [user_turn(tokenizer, p["prompt"], system=system) for p in prompts]
     return encode_prompts([{"prompt": t} for t in texts], tokenizer, max_length)
