@@ -262,6 +262,33 @@ def test_a_pass_entered_at_a_layer_ends_as_the_full_pass(models, name):
     assert len(decoder_layers(lm.model)[1]) == LAYERS      # the stack is whole again afterwards
 
 
+@pytest.mark.parametrize("kind", ["gemma2", "gemma3", "qwen2"])
+def test_an_entered_pass_keeps_each_layers_own_mask(tokenizer_dir, kind):
+    """Gemma 2/3 and Qwen 2 pick each layer's attention mask (sliding window or full) — Gemma 3 also its rotary
+    embedding — by the layer's place in the loop over the stack. Entered at an odd layer of alternating layers,
+    with a window of 2 on a longer prompt, the pass must still end as the full pass does: the per-layer lists
+    are cut with the stack."""
+    import torch
+    import transformers as T
+
+    from corpusforge.lm.arch import check_entry
+
+    tok = T.AutoTokenizer.from_pretrained(tokenizer_dir)
+    common = dict(vocab_size=len(tok), hidden_size=H, num_hidden_layers=4, num_attention_heads=4,
+                  num_key_value_heads=2, intermediate_size=2 * H, max_position_embeddings=256, sliding_window=2,
+                  layer_types=["sliding_attention", "full_attention"] * 2, pad_token_id=0)
+    config = {"gemma2": lambda: T.Gemma2Config(**common, head_dim=16),
+              "gemma3": lambda: T.Gemma3TextConfig(**common, head_dim=16),
+              "qwen2": lambda: T.Qwen2Config(**common, use_sliding_window=True)}[kind]()
+    torch.manual_seed(0)
+    model = T.AutoModelForCausalLM.from_config(config).eval()
+    arch = describe(model)
+    ids = torch.tensor([tok("A long prompt, longer than the window of two, with a clause or two.",
+                            add_special_tokens=False).input_ids])
+    assert all(check_entry(model, arch, layer, ids) for layer in (1, 2, 3))
+    assert model.config.layer_types == ["sliding_attention", "full_attention"] * 2   # restored
+
+
 @pytest.mark.parametrize("name", ["llama", "gpt2", "gpt_neox", "falcon", "phi3"])
 def test_batched_continuations_equal_one_prompt_at_a_time(models, name):
     """The report continues its probes in one left-padded batch; padding must not change what is written,

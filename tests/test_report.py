@@ -264,7 +264,7 @@ def test_a_sampled_token_follows_the_cut_distribution():
     assert hot == {1: 1000}                          # a low temperature leaves only the most likely
 
 
-def test_report_passes_entered_at_the_adapters_first_layer_measure_the_same(tmp_path):
+def test_report_passes_entered_at_the_adapters_first_layer_measure_the_same(tmp_path, monkeypatch):
     """While the report measures, a pass over a batch seen before starts at the adapter's first layer from the
     inputs that layer got the first time (the default last half: layer 2 of 4 here). Every number — scores,
     drift, dose-response, the random floor — must be what whole passes give, and the kept inputs must be used."""
@@ -293,10 +293,14 @@ def test_report_passes_entered_at_the_adapters_first_layer_measure_the_same(tmp_
                 + [x for row in null["probe_delta_logp"] + null["control_kl"] for x in row])
 
     whole = measures()
+    calls = []
+    real = measure.entered_at
+    monkeypatch.setattr(measure, "entered_at", lambda *a: calls.append(a[2]) or real(*a))
     with measure.measuring(peft, measure.probe_ids(tok, probes[0])):
         kept = measure._KEPT[peft]
         entered = measures()
     assert kept.layer == 2 and kept.head and len(kept.inputs) >= 2 and peft not in measure._KEPT
+    assert calls and set(calls) == {2}              # the kept inputs were used, at the adapter's first layer
     assert entered == pytest.approx(whole, rel=1e-4, abs=1e-6)
     assert max(abs(x) for x in whole) > 0.1          # the adapter moved something to compare
 

@@ -270,13 +270,19 @@ def layer_input(model, arch: Architecture, layer: int):
 def entered_at(model, arch: Architecture, layer: int, hidden):
     """Within: the model's forward pass starts at decoder layer ``layer`` with ``hidden`` (batch, seq, d) as
     that layer's input. The layers before it are out of the stack for the call and the embeddings' output is
-    dropped; the rest runs as the model's own code runs it."""
+    dropped; the rest runs as the model's own code runs it. The config's per-layer lists (``layer_types``:
+    Gemma 2/3, Qwen 2/3 and others pick each layer's mask and rotary embedding by its place in the loop) are
+    cut the same way for the call."""
     import torch
 
     parent_path, _, attr = arch.layers_path.rpartition(".")
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     parent = base.get_submodule(parent_path) if parent_path else base
     stack = getattr(parent, attr)
+    config = getattr(base, "config", None)
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    per_layer = {name: value for name, value in vars(config).items()
+                 if isinstance(value, (list, tuple)) and len(value) == len(stack)} if config is not None else {}
 
     def enter(_, args, kwargs):
         if args:
@@ -285,10 +291,14 @@ def entered_at(model, arch: Architecture, layer: int, hidden):
 
     hook = stack[layer].register_forward_pre_hook(enter, with_kwargs=True)
     setattr(parent, attr, torch.nn.ModuleList(list(stack)[layer:]))
+    for name, value in per_layer.items():
+        setattr(config, name, type(value)(value[layer:]))
     try:
         yield
     finally:
         setattr(parent, attr, stack)
+        for name, value in per_layer.items():
+            setattr(config, name, value)
         hook.remove()
 
 

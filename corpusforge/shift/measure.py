@@ -170,7 +170,8 @@ def _can_mix(model) -> bool:
     if not layers or any(m.merged or any(m.use_dora.values()) for m in layers):
         return False
     rows: list[int] = []
-    hooks = [m.register_forward_pre_hook(lambda _, args: rows.append(args[0].shape[0])) for m in layers]
+    hooks = [m.register_forward_pre_hook(lambda _, args, kwargs: rows.append(
+        (args[0] if args else next(iter(kwargs.values()))).shape[0]), with_kwargs=True) for m in layers]
     try:
         with torch.no_grad():
             model(input_ids=torch.zeros((3, 2), dtype=torch.long, device=model.device))
@@ -187,8 +188,9 @@ def _adapter_name(model, adapter: bool | None) -> str:
 class _Choose:
     """A logits processor that makes each row's choice itself — greedy: the most likely token; sampled: a draw
     at ``temperature`` within the top-``top_p`` mass, from the row's own random stream — and leaves only that
-    token, so that ``generate``'s greedy step takes it. Runs after the model's own processors, as greedy and
-    sampling would."""
+    token, so that ``generate``'s greedy step takes it. It sees the scores after the model's own logits
+    processors (repetition penalties and the like), as greedy decoding does; sampling is temperature and top-p
+    alone (a generation config's top-k or min-p are not applied)."""
 
     def __init__(self, asks: list[Ask], seed: int, temperature: float, top_p: float):
         self.sampled = [row for row, a in enumerate(asks) if a.sample]
@@ -314,6 +316,7 @@ class _Kept:
     layer: int | None
     head: bool
     inputs: dict
+    room: int = 1 << 28   # bytes left for kept inputs (256 MiB; SmolLM2's report keeps a few MB)
 
 
 _KEPT: WeakKeyDictionary = WeakKeyDictionary()   # model → _Kept, while ``measuring``
@@ -328,9 +331,11 @@ def measuring(model, check_ids: list[int]):
     ``check_ids`` first (``lm.arch.check_entry``, ``check_head``); where one does not hold, passes run whole."""
     arch = describe(model)
     where = projection_map(model)
-    first = min((where[name].layer for name, _ in lora_layers(model) if name in where), default=0)
+    adapted = [name for name, _ in lora_layers(model)]
+    first = min((where[name].layer for name in adapted), default=0) if all(n in where for n in adapted) else 0
     ids = as_input(model, check_ids)
-    layer = first if first > 0 and check_entry(model, arch, first, ids) else None
+    layer = first if first > 0 and check_entry(model, arch, first, ids) else None   # a LoRA outside the layers
+    #                                                                        (embeddings, head): no entry at all
     _KEPT[model] = _Kept(arch, layer, check_head(model, arch, ids)[0], {})
     try:
         yield
@@ -357,10 +362,11 @@ def _logits(model, input_ids, mask, spans: list[tuple[int, int]], kept: _Kept | 
             cols = torch.cat([torch.arange(a, b) for a, b in spans]).to(hidden.device)
             out = list(head_logits(model, kept.arch, hidden[rows, cols]).split([b - a for a, b in spans]))
         else:
-            logits = model(input_ids=input_ids, attention_mask=mask).logits
+            logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
             out = [logits[i, a:b] for i, (a, b) in enumerate(spans)]
-    if kept.layer is not None and not entered:
+    if kept.layer is not None and not entered and kept.room >= seen["hidden"].nbytes:
         kept.inputs[key] = seen["hidden"]
+        kept.room -= seen["hidden"].nbytes
     return out
 
 

@@ -19,7 +19,9 @@ Below the first layer the LoRA adapts (``Head.entry``: layer 15 of SmolLM2's 30 
 are computed once, with their base log-probabilities, and each step's control pass starts there; and the
 base's side of the premise hold starts there from the training pass's own inputs to that layer (a premise is
 a prefix of its record). Same numbers, a step 1.16x faster on the demo corpus (``benchmarks/steps.py``);
-where ``lm.arch.check_entry`` does not hold on a model, every pass runs whole.
+where ``lm.arch.check_entry`` does not hold on a model, every pass runs whole. (Same numbers where the model
+has no dropout, as SmolLM2 and the Llama family: with dropout — GPT-2, OPT, Phi — the kept control inputs are
+dropout-free below the entry layer, and the premises' base pass shares the training pass's dropout draw.)
 """
 
 from __future__ import annotations
@@ -157,7 +159,7 @@ def control_base_cache(peft_model, controls: list[Example], pad_id: int, head: H
                 return None
             base += rows.split([len(e) - 1 for e in chunk])
             if entry is not None:
-                entry += [h[:len(e)].detach() for h, e in zip(seen["hidden"], chunk)]
+                entry += [h[:len(e)].detach().clone() for h, e in zip(seen["hidden"], chunk)]
     finally:
         peft_model.train(was_training)
     return ControlCache(base, entry)
