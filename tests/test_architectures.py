@@ -311,6 +311,8 @@ def test_batched_continuations_equal_one_prompt_at_a_time(models, name):
 
 
 @pytest.mark.parametrize(("name", "dora", "mixes"), [("llama", False, True), ("gpt2", False, True),
+                                                     ("gpt_neox", False, True), ("falcon", False, True),
+                                                     ("phi3", False, True), ("gemma2", False, True),
                                                      ("opt", False, False), ("llama", True, False)])
 def test_before_and_after_in_one_batch_equal_each_alone(models, name, dora, mixes):
     """The report writes every continuation — adapter off and on, greedy and sampled — in one generate call,
