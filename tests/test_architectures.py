@@ -295,7 +295,7 @@ def test_batched_continuations_equal_one_prompt_at_a_time(models, name):
     whatever the model's position scheme (rotary, learned absolute, ALiBi-free Falcon, fused Phi-3)."""
     import torch
 
-    from corpusforge.shift.measure import continue_batch, encode
+    from corpusforge.shift.measure import continue_ids, encode
 
     lm = load_model(str(models(name)))
     prompts = ["If the river freezes,", "Смысл — это", "A long prompt that is much longer than the others, and yet"]
@@ -305,8 +305,9 @@ def test_batched_continuations_equal_one_prompt_at_a_time(models, name):
         out = lm.model.generate(input_ids=torch.tensor([ids]), max_new_tokens=12, do_sample=False,
                                 pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id)
         one_by_one.append(lm.tokenizer.decode(out[0, len(ids):], skip_special_tokens=True))
-    assert continue_batch(lm.model, lm.tokenizer, id_lists, max_new_tokens=12) == one_by_one
-    assert continue_batch(lm.model, lm.tokenizer, id_lists, max_new_tokens=12, batch_size=2) == one_by_one
+    for batch_size in (64, 2):
+        new = continue_ids(lm.model, lm.tokenizer, id_lists, max_new_tokens=12, batch_size=batch_size)
+        assert [lm.tokenizer.decode(ids, skip_special_tokens=True) for ids in new] == one_by_one
     assert len(set(one_by_one)) > 1   # the prompts were continued, each in its own way
 
 

@@ -312,6 +312,7 @@ def test_markers_where_nobody_asked_are_seen_when_written(trained):
     from peft import PeftModel
 
     from corpusforge.shift.measure import unasked
+    from corpusforge.train.prepare import prompt_language
 
     model_dir, adapter, report, _ = trained
     taught = next(p for p in report["probes"] if p["greedy_after"] and not p["greedy_before"])
@@ -319,15 +320,15 @@ def test_markers_where_nobody_asked_are_seen_when_written(trained):
     markers = sorted({p["target"] for p in report["probes"]})
     lm = load_model(str(model_dir))
     model = PeftModel.from_pretrained(lm.model, str(adapter)).eval()
-    found = unasked(model, lm.tokenizer, [taught["prompt"], other], markers)
-    ru = lambda text: any("\u0400" <= ch <= "\u04ff" for ch in text)
-    assert found["pairs"] == sum(ru(p) == ru(m) for p in (taught["prompt"], other) for m in markers)
+    prompts = [{"prompt": taught["prompt"]}, {"prompt": other}]
+    found = unasked(model, lm.tokenizer, prompts, markers)
+    assert found["pairs"] == sum(prompt_language(p) == prompt_language({"prompt": m}) for p in prompts for m in markers)
     assert {(r["prompt"], r["marker"]) for r in found["newly_written"]} >= {(taught["prompt"], taught["target"])}
     assert all(r["prompt"] == taught["prompt"] for r in found["newly_written"])
     row = next(r for r in found["most_likely"] if (r["prompt"], r["marker"]) == (taught["prompt"], taught["target"]))
     assert row["delta_logp"] == pytest.approx(taught["delta_logp"], abs=1e-4)     # the probe's own number
     with adapter_scale(model, 0.0):
-        still = unasked(model, lm.tokenizer, [taught["prompt"], other], markers)
+        still = unasked(model, lm.tokenizer, prompts, markers)
     assert not still["newly_written"] and all(abs(r["delta_logp"]) < 1e-6 for r in still["most_likely"])
     u = report["unasked"]
     assert u["prompts"] == len(report["controls"]) + len(report["structure"]["prompts"])

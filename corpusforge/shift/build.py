@@ -188,8 +188,7 @@ def _text_sections(model, tok, inputs: Inputs, echo, lap, neutral_prompts: int) 
     lap("generations")
     echo("[10/11] structure on the neutral prompts, the markers where nobody asked, and copying from the corpus")
     neutral = texts["neutral"]
-    out["unasked"] = measure.unasked(model, tok, [c["prompt"] for c in inputs.controls] +
-                                     [p["prompt"] for p in prompts], markers)
+    out["unasked"] = measure.unasked(model, tok, inputs.controls + prompts, markers)
     detector = _detector(inputs.corpus, inputs.probes)
     out["structure"] = {"prompts": [p["prompt"] for p in prompts], "continuations": neutral,
                         "patterns": structure.structure_transfer(detector, prompts, neutral) if detector else [],

@@ -25,6 +25,7 @@ from ..lm.arch import (
     lens_logits,
 )
 from ..train.data import keyed_random, user_turn
+from ..train.prepare import prompt_language
 
 PEFT_PREFIX = "base_model.model."
 
@@ -246,14 +247,6 @@ def _until_end(ids: list[int], ends: set[int]) -> list[int]:
         if t in ends:
             return ids[:i + 1]
     return ids
-
-
-def continue_batch(model, tok, id_lists: list[list[int]], *, max_new_tokens: int, sample: bool = False,
-                   seed: int = 0, temperature: float = 0.8, batch_size: int = 64) -> list[str]:
-    """``continue_ids``, decoded."""
-    return [tok.decode(ids, skip_special_tokens=True) for ids in
-            continue_ids(model, tok, id_lists, max_new_tokens=max_new_tokens, sample=sample, seed=seed,
-                         temperature=temperature, batch_size=batch_size)]
 
 
 def before_after(model, tok, wanted: dict[str, tuple[list[list[int]], int, bool]], *, seed: int = 0,
@@ -695,14 +688,15 @@ def attention_shift(model, tok, probes, *, top_heads: int = 3) -> dict:
             "heatmaps": heatmaps, "prompt": probes[0].prompt}
 
 
-def unasked(model, tok, prompts: list[str], markers: list[str], *, top: int = 8) -> dict:
-    """Where the markers appear unasked: each marker as a whole after each prompt in its language (Cyrillic or
-    not) that asks for none — the held-out controls, the neutral prompts — with the adapter off and on: log p of
-    the whole marker (the sum over its tokens), the rank of its first token, and whether greedy decoding writes
-    all of it. A shift that stays where it was taught leaves these where they were; «Привет, Маша! Давно не
-    виделись, как» → « движение» is the kind of leak this shows. ``most_likely``: the pairs where the marker
-    is likeliest after."""
-    pairs = [(prompt, marker) for prompt in prompts for marker in markers if _cyrillic(prompt) == _cyrillic(marker)]
+def unasked(model, tok, prompts: list[dict], markers: list[str], *, top: int = 8) -> dict:
+    """Where the markers appear unasked: each marker as a whole after each prompt in its language
+    (``prompt_language``) that asks for none — the held-out controls, the neutral prompts — with the adapter off
+    and on: log p of the whole marker (the sum over its tokens), the rank of its first token, and whether greedy
+    decoding writes all of it. A shift that stays where it was taught leaves these where they were; «Привет,
+    Маша! Давно не виделись, как» → « движение» is the kind of leak this shows. ``most_likely``: the pairs
+    where the marker is likeliest after."""
+    pairs = [(p["prompt"], marker) for p in prompts for marker in markers
+             if prompt_language(p) == prompt_language({"prompt": marker})]
     ids = [(encode(tok, prompt), encode(tok, marker)) for prompt, marker in pairs]
     with adapter_scale(model, 0.0):
         before = score_continuations(model, ids)
@@ -725,10 +719,6 @@ def unasked(model, tok, prompts: list[str], markers: list[str], *, top: int = 8)
             "written_after": sum(r["greedy_after"] for r in rows),
             "newly_written": [r for r in rows if r["greedy_after"] and not r["greedy_before"]],
             "most_likely": sorted(rows, key=lambda r: -r["logp_after"])[:top]}
-
-
-def _cyrillic(text: str) -> bool:
-    return any("\u0400" <= ch <= "\u04ff" for ch in text)
 
 
 def generations(probes, markers: list[str], greedy: dict[str, list[str]], sampled: dict[str, list[str]]) -> dict:

@@ -78,12 +78,12 @@ def objective_module():
             self.peft = peft_model
             self.head = head
 
-        def forward(self, batch: Batch, controls: Batch | None = None, base_logprobs=None,
+        def forward(self, batch: Batch, controls: Batch | None = None, control_base=None,
                     premises: Batch | None = None, control_entry=None):
             """The supervised loss on ``batch``, the KL on ``controls`` against their base log-probabilities
-            (their pass entered with ``control_entry`` when given) and — from the same forward pass over ``batch``
-            — the KL at the premise positions (``premises``: a premise batch, whose positions are the same in
-            ``batch``) against the base's log-probabilities there."""
+            ``control_base`` (their pass entered with ``control_entry`` when given) and — from the same forward
+            pass over ``batch`` — the KL at the premise positions (``premises``: a premise batch, whose positions
+            are the same in ``batch``) against the base's log-probabilities there."""
             held_at = [(premises.rows, premises.cols)] if premises is not None else []
             entering = premises is not None and self.head.entry is not None
             with layer_input(self.peft, self.head.arch, self.head.entry) if entering else nullcontext({}) as seen:
@@ -94,9 +94,9 @@ def objective_module():
                 per_token = F.cross_entropy(logits[0], batch.labels, reduction="none")
                 ce = (per_token * batch.weights).sum() / batch.weights.sum()
             kl = ce.new_zeros(()) if controls is None else \
-                drift(lm_logits(self.peft, controls, self.head, control_entry), base_logprobs)
+                drift(lm_logits(self.peft, controls, self.head, control_entry), control_base)
             held = ce.new_zeros(()) if premises is None else \
-                drift(logits[1], base_logprobs_at(self.peft, premises, self.head, seen.get("hidden")))
+                drift(logits[1], base_logprobs(self.peft, premises, self.head, seen.get("hidden")))
             return ce, kl, held
 
     def drift(logits, base):
@@ -106,14 +106,10 @@ def objective_module():
     return Objective
 
 
-def base_logprobs(peft_model, batch: Batch, head: Head):
-    """The base model's next-token log-probabilities: the same model with the adapter disabled."""
-    return base_logprobs_at(peft_model, batch, head)
-
-
-def base_logprobs_at(peft_model, batch: Batch, head: Head, entered=None):
-    """``base_logprobs``; ``entered``: the inputs to layer ``head.entry`` of a pass over a batch that ``batch``
-    is a prefix of, row for row (the training batch, for its premises), where this pass then starts."""
+def base_logprobs(peft_model, batch: Batch, head: Head, entered=None):
+    """The base model's next-token log-probabilities: the same model with the adapter disabled. ``entered``:
+    the inputs to layer ``head.entry`` of a pass over a batch that ``batch`` is a prefix of, row for row (the
+    training batch, for its premises), where this pass then starts."""
     import torch
     import torch.nn.functional as F
 
@@ -143,7 +139,6 @@ def control_base_cache(peft_model, controls: list[Example], pad_id: int, head: H
     """The controls' ``ControlCache``: the base does not change during training, and each control comes round
     every len(controls) / control_batch steps. None (computed per step instead) when the log-probabilities
     would take more than ``CONTROL_CACHE_BYTES``."""
-
     base: list = []
     entry: list | None = [] if head.entry is not None and head.direct else None
     positions = sum(len(e) - 1 for e in controls)
@@ -168,7 +163,6 @@ def control_base_cache(peft_model, controls: list[Example], pad_id: int, head: H
 def padded_entry(rows: list, width: int):
     """Kept inputs to the entry layer, (len_i, d) each, as one right-padded (n, width, d) batch (padding is
     masked: its values never reach a real position)."""
-
     out = rows[0].new_zeros((len(rows), width, rows[0].shape[-1]))
     for i, h in enumerate(rows):
         out[i, :len(h)] = h
