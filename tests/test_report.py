@@ -47,7 +47,9 @@ def test_report_measures_every_section(trained):
     assert report["controls_info"]["also_training_controls"] == 0           # held out by default
     assert {"en", "ru"} <= set(report["controls_info"]["languages"])
     dose = {d["scale"]: d for d in report["dose_response"]}
-    assert abs(dose[0.0]["delta_logp"]) < 1e-6 and dose[0.0]["control_kl"] < 1e-9
+    # scale 0 is the base pass itself, in the same batches (measure.dose_response): exactly 0, on every CPU —
+    # a base from other batches differs by float32 summation order alone (a KL of 5e-9 on an AMD EPYC)
+    assert dose[0.0]["delta_logp"] == 0.0 and dose[0.0]["control_kl"] == 0.0
     assert dose[2.0]["control_kl"] >= dose[1.0]["control_kl"]
     layers = {w["layer"] for w in report["weight_map"]}
     assert layers == set(range(4))

@@ -150,7 +150,7 @@ def _target_sections(model, tok, inputs: Inputs, echo, lap, null_draws: int) -> 
     out["nulls"] = nulls.null_effects(model, tok, probes, controls, before, draws=null_draws, base=base)
     lap("nulls")
     echo("[5/11] dose-response")
-    out["dose_response"] = measure.dose_response(model, tok, probes, controls[:10], before=before, base=base[:10],
+    out["dose_response"] = measure.dose_response(model, tok, probes, controls[:10], before=before,
                                                  at_one=(out["probes"], out["controls"][:10]))
     lap("dose_response")
     return out, before

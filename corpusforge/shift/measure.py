@@ -583,12 +583,17 @@ def families(model, tok, probes, layer_count: int, *, bands: int = 3, before: li
 
 
 def dose_response(model, tok, probes, controls, scales=(0.0, 0.25, 0.5, 1.0, 1.5, 2.0), *,
-                  before: list[dict] | None = None, base: list | None = None,
+                  before: list[dict] | None = None,
                   at_one: tuple[list[dict], list[dict]] | None = None) -> list[dict]:
-    """Mean target Δlog-prob and control KL at each adapter scale. ``base``: the controls' ``control_base``;
-    ``at_one``: the probe and control rows already measured at scale 1 (the same numbers, not measured twice)."""
+    """Mean target Δlog-prob and control KL at each adapter scale. ``before``: the probes at scale 0, measured
+    in the same batches as here; ``at_one``: the probe and control rows already measured at scale 1 (the same
+    numbers, not measured twice).
+
+    The controls' base is measured here, in the batches every scale is measured in, so that scale 0 is the base
+    pass itself and its KL is 0 exactly. A base from other batches (another padded length, other rows beside
+    it) differs in float32 summation order: on a CPU without AMX that alone gave a KL of 5e-9 at scale 0."""
     before = before or target_logps(model, tok, probes, scale=0.0)
-    base = base if base is not None else control_base(model, tok, controls)
+    base = control_base(model, tok, controls)
     out = []
     for s in scales:
         if s == 1.0 and at_one is not None:
