@@ -10,6 +10,7 @@ the same record on any machine, in any worker, in any shard.
 from __future__ import annotations
 
 import hashlib
+import random
 import struct
 import unicodedata
 from bisect import bisect_right
@@ -76,3 +77,9 @@ def split_of(pid: str, names: Sequence[str], bounds: Sequence[float]) -> str:
     """Assign a split by hashing the premise id: a premise never lands in two splits."""
     u = int(pid[:16], 16) / 2.0 ** 64
     return names[min(bisect_right(bounds, u), len(names) - 1)]
+
+
+def keyed_random(key: str) -> random.Random:
+    """A random stream determined by ``key`` alone: every process of a distributed run, a resumed run, and each
+    row of a batched generation draws the same."""
+    return random.Random(int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little"))

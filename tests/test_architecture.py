@@ -18,10 +18,11 @@ LAYERS = [
     ("patterns", ["patterns"]),
     ("records", ["records", "draw", "columnar"]),
     ("templates", ["templates"]),
-    ("corpus", ["manifest", "corpus", "corpus_readme", "validate", "stats", "detect"]),
+    ("corpus", ["manifest", "corpus", "corpus_readme", "validate", "stats", "detect", "neardup"]),
     ("generate", ["generate"]),
     ("hub", ["hub"]),
     ("models", ["lm"]),
+    ("write", ["write"]),     # model-written corpora: templates and a model
     ("train", ["train"]),
     ("shift", ["shift"]),
     ("compositions", ["schemas", "demo", "merge"]),

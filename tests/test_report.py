@@ -252,7 +252,7 @@ def test_a_sampled_token_follows_the_cut_distribution():
 
     import torch
 
-    from corpusforge.shift.measure import _draw
+    from corpusforge.lm.sampling import draw_token as _draw
 
     scores = torch.log(torch.tensor([[0.05, 0.5, 0.15, 0.3]]))
     grid = [i / 1000 for i in range(1000)]

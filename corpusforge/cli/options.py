@@ -94,7 +94,7 @@ def config_option(model, field: str, *decls: str, **kw):
     info = model.model_fields[field]
     help_text = (info.description or "").removeprefix("(*) ")
     default = info.get_default(call_default_factory=True)
-    if default is not None and default is not False and "default" not in help_text:
+    if not info.is_required() and default is not None and default is not False and "default" not in help_text:
         help_text += f" [default: {_shown_default(default)}]"
     kw.setdefault("default", None)
     return click.option(*(decls or (f"--{field.replace('_', '-')}",)), field, help=help_text, **kw)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 from weakref import WeakKeyDictionary
 
+from ..draw import keyed_random
 from ..lm.arch import (
     Architecture,
     Projection,
@@ -24,7 +25,8 @@ from ..lm.arch import (
     layer_input,
     lens_logits,
 )
-from ..train.data import keyed_random, user_turn
+from ..lm.sampling import draw_token
+from ..train.data import user_turn
 from ..train.prepare import prompt_language
 
 PEFT_PREFIX = "base_model.model."
@@ -207,24 +209,8 @@ class _Choose:
         if self.sampled:
             draws = {key: stream.random() for key, stream in self.streams.items()}   # one per key and step
             u = torch.tensor([draws[key] for key in self.keys], device=scores.device)
-            chosen[self.sampled] = _draw(scores[self.sampled], u, self.temperature, self.top_p)
+            chosen[self.sampled] = draw_token(scores[self.sampled], u, self.temperature, self.top_p)
         return torch.full_like(scores, -math.inf).scatter_(1, chosen[:, None], 0.0)
-
-
-def _draw(scores, u, temperature: float, top_p: float, *, within: int = 1024):
-    """Per row, the token at ``u`` (uniform in [0, 1)) of ``softmax(scores / temperature)`` cut to the most
-    likely tokens whose mass reaches ``top_p`` (at least one): (rows, vocab), (rows,) → (rows,). The cut is
-    looked for among the ``within`` most likely tokens, and among all when they fall short of ``top_p``."""
-    import torch
-
-    probs = torch.softmax(scores.float() / temperature, dim=-1)
-    top, order = probs.topk(min(within, probs.shape[-1]), dim=-1)        # descending
-    if within < probs.shape[-1] and bool((top.sum(-1) < top_p).any()):
-        return _draw(scores, u, temperature, top_p, within=probs.shape[-1])
-    kept = torch.where(top.cumsum(-1) - top < top_p, top, 0.0).cumsum(-1)  # a prefix of the ranking
-    at = torch.searchsorted(kept, (u * kept[:, -1])[:, None], right=True)
-    at = torch.minimum(at, (kept < kept[:, -1:]).sum(-1, keepdim=True))   # never past the last kept token
-    return order.gather(-1, at).squeeze(-1)
 
 
 def continue_ids(model, tok, id_lists: list[list[int]], *, max_new_tokens: int, sample: bool = False,

@@ -11,8 +11,6 @@ Cyrillic tokens is learnt as a whole, not drowned by the words around it.
 
 from __future__ import annotations
 
-import hashlib
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,6 +18,7 @@ from typing import Callable
 import orjson
 
 from .._io import read_text
+from ..draw import keyed_random
 from ..errors import TrainError
 
 
@@ -143,12 +142,6 @@ def check_loss_roles(records: list[dict], loss_on: list[str] | None) -> None:
     if missing:
         raise TrainError(f"--loss-on {','.join(missing)}: no record of the corpus has these roles; its roles are "
                          f"{', '.join(present)}")
-
-
-def keyed_random(key: str) -> random.Random:
-    """A random stream determined by ``key`` alone: every process of a distributed run, and a resumed run,
-    draws the same."""
-    return random.Random(int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little"))
 
 
 def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:

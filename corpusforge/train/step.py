@@ -31,9 +31,10 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
+from ..draw import keyed_random
 from ..errors import TrainError
 from ..lm.arch import Architecture, entered_at, head_logits, layer_input
-from .data import Batch, Example, collate, keyed_random
+from .data import Batch, Example, collate
 
 
 @dataclass

@@ -1,0 +1,212 @@
+"""Writers: what writes the words of a model-written record.
+
+``embedded`` (the embedded default model) and ``hf:ID_OR_FOLDER`` (any causal LM transformers loads) decode
+locally under ``ClauseRule``; ``openai:BASE_URL[#MODEL]`` asks any OpenAI-compatible server (vLLM, llama.cpp's
+server, Ollama, TGI, a hosted API) for completions, bounded in concurrency, with retries. A server's token comes
+from ``CORPUSFORGE_API_KEY`` (or ``OPENAI_API_KEY``) and is never printed or written.
+
+A writer takes prompts, each with the key that seeds its random stream, and returns each prompt's
+continuation (or None where nothing usable came back); it checks nothing itself — ``write.run`` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..errors import GenerateError
+from .constraint import Clause, ClauseRule, TokenClasses
+
+TOKEN_VARIABLES = ("CORPUSFORGE_API_KEY", "OPENAI_API_KEY")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.9
+    top_p: float = 0.95
+    max_new_tokens: int = 64
+
+
+@dataclass(frozen=True)
+class Ask:
+    prompt: str
+    key: str      # the cache key: seeds the ask's own random stream
+
+
+class Writer(Protocol):
+    identity: dict
+
+    def write(self, asks: list[Ask]) -> list[str | None]: ...
+
+
+def make_writer(spec: str, sampling: Sampling, clause: Clause, *, concurrency: int = 4, batch_size: int = 32):
+    """The writer ``spec`` names: embedded | hf:ID_OR_FOLDER | openai:BASE_URL[#MODEL]."""
+    if spec == "embedded":
+        from ..lm.embedded import DEFAULT_MODEL
+
+        return LocalWriter(DEFAULT_MODEL, sampling, clause, batch_size=batch_size)
+    if spec.startswith("hf:") and len(spec) > 3:
+        return LocalWriter(spec[3:], sampling, clause, batch_size=batch_size)
+    if spec.startswith("openai:") and len(spec) > 7:
+        url, _, model = spec[7:].partition("#")
+        return ServerWriter(url, model or None, sampling, clause, concurrency=concurrency)
+    raise GenerateError(f"--writer {spec!r} is not a writer",
+                        hint="use embedded, hf:ID_OR_FOLDER or openai:BASE_URL[#MODEL]")
+
+
+# ---------------------------------------------------------------------------
+# Local: transformers, the clause forced while decoding
+
+
+def _weights_digest(folder) -> str:
+    """sha256 over the folder's config and weight files (name, size, content): what the model is."""
+    from pathlib import Path
+
+    from .._atomic import sha256_file
+
+    digest = hashlib.sha256()
+    for f in sorted(Path(folder).iterdir()):
+        if f.suffix in (".safetensors", ".bin", ".json", ".gguf") and f.is_file():
+            digest.update(f"{f.name}\0{f.stat().st_size}\0{sha256_file(f)}\n".encode())
+    return digest.hexdigest()
+
+
+class LocalWriter:
+    """A causal LM on this machine; ``batch_size`` prompts decoded together, each row from its own stream."""
+
+    def __init__(self, spec: str, sampling: Sampling, clause: Clause, *, batch_size: int = 32):
+        from pathlib import Path
+
+        from ..lm.load import resolve_model
+
+        folder = resolve_model(spec)
+        self.spec, self.sampling, self.clause, self.batch_size = spec, sampling, clause, batch_size
+        files = _weights_digest(folder) if Path(folder).is_dir() else "hub:" + folder
+        self.identity = {"kind": "local", "model": spec, "weights_sha256": files}
+        self._lm = self.classes = None     # loaded on the first answer not in the cache
+
+    @property
+    def lm(self):
+        if self._lm is None:
+            from ..lm.load import load_model
+
+            self._lm = load_model(self.spec)
+            self._lm.model.eval()
+            self.classes = TokenClasses(self._lm.tokenizer)
+        return self._lm
+
+    def write(self, asks: list[Ask]) -> list[str | None]:
+        out: list[str | None] = []
+        for start in range(0, len(asks), self.batch_size):
+            out += self._batch(asks[start:start + self.batch_size])
+        return out
+
+    def _batch(self, asks: list[Ask]) -> list[str | None]:
+        import torch
+
+        from ..draw import keyed_random
+
+        lm = self.lm
+        tok, model = lm.tokenizer, lm.model
+        ids = [tok(a.prompt, add_special_tokens=False).input_ids for a in asks]
+        width = max(map(len, ids))
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        rows = torch.tensor([[pad] * (width - len(i)) + i for i in ids])             # (batch, width), left-padded
+        mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
+        rule = ClauseRule(self.classes, self.clause, width, [keyed_random(a.key) for a in asks], tok.eos_token_id,
+                          self.sampling.temperature, self.sampling.top_p, self.sampling.max_new_tokens)
+        with torch.no_grad():
+            new = model.generate(input_ids=rows, attention_mask=mask, pad_token_id=pad, do_sample=False,
+                                 max_new_tokens=self.sampling.max_new_tokens, logits_processor=[rule])[:, width:]
+        texts: list[str | None] = []
+        for prompt_ids, row in zip(ids, new.tolist()):
+            if tok.eos_token_id not in row:        # ran out of tokens before its sentence ended
+                texts.append(None)
+                continue
+            row = row[:row.index(tok.eos_token_id)]
+            full, head = tok.decode(prompt_ids + row), tok.decode(prompt_ids)
+            texts.append(full[len(head):] if full.startswith(head) else tok.decode(row))
+        return texts
+
+
+# ---------------------------------------------------------------------------
+# A server: OpenAI-compatible completions
+
+
+class ServerWriter:
+    """``POST {base}/v1/completions`` per prompt, ``concurrency`` at a time; 429 and 5xx answers and dropped
+    connections are retried with backoff (``retries`` times), other HTTP errors stop the run with the server's
+    own words. The constraint is sent where servers take one (``stop``, and vLLM's ``guided_regex``) and checked
+    on every answer anyway: servers that ignore it exist."""
+
+    def __init__(self, base_url: str, model: str | None, sampling: Sampling, clause: Clause, *,
+                 concurrency: int = 4, retries: int = 3, timeout: float = 120.0):
+        if not base_url.startswith(("http://", "https://")):
+            raise GenerateError(f"--writer openai:{base_url}: the server address must start with http:// or "
+                                "https://", hint="e.g. openai:http://127.0.0.1:8000#my-model")
+        self.base = base_url.rstrip("/").removesuffix("/v1")
+        self.sampling, self.clause, self.retries, self.timeout = sampling, clause, retries, timeout
+        self.concurrency = max(1, concurrency)
+        self.token = next((os.environ[v] for v in TOKEN_VARIABLES if os.environ.get(v)), None)
+        self.model = model or self._served_model()
+        self.identity = {"kind": "openai", "model": self.model}
+
+    def _request(self, path: str, body: dict | None):
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, headers=headers,
+                                         method="POST" if body is not None else "GET")
+        for attempt in range(self.retries + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return json.loads(response.read().decode("utf-8"))
+            except urllib.error.HTTPError as e:
+                if e.code != 429 and e.code < 500 or attempt == self.retries:
+                    said = e.read().decode("utf-8", "replace").strip().splitlines()[:1]
+                    raise GenerateError(f"the writer's server answered HTTP {e.code} to {path}"
+                                        + (f": {said[0][:200]}" if said else ""), hint=self._hint()) from None
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
+                if attempt == self.retries:
+                    reason = getattr(e, "reason", e)
+                    raise GenerateError(f"cannot reach the writer's server {self.base}: {reason}",
+                                        hint="is it running, and is the address right?") from None
+            except (ValueError, UnicodeDecodeError):
+                raise GenerateError(f"the writer's server {self.base} answered {path} with something that is not "
+                                    "JSON", hint="is it an OpenAI-compatible server?") from None
+            time.sleep(0.5 * 2 ** attempt)
+
+    def _hint(self) -> str:
+        return "check the model name after # and the token in " + " or ".join(TOKEN_VARIABLES)
+
+    def _served_model(self) -> str:
+        listed = self._request("/v1/models", None)
+        try:
+            return str(listed["data"][0]["id"])
+        except (KeyError, IndexError, TypeError):
+            raise GenerateError(f"the writer's server {self.base} lists no model at /v1/models",
+                                hint="name one: openai:BASE_URL#MODEL") from None
+
+    def _one(self, ask: Ask) -> str | None:
+        seed = int(hashlib.blake2b(ask.key.encode(), digest_size=4).hexdigest(), 16)
+        body = {"model": self.model, "prompt": ask.prompt, "max_tokens": self.sampling.max_new_tokens,
+                "temperature": self.sampling.temperature, "top_p": self.sampling.top_p, "seed": seed,
+                "stop": ["\n"], "guided_regex": self.clause.spec()["regex"]}
+        answer = self._request("/v1/completions", body)
+        try:
+            text = answer["choices"][0]["text"]
+        except (KeyError, IndexError, TypeError):
+            return None
+        return text if isinstance(text, str) else None
+
+    def write(self, asks: list[Ask]) -> list[str | None]:
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(self._one, asks))
