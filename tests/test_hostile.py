@@ -524,23 +524,129 @@ HOSTILE_JINJA = st.sampled_from([
     "{{ '%*d' % (10**9, 1) }}", "{{ subject[0:10**9] }}", "{{ [subject] * 10**6 }}"])
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=st.sampled_from(TEMPLATE_PATHS), value=st.one_of(HOSTILE_VALUES, HOSTILE_JINJA))
-def test_mutated_templates_load_or_fail_cleanly(tmp_path_factory, path, value):
-    """Whatever the change, loading a template ends within seconds with a template or a TemplateError."""
+#: changes a careful author might make, so that mutated templates also load (and their records get checked)
+PLAUSIBLE_CHANGES = [
+    (["name"], "x.en"), (["version"], 2), (["language"], "ru"), (["slots", "subject"], ["the lake", "a bird"]),
+    (["slots", "subject", 0], "the lake"), (["variants", 0, "condition"], "If {{ subject }} waits,"),
+    (["variants", 0, "consequence"], " then {{ event }}."), (["variants", 0, "weight"], 0.5),
+    (["targets"], [" then"]), (["constraints"], [{"distinct": ["subject", "event"]}]),
+    (["variants", 0], {"condition": "When {{ subject }} {{ event }},", "consequence": " then all is still."})]
+PLAUSIBLE = st.sampled_from(PLAUSIBLE_CHANGES)
+
+
+def _load_mutated(folder: Path, path: list, value):
+    """The good template with one change, written to ``folder``/t.yaml and loaded: a Template, or the TemplateError."""
     import yaml
 
     from corpusforge.patterns import BUILTIN_PATTERNS
     from corpusforge.templates.spec import load_template
 
     data = _mutate(yaml.safe_load(GOOD_TEMPLATE), path, value)
-    folder = tmp_path_factory.mktemp("tmpl")
     (folder / "t.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with deadline(30):
         try:
-            load_template(folder / "t.yaml", patterns=BUILTIN_PATTERNS)
+            return load_template(folder / "t.yaml", patterns=BUILTIN_PATTERNS)
         except TemplateError as e:
-            assert e.file == str(folder / "t.yaml")
+            return e
+
+
+def _known_bug(records: list[dict]) -> str | None:
+    """The two ways a template that loads still renders bad records (issue 23; see the strict xfails below)."""
+    if any(not seg["text"] for rec in records for seg in rec["segments"]) or any(
+            len(rec["segments"]) < 2 for rec in records):
+        return "a role renders empty"
+    if any(" object at 0x" in rec["text"] for rec in records):
+        return "an object's repr (with its address) is rendered"
+    return None
+
+
+def test_mutated_templates_are_refused_with_a_line_or_render_valid_records(tmp_path_factory):
+    """Loading checks a template completely ("errors surface at load, not mid-run", templates/spec.py): so a
+    mutated template is either refused with a TemplateError naming the file and a line, or it loads and then
+    every record it renders is a valid record. Each outcome must occur often enough to have been tested."""
+    from corpusforge.records import Record, structural_errors
+    from corpusforge.templates.sampler import sample
+
+    outcomes: dict[str, int] = {"refused": 0, "loads": 0, "known bug": 0}
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(change=st.one_of(st.tuples(st.sampled_from(TEMPLATE_PATHS), st.one_of(HOSTILE_VALUES, HOSTILE_JINJA)),
+                            PLAUSIBLE))
+    def check(change):
+        path, value = change
+        folder = tmp_path_factory.mktemp("tmpl")
+        loaded = _load_mutated(folder, path, value)
+        if isinstance(loaded, TemplateError):
+            assert loaded.file == str(folder / "t.yaml") and loaded.line and loaded.line >= 1, str(loaded)
+            outcomes["refused"] += 1
+            return
+        records = sample(loaded, 3)
+        if _known_bug(records):
+            outcomes["known bug"] += 1
+            return
+        for rec in records:
+            assert structural_errors(Record.model_validate(rec)) == [], (path, value, rec)
+        assert records == sample(loaded, 3)   # deterministic
+        outcomes["loads"] += 1
+
+    check()
+    # typically about 100 and 20 (hypothesis runs each of the 11 plausible changes once, a few hostile ones load)
+    assert outcomes["refused"] >= 50 and outcomes["loads"] >= 8, outcomes
+    assert outcomes["known bug"] <= 12, outcomes
+
+
+@pytest.mark.parametrize("path, value", PLAUSIBLE_CHANGES)
+def test_each_plausible_change_loads(tmp_path, path, value):
+    loaded = _load_mutated(tmp_path, path, value)
+    assert not isinstance(loaded, TemplateError), str(loaded)
+
+
+#: each hostile Jinja expression in a role: refused (with these words in the message), or what it renders to
+HOSTILE_ROLE_OUTCOMES = {
+    "{{ ''.__class__ }}": "names starting with '_' are not allowed", "{{ subject.__dict__ }}": "starting with '_'",
+    "{% include 'x' %}": "failed to render: TypeError", "{{ range(10**9)|list }}": "larger than templates may use",
+    "{{ subject * 10**9 }}": "refused by the sandbox: repeating", "{{ 1/0 }}": "failed to render: ZeroDivisionError",
+    "{% for i in range(99999) %}{{ i }}{% endfor %}": "range of 99,999 items is over the limit",
+    "{{ nope }}": "['nope'] that are not defined", "{{ lipsum(100000) }}": "['lipsum'] that are not defined",
+    "{{ subject.gen }}": "cannot render with", "{{ subject|center(10**8) }}": "larger than templates may use",
+    "{{": "Jinja syntax error", "{{ (subject ~ subject) * 60000 }}": "refused by the sandbox: repeating",
+    "{{ subject|truncate(10**9) }}": "larger than templates may use",
+    "{{ '%*d' % (10**9, 1) }}": "went past a render limit", "{{ [subject] * 10**6 }}": "refused by the sandbox",
+    "{{ subject[0:10**9] }}": None,   # a slice past the end is the whole value: it loads and renders the subject
+}
+
+
+@pytest.mark.parametrize("role", ["condition", "consequence"])
+@pytest.mark.parametrize("expression", sorted(HOSTILE_ROLE_OUTCOMES))
+def test_each_hostile_expression_in_a_role_is_refused_at_load(tmp_path, role, expression):
+    loaded = _load_mutated(tmp_path, ["variants", 0, role], expression)
+    words = HOSTILE_ROLE_OUTCOMES[expression]
+    if words is None:
+        assert not isinstance(loaded, TemplateError), str(loaded)
+        return
+    assert isinstance(loaded, TemplateError), f"{expression!r} in {role} loaded"
+    line = 1 + next(i for i, text in enumerate((tmp_path / "t.yaml").read_text(encoding="utf-8").splitlines())
+                    if text.lstrip(" -").startswith(f"{role}:"))
+    assert loaded.line == line and words in str(loaded), str(loaded)
+
+
+def test_a_slot_without_values_is_refused_at_load(tmp_path):
+    """Found by the property above: an empty slot list loaded, then generate and lint crashed with an IndexError."""
+    loaded = _load_mutated(tmp_path, ["slots", "subject"], [])
+    assert isinstance(loaded, TemplateError) and "'subject' has no values" in str(loaded) and loaded.line
+
+
+@pytest.mark.xfail(strict=True, reason="issue 23 (found by the test above): a required role that renders empty "
+                   "loads, and generate writes records that validate refuses")
+@pytest.mark.parametrize("text", ["", "{% raw %}"])
+def test_a_role_that_renders_empty_is_refused_at_load(tmp_path, text):
+    assert isinstance(_load_mutated(tmp_path, ["variants", 0, "consequence"], text), TemplateError)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 23 (found by the test above): Jinja's cycler/joiner objects render "
+                   "as their repr with a memory address, so the corpus differs from run to run")
+def test_an_object_repr_is_refused_at_load(tmp_path):
+    assert isinstance(_load_mutated(tmp_path, ["variants", 0, "consequence"], "{{ cycler(1, 2) }}"), TemplateError)
 
 
 NUMBERS = st.one_of(st.integers(min_value=-(2**40), max_value=2**40), st.floats(allow_nan=True, allow_infinity=True),
