@@ -8,6 +8,7 @@ name. Commands that could hang run in a subprocess with a timeout; the rest run 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -670,28 +671,73 @@ def test_train_options_are_a_config_or_one_clear_error(values):
     assert cfg.rank >= 1 and cfg.lr > 0 and 0 <= cfg.dropout < 1 and cfg.control_weight >= 0
 
 
-@settings(max_examples=200, deadline=None)
-@given(n=NUMBERS, continuations=NUMBERS, workers=NUMBERS,
-       weights=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=3),
-       splits=st.dictionaries(st.text(max_size=6), st.floats(allow_nan=True, allow_infinity=True), max_size=3),
-       shard=st.one_of(st.none(), st.tuples(st.integers(-3, 5), st.integers(-3, 5))))
-def test_generate_options_are_checked_or_refused(n, continuations, workers, weights, splits, shard):
+def _wrong_generate_options(n, continuations, workers, mix, splits, shard) -> set[str]:
+    """The options GenerateConfig.check must refuse, by the rules its messages state."""
+    from corpusforge.patterns import NAME_RE
+
+    wrong = {f"--{name}" for name, v in (("n", n), ("continuations", continuations), ("workers", workers)) if v < 1}
+    shares = list(splits.values())
+    if any(not NAME_RE.fullmatch(k) for k in splits) or not shares or not all(
+            math.isfinite(w) and w >= 0 for w in shares) or sum(shares) <= 0:
+        wrong.add("--split")
+    if any(not (math.isfinite(w) and w > 0) for w in mix.values()):
+        wrong.add("--mix")
+    if shard is not None and not (shard[1] >= 1 and 0 <= shard[0] < shard[1]
+                                  and (shard[0] + 1) * n // shard[1] > shard[0] * n // shard[1]):
+        wrong.add("--shard")
+    return wrong
+
+
+HOSTILE_OPTIONS = st.fixed_dictionaries(dict(
+    n=NUMBERS, continuations=NUMBERS, workers=NUMBERS,
+    weights=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=3),
+    splits=st.dictionaries(st.text(max_size=6), st.floats(allow_nan=True, allow_infinity=True), max_size=3),
+    shard=st.one_of(st.none(), st.tuples(st.integers(-3, 5), st.integers(-3, 5)))))
+#: options as a careful user gives them, so that the accepting path is taken (and checked) too
+PLAUSIBLE_OPTIONS = st.fixed_dictionaries(dict(
+    n=st.integers(1, 10**6), continuations=st.integers(1, 5), workers=st.integers(1, 8),
+    weights=st.lists(st.floats(0.01, 100), min_size=1, max_size=3),
+    splits=st.dictionaries(st.sampled_from(["train", "test", "validation", "dev_2"]), st.floats(0, 10),
+                           min_size=1, max_size=3),
+    shard=st.one_of(st.none(), st.tuples(st.integers(0, 3), st.integers(1, 4)))))
+
+
+def test_generate_options_are_checked_or_refused():
+    """Each drawn set of options ends one of three ways, and each must occur: a wrong type is refused by the
+    model (only for a field given something that is not an integer); a wrong value is refused by check()
+    naming an option that is wrong by its rules; or every option is right by those rules and check() passes."""
     from pydantic import ValidationError
 
     from corpusforge.generate import GenerateConfig
 
-    names = ["if_then.en", "if_then.ru", "silence.en"][:len(weights)]
-    try:
-        cfg = GenerateConfig(mix=dict(zip(names, weights)), n=n, continuations=continuations, workers=workers,
-                             splits=splits, shard=shard)
-    except ValidationError:
-        return  # a wrong type: the CLI's own option types refuse these before this point
-    try:
-        cfg.check()
-    except GenerateError as e:
-        assert str(e).startswith("--") or "give" in str(e) or "no template" in str(e)
-        return
-    assert cfg.n >= 1 and all(w > 0 for w in cfg.mix.values()) and sum(cfg.splits.values()) > 0
+    outcomes = {"wrong type": 0, "refused": 0, "accepted": 0}
+
+    @settings(max_examples=200, deadline=None)
+    @given(options=st.one_of(HOSTILE_OPTIONS, PLAUSIBLE_OPTIONS))
+    def check(options):
+        n, continuations, workers, weights, splits, shard = (options[k] for k in (
+            "n", "continuations", "workers", "weights", "splits", "shard"))
+        names = ["if_then.en", "if_then.ru", "silence.en"][:len(weights)]
+        fields = {"n": n, "continuations": continuations, "workers": workers}
+        try:
+            cfg = GenerateConfig(mix=dict(zip(names, weights)), splits=splits, shard=shard, **fields)
+        except ValidationError as e:   # the CLI's own option types refuse these before this point
+            failed = {err["loc"][0] for err in e.errors()}
+            assert failed and failed <= {k for k, v in fields.items() if not isinstance(v, int)}, e
+            outcomes["wrong type"] += 1
+            return
+        wrong = _wrong_generate_options(cfg.n, cfg.continuations, cfg.workers, cfg.mix, cfg.splits, cfg.shard)
+        try:
+            cfg.check()
+        except GenerateError as e:
+            assert any(str(e).startswith(option) for option in wrong), (str(e), wrong)
+            outcomes["refused"] += 1
+            return
+        assert not wrong, f"check() passed {sorted(wrong)}"
+        outcomes["accepted"] += 1
+
+    check()
+    assert min(outcomes.values()) >= 20, outcomes   # typically about 70, 60 and 65
 
 
 def test_every_refusal_is_a_corpusforge_error():
