@@ -717,6 +717,8 @@ def test_generate_options_are_checked_or_refused():
 
     @settings(max_examples=200, deadline=None)
     @given(options=st.one_of(HOSTILE_OPTIONS, PLAUSIBLE_OPTIONS, ONE_HOSTILE_OPTION))
+    @example(options=dict(n=2, continuations=1, workers=1, weights=[1.0], splits={"train": 1.0}, shard=(1, 3)))
+    @example(options=dict(n=5, continuations=1, workers=0, weights=[1.0], splits={"train": 1.0}, shard=None))
     def check(options):
         n, continuations, workers, weights, splits, shard = (options[k] for k in (
             "n", "continuations", "workers", "weights", "splits", "shard"))
