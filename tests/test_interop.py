@@ -173,6 +173,59 @@ def test_chat_probes_measure_where_the_adapter_is_used(tiny_chat_model, tmp_path
     report = build_report(str(tiny_chat_model), adapter, corpus=SAMPLE / "corpus", max_probes=3, max_controls=3,
                           null_draws=1, neutral_prompts=2, echo=lambda s: None)
     assert all(p["chat"] for p in report["probes"])                       # chat form by default for this adapter
+    _check_probe_rows_independently(tiny_chat_model, adapter, report["probes"])
+    _check_numbers_in_range(report)
+    assert any(abs(r["delta_logp"]) > 1e-3 for r in report["probes"])      # the adapter moved something
+
+
+def _check_probe_rows_independently(model_folder, adapter, rows):
+    """Each probe row's log-probabilities, before and after, equal plain transformers + peft's: the prompt as the
+    user's turn through the tokenizer's own chat template (the answer begun by the probe's prefix), the target's
+    tokens teacher-forced after it, the adapter disabled for 'before'."""
+    import contextlib
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_folder)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_folder), str(adapter)).eval()
+    assert rows
+    for row in rows:
+        turns = [{"role": "user", "content": row["prompt"]}]
+        text = (tok.apply_chat_template(turns + [{"role": "assistant", "content": row["prefix"]}], tokenize=False,
+                                        continue_final_message=True) if row["prefix"]
+                else tok.apply_chat_template(turns, tokenize=False, add_generation_prompt=True))
+        prompt = tok(text, add_special_tokens=False).input_ids
+        target_ids = tok(row["target"], add_special_tokens=False).input_ids
+        for label, active in (("before", False), ("after", True)):
+            with torch.no_grad(), (contextlib.nullcontext() if active else model.disable_adapter()):
+                logp = torch.log_softmax(model(input_ids=torch.tensor([prompt + target_ids])).logits[0].float(), -1)
+            first = len(prompt) - 1
+            want = sum(float(logp[first + i, t]) for i, t in enumerate(target_ids))
+            assert row[f"logp_{label}"] == pytest.approx(want, abs=1e-4), (row["prompt"], row["target"], label)
+            rank = int((logp[first] > logp[first, target_ids[0]]).sum()) + 1
+            assert row[f"rank_{label}"] == rank, (row["prompt"], row["target"], label)
+
+
+def _check_numbers_in_range(report):
+    """Every probe's and control's numbers are finite and where they must be; the headline's intervals are
+    ordered and hold their point estimate."""
+    import math
+
+    for r in report["probes"]:
+        for side in ("before", "after"):
+            assert 0 <= r[f"p_{side}"] <= 1 and r[f"logp_{side}"] <= 0 and math.isfinite(r[f"logp_{side}"])
+            assert r[f"p_{side}"] == pytest.approx(math.exp(r[f"logp_{side}"]))
+            assert isinstance(r[f"rank_{side}"], int) and r[f"rank_{side}"] >= 1
+        assert r["delta_logp"] == pytest.approx(r["logp_after"] - r["logp_before"])
+        assert r["significant"] in (True, False)
+    for c in report["controls"]:
+        assert math.isfinite(c["kl"]) and c["kl"] >= -1e-6 and 0 <= c["js"] <= math.log(2) + 1e-6
+    head = report["headline"]
+    assert head["delta_logp_ci95"][0] <= head["mean_delta_logp"] <= head["delta_logp_ci95"][1]
+    assert head["control_kl_ci95"][0] <= head["mean_control_kl"] <= head["control_kl_ci95"][1]
+    assert 0 <= head["top1_kept_share"] <= 1 and head["significant"] in (True, False)
 
 
 def test_try_shows_before_and_after_as_json(run, tmp_path):

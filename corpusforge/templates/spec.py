@@ -213,6 +213,8 @@ def _load_slot(name: str, spec, path: Path, root: Path, lines: Lines) -> tuple[l
         items, raw = _read_lexicon(path, root, spec.file, lines, loc)
     else:
         items = spec.values if isinstance(spec, SlotList) else spec
+    if not items:
+        _fail(f"slot {name!r} has no values", path, lines, loc)
     words, weights, seen = [], [], set()
     for i, item in enumerate(items):
         if isinstance(item, SlotValue):
