@@ -58,7 +58,8 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, model: str | None = N
     """Merge ``adapter`` into its base and write the model to ``out`` if it matches the unmerged adapter."""
     from .train.adapter_run import read_run
 
-    adapter, out = Path(adapter), check_output(out, ReportError, overwrite=overwrite)
+    adapter = Path(adapter)
+    out = check_output(out, ReportError, overwrite=overwrite, inputs=[adapter, model, probes_file, corpus])
     if not math.isfinite(tolerance) or tolerance < 0:
         raise ReportError(f"--tolerance must be a non-negative number, got {tolerance}")
     run = read_run(adapter, ReportError) if adapter.is_dir() else None

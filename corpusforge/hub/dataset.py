@@ -47,7 +47,7 @@ def export_corpus(corpus_dir: str | Path, out: str | Path, fmt: str, *, overwrit
         shape.check()
     elif shape is not None and (shape.system or shape.completion_from):
         raise HubError("--system and --completion-from go with --format prompt-completion or messages")
-    out = check_output(out, HubError, overwrite=overwrite)
+    out = check_output(out, HubError, overwrite=overwrite, inputs=[corpus_dir])
     with atomic_dir(out) as tmp:
         if fmt == "parquet":
             stage_into(corpus_dir, tmp, repo_id=None)

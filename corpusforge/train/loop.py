@@ -55,9 +55,9 @@ def lora_settings(cfg: TrainConfig) -> LoraSettings:
                         layers=cfg.layers, rslora=cfg.rslora, dora=cfg.dora)
 
 
-def _check_paths(corpus: Path, out: Path, resume: bool, overwrite: bool) -> None:
+def _check_paths(corpus: Path, out: Path, resume: bool, overwrite: bool, cfg: TrainConfig) -> None:
     check_input(corpus, TrainError, want="folder", what="corpus folder")
-    check_output(out, TrainError, overwrite=overwrite)
+    check_output(out, TrainError, overwrite=overwrite, inputs=[corpus, cfg.model, cfg.controls])
     partial = partial_path(out)
     if partial.exists():
         owner = lock_owner(partial)
@@ -254,7 +254,7 @@ def train(corpus: str | Path, out: str | Path, cfg: TrainConfig, *, resume: bool
     from accelerate import Accelerator
 
     corpus, out = Path(corpus), Path(out)
-    _check_paths(corpus, out, resume, overwrite)
+    _check_paths(corpus, out, resume, overwrite, cfg)
     placement = choose(cfg.device, cfg.dtype)
     accelerator = Accelerator(cpu=placement.device == "cpu")
     main = accelerator.is_main_process

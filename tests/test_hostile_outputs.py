@@ -1,0 +1,160 @@
+"""Hostile input, round two (issue 28): data loss and provenance.
+
+- One rule for outputs: never an input (nor inside one, nor holding one, links resolved), never an existing
+  folder without --overwrite, and a dry run writes nothing but its own staging folder.
+- run.json records the model and the corpus by absolute path and content hash, checked on use.
+- A corpus's manifest is verified on read: every listed file there, its record count, size and sha256.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from corpusforge.errors import CorpusforgeError
+
+from .conftest import SAMPLE
+from .test_hostile import cf, corpus_copy, nothing_under, refused
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (links not followed) with its bytes: what must survive a refused command."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    from .tiny import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny, tmp_path_factory) -> Path:
+    """A two-step adapter on the tiny model, trained on a copy of the sample corpus (both stay in place)."""
+    from corpusforge.train.config import make_config
+    from corpusforge.train.loop import train
+
+    root = tmp_path_factory.mktemp("trained")
+    corpus = root / "corpus"
+    shutil.copytree(SAMPLE / "corpus", corpus)
+    cfg = make_config(dict(model=str(tiny), steps=2, batch_size=4, eval_every=0, checkpoint_every=0,
+                           use_controls=False))
+    train(corpus, root / "adapter", cfg, echo=lambda s: None)
+    return root / "adapter"
+
+
+# ---------------------------------------------------------------------------
+# Outputs: never an input, never an existing folder without --overwrite
+
+
+def test_a_dry_run_push_never_replaces_an_existing_staging_folder(run, tmp_path):
+    corpus = corpus_copy(tmp_path)
+    mine = tmp_path / "DIR"
+    mine.mkdir()
+    (mine / "precious.txt").write_text("keep me")
+    refused(run("push", corpus, "--repo", "me/x", "--dry-run", "--staging", mine), "--staging", "already exists",
+            "--overwrite")
+    assert tree(mine) == {"precious.txt": b"keep me"}
+    assert not (tmp_path / ".DIR.partial").exists()
+    # with --overwrite it is replaced; a folder push made itself is replaced on the next push without it
+    assert run("push", corpus, "--repo", "me/x", "--dry-run", "--staging", mine, "--overwrite").exit_code == 0
+    assert (mine / "README.md").is_file() and not (mine / "precious.txt").exists()
+    assert run("push", corpus, "--repo", "me/x", "--dry-run", "--staging", mine).exit_code == 0
+
+
+@pytest.mark.parametrize("where", ["itself", "inside", "holding", "link"])
+def test_push_staging_is_never_the_corpus(run, tmp_path, where):
+    corpus = corpus_copy(tmp_path)
+    before = tree(corpus)
+    if where == "link":
+        (tmp_path / "alias").symlink_to(corpus)
+    staging = {"itself": corpus, "inside": corpus / "data" / "stage", "holding": tmp_path,
+               "link": tmp_path / "alias"}[where]
+    for extra in ([], ["--overwrite"]):
+        refused(run("push", corpus, "--repo", "me/x", "--dry-run", "--staging", staging, *extra), "--staging",
+                "input", "--overwrite never reaches an input")
+    assert tree(corpus) == before
+
+
+def test_export_onto_its_corpus_is_refused(run, tmp_path):
+    corpus = corpus_copy(tmp_path)
+    before = tree(corpus)
+    for out in (corpus, corpus / "data", corpus / "sub", tmp_path):
+        refused(run("export", corpus, "--format", "jsonl", "--out", out, "--overwrite"), "--out", "input")
+    assert tree(corpus) == before
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_generate_onto_its_template_pack_is_refused(run, tmp_path):
+    from .test_hostile import GOOD_TEMPLATE, pack_with
+
+    pack = pack_with(tmp_path, GOOD_TEMPLATE)
+    before = tree(pack)
+    for out in (pack, pack / "inside"):
+        refused(run("generate", "--template", "t.en", "--templates", pack, "--n", "3", "--out", out, "--overwrite"),
+                "--out", "input", str(pack))
+    # a pack found through CORPUSFORGE_TEMPLATES is an input too
+    refused(cf("generate", "--template", "t.en", "--n", "3", "--out", pack, "--overwrite",
+               env={"CORPUSFORGE_TEMPLATES": str(pack)}), "--out", "input")
+    assert tree(pack) == before
+
+
+def test_merge_onto_its_adapter_is_refused(run, tmp_path, adapter, tiny):
+    before = tree(adapter)
+    refused(run("merge", "--adapter", adapter, "--out", adapter, "--overwrite"), "--out", "is the input")
+    refused(run("merge", "--adapter", adapter, "--model", tiny, "--out", tiny, "--overwrite"), "--out", "input")
+    assert tree(adapter) == before
+
+
+def test_train_and_report_onto_an_input_are_refused(run, tmp_path, adapter, tiny):
+    corpus = corpus_copy(tmp_path)
+    before = tree(corpus)
+    refused(run("train", corpus, "--model", tiny, "--out", corpus, "--overwrite", "--steps", "1"), "--out", "input")
+    refused(run("train", corpus, "--model", tiny, "--out", tiny / "a", "--steps", "1"), "--out", "inside the input")
+    refused(run("report", "--adapter", adapter, "--model", tiny, "--out", adapter, "--overwrite"), "--out", "input")
+    refused(run("report", "--adapter", adapter, "--model", tiny, "--corpus", corpus, "--out", corpus / "r"),
+            "--out", "inside the input")
+    assert tree(corpus) == before
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(st.sampled_from(["in", "sub", "..", ".", "other", "link"]), min_size=0, max_size=4),
+       overwrite=st.booleans())
+def test_no_output_path_ever_reaches_an_input(tmp_path_factory, parts, overwrite):
+    """Whatever path an output is spelled as (relative steps, links), it is refused exactly when it resolves to
+    the input, a folder inside it or a folder holding it; and then nothing is touched."""
+    from corpusforge._io import check_output
+
+    root = tmp_path_factory.mktemp("o")
+    (root / "in" / "sub").mkdir(parents=True)
+    (root / "in" / "sub" / "f.txt").write_text("x")
+    (root / "other").mkdir()
+    (root / "link").symlink_to(root / "in")
+    (root / "in" / "link").symlink_to(root / "in" / "sub")
+    out = root.joinpath(*parts) if parts else root
+    real_in, real_out = (root / "in").resolve(), Path(os.path.realpath(out))
+    overlaps = real_out == real_in or real_in in real_out.parents or real_out in real_in.parents
+    try:
+        check_output(out, overwrite=overwrite, inputs=[root / "in"])
+    except CorpusforgeError as e:
+        assert overlaps or "already exists" in str(e) or "exists and is" in str(e), str(e)
+        if overlaps:
+            assert "input" in str(e)
+    else:
+        assert not overlaps
+    assert (root / "in" / "sub" / "f.txt").read_text() == "x"
+
+
+def test_export_to_an_existing_folder_needs_overwrite(run, tmp_path):
+    out = tmp_path / "e"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    refused(run("export", SAMPLE / "corpus", "--format", "jsonl", "--out", out), "already exists", "--overwrite")
+    assert tree(out) == {"keep.txt": b"mine"}
+    nothing_under(tmp_path, "x")
