@@ -158,3 +158,94 @@ def test_export_to_an_existing_folder_needs_overwrite(run, tmp_path):
     refused(run("export", SAMPLE / "corpus", "--format", "jsonl", "--out", out), "already exists", "--overwrite")
     assert tree(out) == {"keep.txt": b"mine"}
     nothing_under(tmp_path, "x")
+
+
+# ---------------------------------------------------------------------------
+# Manifests verified on read: a deleted, cut, changed, dangling or looping data file is an error naming it
+
+
+def _break(corpus: Path, how: str) -> Path:
+    """Damage the corpus's train split in one way; the damaged file."""
+    train = corpus / "data" / "train.jsonl"
+    lines = train.read_bytes().splitlines(keepends=True)
+    if how == "deleted":
+        train.unlink()
+    elif how == "truncated":       # cut at a line boundary: every record left is valid
+        train.write_bytes(b"".join(lines[:100]))
+    elif how == "record-dropped":  # same count of lines elsewhere would still differ in size and hash
+        train.write_bytes(b"".join(lines[1:]))
+    elif how == "swapped":         # same records, same size, other order: only the sha256 tells
+        train.write_bytes(b"".join([lines[1], lines[0], *lines[2:]]))
+    elif how == "dangling":
+        train.unlink()
+        train.symlink_to(corpus / "nowhere.jsonl")
+    elif how == "loop":
+        train.unlink()
+        (corpus / "data" / "loop.lnk").symlink_to(train)
+        train.symlink_to(corpus / "data" / "loop.lnk")
+    elif how == "stray":
+        (corpus / "data" / "extra.jsonl").write_bytes(lines[0])
+        return corpus / "data" / "extra.jsonl"
+    return train
+
+
+DAMAGE = {"deleted": "was not found", "truncated": "100 records, manifest.json says 161",
+          "record-dropped": "160 records", "swapped": "sha256", "dangling": "dangling symbolic link",
+          "loop": "symbolic link loop", "stray": "not listed in manifest.json"}
+
+
+@pytest.mark.parametrize("how", sorted(DAMAGE))
+def test_a_damaged_split_is_refused_by_validate_and_export(run, tmp_path, how):
+    corpus = corpus_copy(tmp_path)
+    bad = _break(corpus, how)
+    result = run("validate", corpus)
+    assert result.exit_code == 1 and DAMAGE[how] in result.output and str(bad) in result.output, result.output
+    line = refused(run("export", corpus, "--format", "jsonl", "--out", tmp_path / "e"), DAMAGE[how])
+    assert str(bad) in line
+    nothing_under(tmp_path, "e")
+    refused(run("export", corpus, "--format", "parquet", "--out", tmp_path / "e"), DAMAGE[how])
+    nothing_under(tmp_path, "e")
+
+
+@pytest.mark.parametrize("how", ["truncated", "deleted", "swapped"])
+def test_push_and_train_check_the_manifest_too(run, tmp_path, tiny, how):
+    corpus = corpus_copy(tmp_path)
+    _break(corpus, how)
+    refused(run("push", corpus, "--repo", "me/x", "--dry-run", "--staging", tmp_path / "s"), DAMAGE[how])
+    refused(run("train", corpus, "--model", tiny, "--out", tmp_path / "a", "--steps", "1"), DAMAGE[how])
+    nothing_under(tmp_path, "a")
+
+
+def test_validate_quick_checks_counts_and_sizes_without_hashing(run, tmp_path):
+    corpus = corpus_copy(tmp_path)
+    assert run("validate", "--quick", corpus).exit_code == 0
+    _break(corpus, "swapped")
+    assert run("validate", "--quick", corpus).exit_code == 0    # same count and size: only a hash would tell
+    assert "sha256" in run("validate", corpus).output
+    _break(corpus, "truncated")
+    result = run("validate", "--quick", corpus)
+    assert result.exit_code == 1 and "records, manifest.json says 161" in result.output
+    assert "sha256" not in result.output
+    assert "without hashing" in " ".join(run("validate", "--help").output.split())
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(min_value=0, max_value=123243), flip=st.booleans())
+def test_any_change_to_a_split_is_caught(tmp_path_factory, cut, flip):
+    """Cut a split anywhere or change one byte: reading the corpus for validate (and so push and train) fails."""
+    from corpusforge.validate import validate_paths
+
+    corpus = tmp_path_factory.mktemp("c") / "corpus"
+    shutil.copytree(SAMPLE / "corpus", corpus)
+    train = corpus / "data" / "train.jsonl"
+    data = bytearray(train.read_bytes())
+    if flip:
+        data[cut] = ord("x") if data[cut] != ord("x") else ord("y")
+    else:
+        del data[cut:]
+    train.write_bytes(bytes(data))
+    try:
+        assert not validate_paths([corpus]).ok
+    except CorpusforgeError:
+        pass
+
