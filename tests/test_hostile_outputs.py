@@ -249,3 +249,97 @@ def test_any_change_to_a_split_is_caught(tmp_path_factory, cut, flip):
     except CorpusforgeError:
         pass
 
+
+# ---------------------------------------------------------------------------
+# run.json: the model and the corpus by absolute path and content hash, checked on use
+
+
+def _run_json(adapter: Path) -> dict:
+    import json
+
+    return json.loads((adapter / "run.json").read_text(encoding="utf-8"))
+
+
+def _copy_adapter(adapter: Path, to: Path, **changes) -> Path:
+    import json
+
+    shutil.copytree(adapter, to)
+    data = _run_json(to)
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    (to / "run.json").write_text(json.dumps(data), encoding="utf-8")
+    return to
+
+
+def test_run_json_records_model_and_corpus_by_absolute_path_and_hash(adapter, tiny):
+    from corpusforge.train.adapter_run import fingerprint
+
+    data = _run_json(adapter)
+    assert data["model"] == str(tiny.resolve()) and data["model_sha256"] == fingerprint(tiny)
+    assert Path(data["corpus"]).is_absolute() and data["corpus_manifest_sha256"]
+
+
+def test_try_from_another_folder_uses_the_recorded_model_not_a_namesake(adapter, tiny, tmp_path):
+    """train --model model (relative) then try from elsewhere: the model at run.json's absolute path is used, a
+    folder of the same name here is not; the same model by its absolute path or a copy is accepted."""
+    from corpusforge.shift.trial import try_adapter
+
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "model").mkdir(parents=True)
+    (elsewhere / "model" / "config.json").write_text("{}")
+    result = cf("try", "--adapter", adapter, "If the river", "--max-new-tokens", "1", "--format", "json",
+                cwd=elsewhere)
+    assert result.returncode == 0, result.stderr[-2000:]
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny, copy)
+    for model in (str(tiny.resolve()), str(copy)):
+        assert try_adapter(adapter, ["If"], model=model)
+    refused(cf("try", "--adapter", adapter, "--model", elsewhere / "model", "If"), "trained on", "--model")
+
+
+def test_a_changed_or_moved_model_is_refused_naming_run_json(run, adapter, tiny, tmp_path):
+    from .tiny import make_tiny_model
+
+    other = make_tiny_model(tmp_path / "other", seed=1)     # same shape, other weights
+    changed = _copy_adapter(adapter, tmp_path / "changed", model=str(other.resolve()))
+    for command in (["try", "--adapter", changed, "If"],
+                    ["merge", "--adapter", changed, "--out", tmp_path / "m"],
+                    ["report", "--adapter", changed, "--model", other, "--out", tmp_path / "r"]):
+        refused(run(*command), "has changed since the adapter was trained", "run.json", "model_sha256")
+    moved = _copy_adapter(adapter, tmp_path / "moved", model=str(tmp_path / "gone"))
+    refused(run("try", "--adapter", moved, "If"), "no longer there", "run.json", "--model")
+    nothing_under(tmp_path, "m")
+    nothing_under(tmp_path, "r")
+
+
+def test_a_changed_corpus_is_refused_when_run_json_names_it(run, adapter, tiny, tmp_path):
+    corpus = Path(_run_json(adapter)["corpus"])
+    manifest = corpus / "manifest.json"
+    before = manifest.read_bytes()
+    try:
+        manifest.write_bytes(before.replace(b'"seed": 7', b'"seed": 8'))
+        refused(run("merge", "--adapter", adapter, "--out", tmp_path / "m"), "corpus", "has changed",
+                "corpus_manifest_sha256")
+    finally:
+        manifest.write_bytes(before)
+    nothing_under(tmp_path, "m")
+
+
+def test_an_older_run_json_without_a_hash_is_read_with_a_clear_rule(adapter, tiny, tmp_path):
+    """No model_sha256 (an older corpusforge): a model named by a relative path that exists here is refused
+    unless --model is given; an absolute path is used as before."""
+    from corpusforge.errors import ReportError
+    from corpusforge.shift.trial import try_adapter
+
+    old = _copy_adapter(adapter, tmp_path / "old", model="model", model_sha256=None)
+    (tmp_path / "model").symlink_to(tiny)
+    result = cf("try", "--adapter", old, "If", cwd=tmp_path)
+    refused(result, "relative path 'model'", "no fingerprint", "--model")
+    assert try_adapter(old, ["If"], model=str(tiny))
+    absolute = _copy_adapter(adapter, tmp_path / "old-abs", model=str(tiny), model_sha256=None)
+    assert try_adapter(absolute, ["If"])
+    with pytest.raises(ReportError, match="trained on"):
+        try_adapter(absolute, ["If"], model=str(tmp_path / "old"))

@@ -136,12 +136,15 @@ def _adapter_run(corpus: Path, cfg: TrainConfig, prep: Prepared, state: RunState
                  world: int) -> AdapterRun:
     from .._atomic import sha256_file
     from .._version import __version__
+    from .adapter_run import recorded_model
 
     manifest = corpus / "manifest.json"
     rate = state.tokens / state.seconds if state.seconds else 0.0
+    model, model_sha256 = recorded_model(cfg.model)   # a local folder by absolute path and fingerprint
     return AdapterRun(
-        corpusforge_version=__version__, model=cfg.model, model_source=prep.loaded.source, config=cfg,
-        corpus=str(corpus), corpus_manifest_sha256=sha256_file(manifest) if manifest.is_file() else None,
+        corpusforge_version=__version__, model=model, model_sha256=model_sha256, model_source=prep.loaded.source,
+        config=cfg, corpus=str(corpus.resolve()),
+        corpus_manifest_sha256=sha256_file(manifest) if manifest.is_file() else None,
         versions=_versions(), processes=world, steps=state.step, trainable_parameters=trainable,
         train_records=len(prep.examples), tokens=state.tokens, supervised_tokens=state.supervised,
         non_padding_tokens_per_s=round(rate, 1), seconds=round(state.seconds, 2),
