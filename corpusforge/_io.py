@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -158,9 +159,43 @@ def output_problem(out: str | Path, *, overwrite: bool, folder: bool = True) -> 
     return None
 
 
+def _real(path: str | Path) -> Path:
+    """``path`` absolute with every symbolic link resolved (a loop or a missing tail is left as it is)."""
+    return Path(os.path.realpath(os.path.abspath(path)))
+
+
+def input_overlap(out: str | Path, inputs: Iterable[str | Path | None]) -> str | None:
+    """How ``out`` overlaps one of ``inputs`` (the same folder, inside it, or holding it), or None.
+
+    Paths are compared with symbolic links resolved; an input that is not a local path (a Hub id, an
+    embedded model's name) or None is skipped.
+    """
+    real_out = _real(out)
+    for given in inputs:
+        if given is None or str(given) == "" or not os.path.lexists(given):
+            continue
+        real_in = _real(given)
+        if real_out == real_in:
+            return f"is the input {given}"
+        if real_in in real_out.parents:
+            return f"is inside the input {given}"
+        if real_out in real_in.parents:
+            return f"holds the input {given}"
+    return None
+
+
 def check_output(out: str | Path, error: type[CorpusforgeError] = CorpusforgeError, *, overwrite: bool = False,
-                 folder: bool = True) -> Path:
-    """``out`` as a Path if it can be written; otherwise ``error`` naming it and what to do."""
+                 folder: bool = True, inputs: Iterable[str | Path | None] = (), option: str = "--out") -> Path:
+    """``out`` as a Path if it can be written; otherwise ``error`` naming it and what to do.
+
+    The one rule every command with an output follows: an output is never one of the command's ``inputs``
+    (nor inside one, nor holding one) — with or without ``--overwrite``; an existing output is replaced
+    only with ``overwrite``; and it must be a place that can be written.
+    """
+    overlap = input_overlap(out, inputs)
+    if overlap is not None:
+        raise error(f"{option} {out} {overlap}: an output never replaces, holds or sits inside an input",
+                    hint=f"choose another {option}; --overwrite never reaches an input")
     if os.path.exists(out) and not overwrite:
         raise already_exists(out, error)
     problem = output_problem(out, overwrite=overwrite, folder=folder)

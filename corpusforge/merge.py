@@ -56,13 +56,14 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, model: str | None = N
                   tolerance: float = TOLERANCE, probes_file=None, corpus=None, overwrite: bool = False,
                   echo: Callable[[str], None] = print) -> MergeResult:
     """Merge ``adapter`` into its base and write the model to ``out`` if it matches the unmerged adapter."""
-    from .train.adapter_run import read_run
+    from .train.adapter_run import check_base, read_run
 
-    adapter, out = Path(adapter), check_output(out, ReportError, overwrite=overwrite)
+    adapter = Path(adapter)
+    out = check_output(out, ReportError, overwrite=overwrite, inputs=[adapter, model, probes_file, corpus])
     if not math.isfinite(tolerance) or tolerance < 0:
         raise ReportError(f"--tolerance must be a non-negative number, got {tolerance}")
     run = read_run(adapter, ReportError) if adapter.is_dir() else None
-    base = model or (run.model if run else None)
+    base = check_base(run, model, adapter, ReportError)
     if base is None:
         raise ReportError("the adapter has no run.json naming its base model", hint="pass --model")
     inputs = choose_inputs(base, adapter, probes_file=probes_file, corpus=corpus, max_probes=20, max_controls=20)

@@ -20,7 +20,7 @@ import orjson
 from pydantic import ValidationError
 
 from .columnar import from_row
-from .corpus import BOM, MAX_LINE_BYTES, corpus_files, manifest_patterns, read_blocks
+from .corpus import BOM, MAX_LINE_BYTES, corpus_files, manifest_patterns, manifest_problems, read_blocks
 from .errors import CorpusforgeError, RecordError
 from .patterns import BUILTIN_PATTERNS, Pattern, merge_patterns
 from .records import RECORD_DICT_VALIDATOR, Record, is_sound, structural_errors
@@ -205,11 +205,12 @@ def _append(report: ValidationReport, issue: Issue, max_errors: int | None = Non
 
 
 def validate_paths(paths: Sequence[str | Path], *, patterns: Mapping[str, Pattern] | None = None,
-                   max_errors: int | None = None) -> ValidationReport:
+                   max_errors: int | None = None, quick: bool = False) -> ValidationReport:
     """Validate every record in ``paths`` (files or corpus directories) and report all problems.
 
-    ``max_errors`` caps how many errors are *listed*, never the counts.
-    Raises ``RecordError`` only for a path that does not exist.
+    A corpus folder's data files are also checked against its manifest (record count, size, sha256; ``quick``
+    skips the sha256): a difference is a file error. ``max_errors`` caps how many errors are *listed*, never
+    the counts. Raises ``RecordError`` only for a path that does not exist (or a data file that is missing).
     """
     files = corpus_files(paths)
     known = merge_patterns(patterns if patterns is not None else BUILTIN_PATTERNS, manifest_patterns(paths))
@@ -236,6 +237,10 @@ def validate_paths(paths: Sequence[str | Path], *, patterns: Mapping[str, Patter
                 _check_jsonl(path, stream, known, report, sink)
         except (OSError, EOFError, zlib.error) as e:
             _file_error(report, str(path), f"cannot read the file: {e}")
+    for raw in paths:
+        if Path(raw).is_dir():
+            for file, message in manifest_problems(raw, quick=quick):
+                _file_error(report, file, message)
     return report
 
 

@@ -15,7 +15,10 @@ from .options import InputPath, domain_errors
               "manifest once the push succeeds.")
 @click.option("--pretty-name", help="Title of the dataset card.")
 @click.option("--staging", type=click.Path(file_okay=False), help="Staging folder (default: CORPUS.hub-staging).")
-@click.option("--dry-run", is_flag=True, help="Stage, check and print the plan; upload nothing.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --staging folder that an earlier push did not "
+              "make (one it made is replaced anyway); never the corpus.")
+@click.option("--dry-run", is_flag=True, help="Stage, check and print the plan; upload nothing. Nothing is written "
+              "but the staging folder.")
 @click.option("--retries", type=click.IntRange(min=1), default=4, show_default=True,
               help="Attempts per request on transient errors (5xx, 429, connection).")
 @click.option("--retry-wait", type=click.FloatRange(min=0), default=1.0, show_default=True,
@@ -26,7 +29,7 @@ from .options import InputPath, domain_errors
 @click.option("--system", help="messages: a system turn to put first.")
 @click.option("--completion-from", help="The role(s) the completion starts at (default: every role after the first).")
 @domain_errors
-def command(corpus, repo_id, private, revision, message, license_, pretty_name, staging, dry_run, retries,
+def command(corpus, repo_id, private, revision, message, license_, pretty_name, staging, overwrite, dry_run, retries,
             retry_wait, fmt, system, completion_from) -> None:
     """Push CORPUS to the Hugging Face Hub as a dataset with a real dataset card.
 
@@ -43,5 +46,5 @@ def command(corpus, repo_id, private, revision, message, license_, pretty_name, 
 
     push_corpus(corpus, PushConfig(repo_id=repo_id, private=private, revision=revision, message=message,
                                    dry_run=dry_run, license=license_, pretty_name=pretty_name, staging=staging,
-                                   retries=retries, retry_wait=retry_wait, shape=shape),
+                                   overwrite=overwrite, retries=retries, retry_wait=retry_wait, shape=shape),
                 echo=click.echo)

@@ -26,9 +26,10 @@ def command(model, adapter, out, probes_file, controls_file, corpus, overwrite, 
     from ..errors import ReportError
     from ..shift.report import build_report, summary_table, write_report
 
-    check_output(out, ReportError, overwrite=overwrite)   # before a minute of measuring, not after
+    inputs = [adapter, model, probes_file, controls_file, corpus]
+    check_output(out, ReportError, overwrite=overwrite, inputs=inputs)   # before a minute of measuring, not after
     report = build_report(model, adapter, probes_file=probes_file, controls_file=controls_file, corpus=corpus,
                           device=device, dtype=dtype, chat=chat, echo=click.echo)
-    path = write_report(report, out, overwrite=overwrite)
+    path = write_report(report, out, overwrite=overwrite, inputs=inputs)
     click.echo(summary_table(report))
     click.echo(f"report: {path / 'index.html'}")

@@ -14,13 +14,18 @@ from .options import InputPath, domain_errors, templates_option
               help="text: one line per error and a summary; json: one object.")
 @click.option("--max-errors", type=click.IntRange(min=0), default=None,
               help="List at most this many errors (the counts stay exact).")
+@click.option("--quick", is_flag=True, help="Check a corpus folder's data files against its manifest without "
+              "hashing them: each listed file present, its size and record count (JSONL lines, Parquet rows; not "
+              "the count of a .jsonl.gz); every record is still checked.")
 @templates_option
 @domain_errors
-def command(paths: tuple[str, ...], fmt: str, max_errors: int | None, template_paths: tuple[str, ...]) -> None:
+def command(paths: tuple[str, ...], fmt: str, max_errors: int | None, quick: bool,
+            template_paths: tuple[str, ...]) -> None:
     """Check every record in PATHS (JSONL, .jsonl.gz, Parquet, or corpus folders).
 
-    Reports every invalid record with file, line, field and what to do; exits 0
-    when all are valid, 1 when any is not.
+    Reports every invalid record with file, line, field and what to do; a corpus
+    folder's data files must also match its manifest.json (every listed file there,
+    its record count, size and sha256). Exits 0 when all are valid, 1 when any is not.
     """
     from ..validate import validate_paths
 
@@ -29,7 +34,7 @@ def command(paths: tuple[str, ...], fmt: str, max_errors: int | None, template_p
         from ..templates.registry import load_registry
 
         patterns = load_registry(template_paths).patterns
-    report = validate_paths(paths, patterns=patterns, max_errors=max_errors)
+    report = validate_paths(paths, patterns=patterns, max_errors=max_errors, quick=quick)
     if fmt == "json":
         click.echo(orjson.dumps(report.to_dict()).decode())
     else:

@@ -197,7 +197,11 @@ def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None 
     weights = cfg.weights()
     templates = resolve_templates(list(weights), registry or load_registry(cfg.template_paths))
     drawer = Drawer(templates, list(weights.values()), cfg.seed, cfg.continuations, cfg.splits)  # checks early
-    check_output(out, GenerateError, overwrite=cfg.overwrite)
+    from ..templates.registry import _env_sources
+
+    packs = [p for _, paths in _env_sources() for p in paths]
+    check_output(out, GenerateError, overwrite=cfg.overwrite,
+                 inputs=[*cfg.template_paths, *packs, *(t.path for t in templates)])
     state = _resume_state(cfg, out)
     # an interruption (Ctrl-C, a full disk, a killed worker) leaves the partial run for --resume;
     # a request that cannot be met (GenerateError) leaves nothing

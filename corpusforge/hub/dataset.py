@@ -12,6 +12,7 @@ from pathlib import Path
 from .._atomic import atomic_dir
 from .._io import check_output
 from ..columnar import arrow_schema, features
+from ..corpus import verify_corpus
 from ..errors import HubError
 from ..validate import corpus_patterns, iter_records
 from .shapes import SHAPES, ShapeOptions, shape_records
@@ -47,7 +48,7 @@ def export_corpus(corpus_dir: str | Path, out: str | Path, fmt: str, *, overwrit
         shape.check()
     elif shape is not None and (shape.system or shape.completion_from):
         raise HubError("--system and --completion-from go with --format prompt-completion or messages")
-    out = check_output(out, HubError, overwrite=overwrite)
+    out = check_output(out, HubError, overwrite=overwrite, inputs=[corpus_dir])
     with atomic_dir(out) as tmp:
         if fmt == "parquet":
             stage_into(corpus_dir, tmp, repo_id=None)
@@ -66,6 +67,7 @@ def export_corpus(corpus_dir: str | Path, out: str | Path, fmt: str, *, overwrit
         else:
             shutil.rmtree(tmp)
             load_corpus(corpus_dir).save_to_disk(str(tmp))
+        verify_corpus(corpus_dir, HubError)   # after the records (their errors say more), before the rename
     return out
 
 

@@ -24,7 +24,7 @@ from .._io import check_output
 from ..errors import HubError
 from ..manifest import read_manifest, write_manifest
 from .shapes import ShapeOptions
-from .stage import PlannedFile, check_staging, stage_repository
+from .stage import STAGING_MARK, PlannedFile, check_staging, stage_repository
 
 
 @dataclass
@@ -37,6 +37,7 @@ class PushConfig:
     license: str | None = None       # written into the card; after a real push, also into the corpus manifest
     pretty_name: str | None = None
     staging: str | Path | None = None  # default: CORPUS.hub-staging beside the corpus
+    overwrite: bool = False            # replace an existing --staging folder that push did not make
     retries: int = 4                   # attempts per request on transient errors (5xx, 429, connection)
     retry_wait: float = 1.0            # seconds before the first retry; doubled after each
     shape: ShapeOptions | None = None  # push rows in a trainer's shape (prompt-completion, messages) instead
@@ -166,7 +167,20 @@ def _upload(api, staging: Path, cfg: PushConfig, message: str, token: str | None
                                                 exist_ok=True), "creating the branch", cfg, token, echo)
     return _with_retries(lambda: api.upload_folder(
         folder_path=str(staging), repo_id=cfg.repo_id, repo_type="dataset", revision=cfg.revision,
-        commit_message=message, delete_patterns=["data/*"]), "uploading", cfg, token, echo)
+        commit_message=message, delete_patterns=["data/*"], ignore_patterns=[STAGING_MARK]), "uploading", cfg,
+        token, echo)
+
+
+def check_staging_folder(staging: Path, corpus_dir: Path, overwrite: bool) -> None:
+    """The staging folder follows the rule of every output: never the corpus (nor inside it, nor holding it); an
+    existing folder is replaced only when an earlier push made it (it holds STAGING_MARK) or with --overwrite."""
+    import os
+
+    check_output(staging, HubError, overwrite=True, inputs=[corpus_dir], option="--staging")
+    ours = os.path.isdir(staging) and os.path.isfile(staging / STAGING_MARK) and not os.path.islink(staging)
+    if os.path.lexists(staging) and not ours and not overwrite:
+        raise HubError(f"--staging {staging} already exists and was not made by corpusforge push",
+                       hint="pass --overwrite to replace it, or choose another --staging")
 
 
 def push_corpus(corpus_dir: str | Path, cfg: PushConfig, *, echo: Callable[[str], None] = print) -> PushResult:
@@ -181,7 +195,7 @@ def push_corpus(corpus_dir: str | Path, cfg: PushConfig, *, echo: Callable[[str]
         raise HubError("not a corpus folder: no manifest.json", file=str(corpus_dir),
                        hint="push a folder made by `corpusforge generate`")
     staging = Path(cfg.staging) if cfg.staging else corpus_dir.parent / f"{corpus_dir.name}.hub-staging"
-    check_output(staging, HubError, overwrite=True)   # the staging folder is made anew every time
+    check_staging_folder(staging, corpus_dir, cfg.overwrite)
     token = _token()
     if token is None and not cfg.dry_run:
         raise HubError("no Hugging Face token", hint="set HF_TOKEN, or run `hf auth login`")

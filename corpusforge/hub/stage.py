@@ -24,6 +24,9 @@ from .dataset_card import check_card, render_card
 from .shapes import ShapeOptions
 
 ROWS_PER_SHARD = 500_000
+#: A file in every staging folder push makes: a folder holding it is push's own scratch space, replaced without
+#: --overwrite on the next push; any other existing folder is the user's and is never replaced without it.
+STAGING_MARK = ".corpusforge-staging"
 BATCH = 10_000
 
 
@@ -149,10 +152,11 @@ def stage_repository(corpus_dir: str | Path, staging: str | Path, *, repo_id: st
     """Write the repository layout into ``staging`` (atomically) and return the plan."""
     staging = Path(staging)
     with atomic_dir(staging) as tmp:
+        write_atomic(tmp / STAGING_MARK, f"made by corpusforge push from {Path(corpus_dir).resolve()}\n")
         stage_into(corpus_dir, tmp, repo_id=repo_id, existing_card=existing_card, pretty_name=pretty_name,
                    license=license, shape=shape)
     return [PlannedFile(str(p.relative_to(staging)), p.stat().st_size, sha256_file(p))
-            for p in sorted(staging.rglob("*")) if p.is_file()]
+            for p in sorted(staging.rglob("*")) if p.is_file() and p.name != STAGING_MARK]
 
 
 def _expected_rows(files: list[Path], patterns, split: str, shape: ShapeOptions | None):

@@ -19,7 +19,7 @@ from ..errors import ReportError
 from ..lm.arch import check_head, describe
 from ..lm.device import Placement, choose
 from ..lm.load import load_model
-from ..train.adapter_run import AdapterRun, read_run
+from ..train.adapter_run import AdapterRun, check_base, check_corpus, read_run
 from ..train.data import DEFAULT_CONTROLS, HELDOUT_CONTROLS, read_prompts
 from ..train.prepare import prompt_language
 from . import measure, nulls, structure
@@ -62,11 +62,15 @@ def choose_inputs(model_spec: str, adapter: str | Path, *, probes_file=None, con
         raise ReportError("adapter folder not found", file=str(adapter))
     run = read_run(adapter, ReportError)
     base_spec = _adapter_base(adapter, run)
-    if base_spec and base_spec != model_spec:
+    if run is not None:
+        check_base(run, model_spec, adapter, ReportError)   # by path and fingerprint
+    elif base_spec and base_spec != model_spec:
         raise ReportError(f"the adapter was trained on {base_spec!r}, not on --model {model_spec!r}",
                           hint=f"pass --model {base_spec}")
-    source = corpus or (run.corpus if run else None)
-    source = Path(source) if source and Path(source).is_dir() else None
+    if corpus:
+        source = Path(corpus) if Path(corpus).is_dir() else None
+    else:   # the corpus run.json records, by absolute path, if it is there and unchanged
+        source = check_corpus(run, ReportError, adapter) if run else None
     if probes_file:
         probes = read_probes(probes_file)
     else:

@@ -27,9 +27,10 @@ def render_page(report: dict, figs: dict[str, bytes]) -> str:
         r=report, h=report["headline"], heads=[k for k in figs if k.startswith("attention_head_")])
 
 
-def write_report(report: dict, out: str | Path, *, overwrite: bool = False) -> Path:
-    """Write report.json, figures/*.png and index.html into the folder ``out`` (atomically)."""
-    out = check_output(out, ReportError, overwrite=overwrite)
+def write_report(report: dict, out: str | Path, *, overwrite: bool = False, inputs=()) -> Path:
+    """Write report.json, figures/*.png and index.html into the folder ``out`` (atomically); ``out`` is never
+    one of ``inputs`` (the adapter, model, probes, controls, corpus)."""
+    out = check_output(out, ReportError, overwrite=overwrite, inputs=inputs)
     figs = make_figures(report)
     with atomic_dir(out) as tmp:
         (tmp / "figures").mkdir()

@@ -71,7 +71,7 @@ def try_one(model, tok, prompt: str, cfg: TrialConfig, target: str | None = None
 def try_adapter(adapter: str | Path, prompts: list[str], *, model: str | None = None, target: str | None = None,
                 cfg: TrialConfig | None = None, echo: Callable[[str], None] = lambda s: None) -> list[dict]:
     """Load the base model with ``adapter`` once and try every prompt."""
-    from ..train.adapter_run import read_run
+    from ..train.adapter_run import check_base, read_run
 
     cfg = cfg or TrialConfig()
     adapter = Path(adapter)
@@ -80,7 +80,7 @@ def try_adapter(adapter: str | Path, prompts: list[str], *, model: str | None = 
     if not prompts:
         raise ReportError("no prompt given", hint="pass prompts as arguments or --file FILE")
     run = read_run(adapter, ReportError)
-    base = model or (run.model if run else None)
+    base = check_base(run, model, adapter, ReportError)
     if base is None:
         raise ReportError("the adapter has no run.json naming its base model", hint="pass --model")
     inputs = Inputs(adapter, run, [Probe(prompt=p, targets=[target or " "]) for p in prompts], [], {}, None)

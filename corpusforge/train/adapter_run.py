@@ -5,7 +5,10 @@ Its JSON Schema is published as ``schemas/run.schema.json``.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -29,11 +32,17 @@ class AdapterRun(BaseModel):
 
     format: Literal["corpusforge.adapter/1"] = FORMAT
     corpusforge_version: str
-    model: str = Field(description="The base model as given: embedded name, folder or Hub id.")
+    model: str = Field(description="The base model: an embedded model's name, a Hub id, or the absolute path of a "
+                                   "local folder.")
+    model_sha256: str | None = Field(default=None, description="The fingerprint of a local model folder (see "
+                                     "corpusforge.train.adapter_run.fingerprint), checked whenever the adapter is "
+                                     "used; null for an embedded model or a Hub id. Absent in older run.json files.")
     model_source: str = Field(description="The folder or Hub id it was loaded from.")
     config: TrainConfig
-    corpus: str
-    corpus_manifest_sha256: str | None = Field(description="sha256 of the corpus's manifest.json file.")
+    corpus: str = Field(description="The corpus folder's absolute path (as typed in older run.json files).")
+    corpus_manifest_sha256: str | None = Field(description="sha256 of the corpus's manifest.json file (which holds "
+                                                           "the sha256 of every data file): the corpus's content "
+                                                           "hash, checked when the corpus is used from here.")
     versions: dict[str, str | None] = Field(description="torch, transformers, peft, accelerate.")
     processes: int
     steps: int
@@ -57,6 +66,144 @@ class AdapterRun(BaseModel):
     quantized: str | None = Field(default=None, description="4bit for a QLoRA base.")
     steps_rule: dict | None = Field(default=None, description="How the steps were chosen from the corpus, when "
                                                               "neither steps nor epochs was given.")
+
+
+#: Files up to this size are hashed whole in a fingerprint; larger ones (a model's weights) by their size and their
+#: first and last EDGE bytes.
+WHOLE_LIMIT = 64 * 2**20
+EDGE = 4 * 2**20
+
+
+def _file_digest(path: Path, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        if size <= WHOLE_LIMIT:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+        else:
+            h.update(f.read(EDGE))
+            f.seek(size - EDGE)
+            h.update(f.read(EDGE))
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _fingerprint(real: str, stamp: tuple) -> str:
+    root = Path(real)
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = f.relative_to(root).as_posix()
+        if any(part.startswith(".") for part in rel.split("/")):   # .cache, locks: not the model
+            continue
+        size = f.stat().st_size
+        h.update(f"{rel}\0{size}\0{_file_digest(f, size)}\n".encode())
+    return h.hexdigest()
+
+
+def fingerprint(folder: str | Path) -> str:
+    """A local model folder's content hash: sha256 over every file's relative name, size and sha256 (hidden files
+    left out). A file over 64 MiB — a model's weights — is hashed by its size and its first and last 4 MiB, not
+    whole: hashing gigabytes every time an adapter is tried would cost seconds to minutes, while a safetensors
+    file's head holds every tensor's name, shape and offset and the first tensors' values, so another model or
+    checkpoint (even one of the same shape) still differs."""
+    real = os.path.realpath(folder)
+    stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(Path(real).iterdir())
+                  if p.is_file())
+    return _fingerprint(real, stamp)
+
+
+def local_model(spec: str | None) -> Path | None:
+    """``spec`` as a local folder, or None for an embedded model's name, a Hub id or nothing."""
+    from ..lm.embedded import EMBEDDED
+
+    if not spec or spec in EMBEDDED:
+        return None
+    path = Path(spec).expanduser()
+    return path if path.is_dir() else None
+
+
+def recorded_model(spec: str) -> tuple[str, str | None]:
+    """How run.json records the base model ``spec``: a local folder by absolute path and fingerprint."""
+    path = local_model(spec)
+    return (str(path.resolve()), fingerprint(path)) if path is not None else (spec, None)
+
+
+def _same_place(a: str, b: str) -> bool:
+    pa, pb = local_model(a), local_model(b)
+    return a == b if pa is None or pb is None else os.path.realpath(pa) == os.path.realpath(pb)
+
+
+def _relative_path(spec: str) -> bool:
+    """``spec`` (from an older run.json) is a relative folder path: not absolute, not an embedded model's name,
+    and either a folder here or not shaped like a Hub id (OWNER/NAME)."""
+    from ..lm.embedded import EMBEDDED
+
+    if os.path.isabs(spec) or spec in EMBEDDED:
+        return False
+    hub_id = spec.count("/") == 1 and not spec.startswith((".", "~"))
+    return local_model(spec) is not None or not hub_id
+
+
+def check_base(run: AdapterRun | None, given: str | None, folder: str | Path,
+               error: type[CorpusforgeError] = CorpusforgeError) -> str | None:
+    """The base model to load for the adapter in ``folder``: ``given`` (--model) or the one run.json records,
+    checked against run.json. A model recorded by fingerprint must be there and unchanged; another --model is
+    accepted when it is the same folder or has the same fingerprint. An older run.json (no model_sha256) that
+    names the model by a relative path is refused unless --model is given: which folder it meant depends on
+    where train ran, and it cannot be checked."""
+    if run is None:
+        return given
+    path = str(Path(folder) / FILE)
+    recorded, expected = run.model, run.model_sha256
+    if "model_sha256" not in run.model_fields_set:   # an older run.json: the model as typed, no fingerprint
+        if given is None and not os.path.isabs(recorded) and local_model(recorded) is not None:
+            raise error(f"the base model is named by the relative path {recorded!r} and has no fingerprint "
+                        "(an older corpusforge), so the folder of that name here cannot be checked", file=path,
+                        hint="pass --model PATH, the model the adapter was trained on")
+        if given is not None and not _relative_path(recorded) and not _same_place(given, recorded):
+            raise error(f"the adapter was trained on {recorded!r}, not on --model {given!r}",
+                        hint=f"pass --model {recorded}")
+        return given or recorded
+    if expected is None or not os.path.isabs(recorded):   # an embedded model or a Hub id
+        if given is not None and given != recorded:
+            raise error(f"the adapter was trained on {recorded!r}, not on --model {given!r}",
+                        hint=f"pass --model {recorded}")
+        return recorded
+    if given is not None and not _same_place(given, recorded):
+        if local_model(given) is None or fingerprint(given) != expected:
+            raise error(f"the adapter was trained on {recorded!r}, not on --model {given!r} (its model_sha256 "
+                        "differs)", file=path, hint=f"pass --model {recorded}, or a copy of it")
+        return given
+    target = given or recorded
+    if local_model(target) is None:
+        raise error(f"the base model {recorded} is no longer there", file=path,
+                    hint="pass --model PATH to a copy of it; its fingerprint is checked")
+    if fingerprint(target) != expected:
+        raise error(f"the base model {recorded} has changed since the adapter was trained: its fingerprint differs "
+                    "from run.json's model_sha256", file=path,
+                    hint="pass --model PATH to the model it was trained on, or train the adapter again")
+    return target
+
+
+def check_corpus(run: AdapterRun, error: type[CorpusforgeError] = CorpusforgeError,
+                 folder: str | Path | None = None) -> Path | None:
+    """The corpus run.json records, if it is there and unchanged (its manifest's sha256); None when it is not
+    there, or is named by a relative path in an older run.json (which folder it meant cannot be known)."""
+    from .._atomic import sha256_file
+
+    corpus = Path(run.corpus)
+    if not corpus.is_absolute() and "model_sha256" not in run.model_fields_set:
+        return None
+    if not corpus.is_dir():
+        return None
+    manifest = corpus / "manifest.json"
+    if run.corpus_manifest_sha256 and (not manifest.is_file()
+                                       or sha256_file(manifest) != run.corpus_manifest_sha256):
+        raise error(f"the corpus {corpus} has changed since the adapter was trained: its manifest.json's sha256 "
+                    "differs from run.json's corpus_manifest_sha256",
+                    file=str(Path(folder) / FILE) if folder else None,
+                    hint="pass --corpus DIR or --probes FILE to choose the probes")
+    return corpus
 
 
 def run_json_schema() -> dict:

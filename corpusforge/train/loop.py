@@ -55,9 +55,9 @@ def lora_settings(cfg: TrainConfig) -> LoraSettings:
                         layers=cfg.layers, rslora=cfg.rslora, dora=cfg.dora)
 
 
-def _check_paths(corpus: Path, out: Path, resume: bool, overwrite: bool) -> None:
+def _check_paths(corpus: Path, out: Path, resume: bool, overwrite: bool, cfg: TrainConfig) -> None:
     check_input(corpus, TrainError, want="folder", what="corpus folder")
-    check_output(out, TrainError, overwrite=overwrite)
+    check_output(out, TrainError, overwrite=overwrite, inputs=[corpus, cfg.model, cfg.controls])
     partial = partial_path(out)
     if partial.exists():
         owner = lock_owner(partial)
@@ -136,12 +136,15 @@ def _adapter_run(corpus: Path, cfg: TrainConfig, prep: Prepared, state: RunState
                  world: int) -> AdapterRun:
     from .._atomic import sha256_file
     from .._version import __version__
+    from .adapter_run import recorded_model
 
     manifest = corpus / "manifest.json"
     rate = state.tokens / state.seconds if state.seconds else 0.0
+    model, model_sha256 = recorded_model(cfg.model)   # a local folder by absolute path and fingerprint
     return AdapterRun(
-        corpusforge_version=__version__, model=cfg.model, model_source=prep.loaded.source, config=cfg,
-        corpus=str(corpus), corpus_manifest_sha256=sha256_file(manifest) if manifest.is_file() else None,
+        corpusforge_version=__version__, model=model, model_sha256=model_sha256, model_source=prep.loaded.source,
+        config=cfg, corpus=str(corpus.resolve()),
+        corpus_manifest_sha256=sha256_file(manifest) if manifest.is_file() else None,
         versions=_versions(), processes=world, steps=state.step, trainable_parameters=trainable,
         train_records=len(prep.examples), tokens=state.tokens, supervised_tokens=state.supervised,
         non_padding_tokens_per_s=round(rate, 1), seconds=round(state.seconds, 2),
@@ -254,7 +257,7 @@ def train(corpus: str | Path, out: str | Path, cfg: TrainConfig, *, resume: bool
     from accelerate import Accelerator
 
     corpus, out = Path(corpus), Path(out)
-    _check_paths(corpus, out, resume, overwrite)
+    _check_paths(corpus, out, resume, overwrite, cfg)
     placement = choose(cfg.device, cfg.dtype)
     accelerator = Accelerator(cpu=placement.device == "cpu")
     main = accelerator.is_main_process
