@@ -185,6 +185,15 @@ def _counts(tally: Tally, cfg: GenerateConfig, templates: list[Template]) -> Cou
                   by_template=dict(sorted(by_template.items())), by_pattern=dict(sorted(by_pattern.items())))
 
 
+def template_inputs(template_paths: list[str], templates: list[Template]) -> list:
+    """What a run reads its templates from — packs given, packs in ``CORPUSFORGE_TEMPLATES``, the template
+    files used — which its output may never replace."""
+    from ..templates.registry import _env_sources
+
+    packs = [p for _, paths in _env_sources() for p in paths]
+    return [*template_paths, *packs, *(t.path for t in templates)]
+
+
 def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None = None,
              observe: Callable[[int], None] | None = None) -> GenerateResult:
     """Generate the corpus described by ``cfg`` into the folder ``out``.
@@ -197,11 +206,7 @@ def generate(cfg: GenerateConfig, out: str | Path, *, registry: Registry | None 
     weights = cfg.weights()
     templates = resolve_templates(list(weights), registry or load_registry(cfg.template_paths))
     drawer = Drawer(templates, list(weights.values()), cfg.seed, cfg.continuations, cfg.splits)  # checks early
-    from ..templates.registry import _env_sources
-
-    packs = [p for _, paths in _env_sources() for p in paths]
-    check_output(out, GenerateError, overwrite=cfg.overwrite,
-                 inputs=[*cfg.template_paths, *packs, *(t.path for t in templates)])
+    check_output(out, GenerateError, overwrite=cfg.overwrite, inputs=template_inputs(cfg.template_paths, templates))
     state = _resume_state(cfg, out)
     # an interruption (Ctrl-C, a full disk, a killed worker) leaves the partial run for --resume;
     # a request that cannot be met (GenerateError) leaves nothing

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 
 _END = ".!?"
@@ -42,7 +43,9 @@ class Clause:
             return "no sentence end"
         if any(c in _END for c in text[:-1]):
             return "more than one sentence"
-        words = len(text.split())
+        if any(unicodedata.category(c)[0] in "CZ" and c != " " for c in text):
+            return "a control character or unusual space"
+        words = len([w for w in text.split(" ") if w])
         if words < self.min_words:
             return f"shorter than {self.min_words} words"
         if words > self.max_words:
@@ -66,8 +69,8 @@ class TokenClasses:
             if i in special or piece is None:
                 continue
             text = tok.convert_tokens_to_string([piece])
-            if not text or "\n" in text or "\r" in text:
-                continue                   # a piece of a character ("\ufffd" alone) is inner: the next completes it
+            if not text or "\ufffd" in text or any(unicodedata.category(c)[0] in "CZ" and c != " " for c in text):
+                continue                   # pieces of a character, control characters, line breaks: never
             body_has_end = any(c in _END for c in text[:-1])
             if not any(c in _END for c in text):
                 inner[i] = True

@@ -27,6 +27,7 @@ from ..draw import normalise
 from ..errors import GenerateError
 from ..generate.config import DEFAULT_SPLITS, GenerateConfig
 from ..generate.describe import SEED_POLICY, describe
+from ..generate.run import template_inputs
 from ..manifest import Counts, DataFile, Manifest, PatternEntry, TemplateEntry
 from ..neardup import NearDuplicates
 from ..records import Record, build_record, structural_errors
@@ -151,7 +152,7 @@ class _Judge:
         self.patterns = {t.pattern.name: t.pattern for t in templates}
         self.identity = identity
         self.seen: set[str] = set()
-        self.near = NearDuplicates()
+        self.near, self.near_answers = NearDuplicates(), NearDuplicates()   # whole texts; the written parts
 
     def record(self, premise: Premise, answer: str | None, tally: Tally) -> dict | None:
         reason = "no answer" if answer is None else self.clause.problem(answer)
@@ -172,7 +173,7 @@ class _Judge:
             key = normalise(out["text"])
             if key in self.seen:
                 reason = "duplicate"
-            elif self.near.seen(out["text"]):
+            elif self.near.seen(out["text"]) or self.near_answers.seen(answer):
                 reason = "near-duplicate"
                 tally.near_duplicates += 1
             else:
@@ -321,9 +322,11 @@ def write_corpus(cfg: WriteConfig, out: str | Path, *, observe: Callable[[int], 
     gen.check()
     clause, out = cfg.clause(), Path(out)
     weights, templates = _templates(cfg)
-    check_output(out, GenerateError, overwrite=cfg.overwrite)
+    cache_root = Path(cfg.cache) if cfg.cache else default_cache()
+    check_output(out, GenerateError, overwrite=cfg.overwrite,
+                 inputs=[*template_inputs(cfg.template_paths, templates), cache_root])
     writer = make_writer(cfg.writer, cfg.sampling(), clause, concurrency=cfg.concurrency, batch_size=cfg.batch_size)
-    cache = WriteCache(cfg.cache or default_cache())
+    cache = WriteCache(cache_root)
     judge, tally = _Judge(clause, templates, writer.identity), Tally()
     drawer = Drawer(templates, list(weights.values()), cfg.seed, 1, cfg.splits)
     records = _collect(cfg, drawer, judge, writer, cache, tally, observe)
