@@ -9,7 +9,7 @@ import sys
 
 from .common import HERE, machine, write_results
 
-ALL = ["validation", "generation", "training", "steps", "report", "quality", "chat"]
+ALL = ["validation", "generation", "writing", "training", "steps", "report", "quality", "chat"]
 
 
 def main(argv: list[str]) -> None:
@@ -24,7 +24,8 @@ def main(argv: list[str]) -> None:
                "benchmarks": {k: v for k, v in kept.items() if k in ALL}}
     for name in names:  # a partial run replaces only the benchmarks it ran
         print(f"running {name} ...", flush=True)
-        results["benchmarks"][name] = dict(importlib.import_module(f"benchmarks.{name}").run(), date=today)
+        results["benchmarks"][name] = dict(importlib.import_module(f"benchmarks.{name}").run(), date=today,
+                                           machine=machine())
         print("  " + results["benchmarks"][name]["summary"], flush=True)
     write_results(results)
     print("wrote benchmarks/results.md and benchmarks/results.json")

@@ -24,8 +24,29 @@ def machine() -> dict:
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1), "python": platform.python_version(),
-            "platform": platform.platform()}
+    return {"cpu": cpu, "flags": cpu_flags(), "cores": os.cpu_count(), "memory_gib": round(mem, 1),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+#: the CPU flags that change how fast matrix products run here (AMX and AVX-512 bf16 on the Intel machines,
+#: plain AVX2 on the AMD ones): every result says which it was measured with
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def cpu_flags() -> list[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in SPEED_FLAGS if f in have]
+    except OSError:
+        pass
+    return []
+
+
+def machine_line(m: dict) -> str:
+    flags = ", ".join(m.get("flags") or []) or "flags not recorded"
+    return f"{m['cpu']} ({flags}), {m['cores']} cores"
 
 
 class Timer:
@@ -66,7 +87,8 @@ def write_results(results: dict) -> None:
              f"{results['machine']['memory_gib']} GiB, Python {results['machine']['python']}.",
              f"Run: `{results['command']}` on {results['date']}.", ""]
     for name, bench in results["benchmarks"].items():
-        lines += [f"## {name}", "", f"{bench['summary']} (run {bench.get('date', results['date'])})", "",
+        where = f" on {machine_line(bench['machine'])}" if "machine" in bench else ""
+        lines += [f"## {name}", "", f"{bench['summary']} (run {bench.get('date', results['date'])}{where})", "",
                   "| measure | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in bench["table"].items()]
         lines.append("")

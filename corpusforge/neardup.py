@@ -2,7 +2,7 @@
 
 Each text becomes its set of word 3-grams (case-folded); two texts are near-duplicates when the Jaccard
 similarity of those sets is at least ``threshold`` (0.8 by default). Candidates are found with MinHash
-signatures (64 hash functions) cut into 16 bands of 4 (banded LSH: a pair at Jaccard 0.8 shares a band with
+signatures (64 hash functions mod 2^31 - 1) cut into 16 bands of 4 (banded LSH: a pair at Jaccard 0.8 shares a band with
 probability 1 - (1 - 0.8^4)^16 > 0.999), and each candidate is confirmed by its exact Jaccard similarity, so a
 pair is never called a near-duplicate on the signature's word alone. Every hash is blake2b, so the verdicts do
 not depend on the process (Python's ``hash`` of a string does).
@@ -15,10 +15,9 @@ from collections.abc import Iterable
 
 SHINGLE_WORDS = 3
 BANDS, ROWS = 16, 4
-_PRIME = (1 << 61) - 1
-_PARAMS = [(int.from_bytes(hashlib.blake2b(f"a{i}".encode(), digest_size=8).digest(), "little") % (_PRIME - 1) + 1,
-            int.from_bytes(hashlib.blake2b(f"b{i}".encode(), digest_size=8).digest(), "little") % _PRIME)
-           for i in range(BANDS * ROWS)]
+_PRIME = (1 << 31) - 1      # a*x + b < 2**63: the products stay exact in uint64
+_A, _B = ([int.from_bytes(hashlib.blake2b(f"{k}{i}".encode(), digest_size=8).digest(), "little") % (_PRIME - 1) + 1
+           for i in range(BANDS * ROWS)] for k in "ab")
 
 
 def shingles(text: str) -> frozenset[int]:
@@ -34,7 +33,11 @@ def jaccard(a: frozenset, b: frozenset) -> float:
 
 
 def _bands(sh: frozenset[int]) -> list[tuple]:
-    signature = [min((a * x + b) % _PRIME for x in sh) if sh else 0 for a, b in _PARAMS]
+    import numpy as np
+
+    x = np.fromiter((s % _PRIME for s in sh), dtype=np.uint64, count=len(sh))          # (shingles,)
+    a, b = (np.array(v, dtype=np.uint64)[:, None] for v in (_A, _B))                 # (hashes, 1)
+    signature = ((a * x[None, :] + b) % np.uint64(_PRIME)).min(axis=1).tolist()      # (hashes,)
     return [(band, *signature[band * ROWS:(band + 1) * ROWS]) for band in range(BANDS)]
 
 

@@ -1,7 +1,8 @@
 """Corpus statistics: what a corpus holds, and how varied it is.
 
 Counts by pattern, template, language and split; the length distribution;
-distinct-n (the share of n-grams that are unique: 1.0 means no repetition);
+distinct-n (the share of n-grams that are unique: 1.0 means no repetition); the near-duplicate share
+(``neardup``);
 continuations per premise; target marker counts; and premise leakage across
 splits (a premise seen in two splits, which generation never produces).
 """
@@ -12,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .neardup import NearDuplicates
 from .validate import iter_records
 
 
@@ -34,6 +36,7 @@ def compute_stats(records: Iterable[dict]) -> dict:
     totals = {n: 0 for n in (1, 2, 3)}
     premise_count: Counter = Counter()
     premise_splits: dict[str, set] = defaultdict(set)
+    near, near_count = NearDuplicates(), 0
     n = 0
     for rec in records:
         n += 1
@@ -41,6 +44,7 @@ def compute_stats(records: Iterable[dict]) -> dict:
             counter[rec.get(key) or "(none)"] += 1
         text = rec.get("text", "")
         tokens = text.lower().split()
+        near_count += near.seen(text)
         chars.append(len(text))
         words.append(len(tokens))
         for k in (1, 2, 3):
@@ -64,6 +68,7 @@ def compute_stats(records: Iterable[dict]) -> dict:
         "length_words": _quantiles(words),
         "distinct": {f"distinct_{k}": round(len(ngrams[k]) / totals[k], 4) if totals[k] else 0.0
                      for k in (1, 2, 3)},
+        "near_duplicate_share": round(near_count / n, 4) if n else 0.0,
         "premises": {"count": len(per_premise),
                      "continuations_per_premise": _quantiles(per_premise),
                      "leaked_across_splits": sum(1 for s in premise_splits.values() if len(s) > 1)},
@@ -88,6 +93,8 @@ def format_stats(stats: dict) -> str:
                      f"p95 {q['p95']}  max {q['max']}")
     d = stats["distinct"]
     lines.append(f"distinct-1/2/3: {d['distinct_1']} / {d['distinct_2']} / {d['distinct_3']}")
+    lines.append(f"near-duplicates: {stats['near_duplicate_share']:.2%} of records (word 3-gram Jaccard >= 0.8 with "
+                 "an earlier one)")
     p = stats["premises"]
     c = p["continuations_per_premise"]
     lines.append(f"premises: {p['count']}  continuations per premise: min {c['min']} mean {c['mean']} "
