@@ -281,3 +281,49 @@ def test_the_embedded_model_writes_a_corpus_every_record_of_which_validates_and_
     assert second.exit_code == 0 and "0 asked" in second.output
     assert (tmp_path / "a" / "data" / "train.jsonl").read_bytes() == (tmp_path / "b" / "data" / "train.jsonl"
                                                                        ).read_bytes()
+
+
+@pytest.mark.slow
+def test_a_real_openai_compatible_server_that_ignores_the_constraint_gives_the_same_contract(tmp_path):
+    """llm-katan (a real OpenAI-compatible FastAPI server) serving the embedded model's folder on loopback: it
+    only chats and ignores stop sequences and limits, so most answers come back as prose and are refused."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from corpusforge.lm.embedded import embedded_model_folder
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    katan = Path(sys.executable).with_name("llm-katan")
+    server = subprocess.Popen([str(katan), "--model", str(embedded_model_folder()), "--served-model-name", "smol",
+                               "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--no-quantize",
+                               "--max-tokens", "48", "--stats-file", str(tmp_path / "stats.json"),
+                               "--log-level", "WARNING"], env=dict(os.environ, HF_HUB_OFFLINE="1"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        os.environ["CORPUSFORGE_API_KEY"] = "any-key"
+        try:
+            result = write_corpus(WriteConfig(writer=f"openai-chat:http://127.0.0.1:{port}#smol",
+                                              mix={"if_then.en": 1}, n=2, seed=0, max_new_tokens=48,
+                                              cache=str(tmp_path / "cache"), batch_size=4), tmp_path / "c")
+        finally:
+            del os.environ["CORPUSFORGE_API_KEY"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert result.records == 2
+    assert CliRunner().invoke(main, ["validate", str(tmp_path / "c")]).exit_code == 0
+    writer = json.loads((tmp_path / "c" / "manifest.json").read_text())["writer"]
+    assert writer["identity"] == {"kind": "openai-chat", "model": "smol"}
+    t = result.tally
+    assert sum(writer["refused"].values()) + t.structured == writer["asked"] == t.asked

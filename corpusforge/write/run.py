@@ -49,7 +49,8 @@ class WriteConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    writer: str = Field(description="embedded | hf:ID_OR_FOLDER | openai:BASE_URL[#MODEL]")
+    writer: str = Field(description="embedded | hf:ID_OR_FOLDER | openai:BASE_URL[#MODEL] | "
+                                    "openai-chat:BASE_URL[#MODEL]")
     templates: list[str] = Field(default_factory=list, description="Template names, mixed with equal weights.")
     mix: dict[str, float] = Field(default_factory=dict, description="Template name → weight, instead of templates.")
     n: int = Field(default=1000, description="Records in the corpus.")
@@ -158,6 +159,8 @@ class _Judge:
         reason = "no answer" if answer is None else self.clause.problem(answer)
         if reason is None and other_script(premise.prompt, answer):
             reason = "another script than the premise's"
+        if reason is None and normalise(premise.given[0][1])[:40] in normalise(answer):
+            reason = "repeats the premise"
         if reason is None:
             rec = premise.record
             parts = premise.given[:-1] + [(premise.given[-1][0], premise.given[-1][1] + answer)]

@@ -2,7 +2,9 @@
 
 ``embedded`` (the embedded default model) and ``hf:ID_OR_FOLDER`` (any causal LM transformers loads) decode
 locally under ``ClauseRule``; ``openai:BASE_URL[#MODEL]`` asks any OpenAI-compatible server (vLLM, llama.cpp's
-server, Ollama, TGI, a hosted API) for completions, bounded in concurrency, with retries. A server's token comes
+server, Ollama, TGI, a hosted API) for completions, and ``openai-chat:BASE_URL[#MODEL]`` for chat completions
+(servers that only chat: the prompt is the user's turn after an instruction, and the answer — the words after
+the marker — is joined to it with one space), bounded in concurrency, with retries. A server's token comes
 from ``CORPUSFORGE_API_KEY`` (or ``OPENAI_API_KEY``) and is never printed or written.
 
 A writer takes prompts, each with the key that seeds its random stream, and returns each prompt's
@@ -25,6 +27,8 @@ from ..errors import GenerateError
 from .constraint import Clause, ClauseRule, TokenClasses
 
 TOKEN_VARIABLES = ("CORPUSFORGE_API_KEY", "OPENAI_API_KEY")
+CHAT_INSTRUCTION = ("Continue the user's text. Reply with only the words that come right after it: one clause on "
+                    "one line, ending with a full stop. Do not repeat the text.")
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,12 @@ def make_writer(spec: str, sampling: Sampling, clause: Clause, *, concurrency: i
         return LocalWriter(DEFAULT_MODEL, sampling, clause, batch_size=batch_size)
     if spec.startswith("hf:") and len(spec) > 3:
         return LocalWriter(spec[3:], sampling, clause, batch_size=batch_size)
-    if spec.startswith("openai:") and len(spec) > 7:
-        url, _, model = spec[7:].partition("#")
-        return ServerWriter(url, model or None, sampling, clause, concurrency=concurrency)
+    for prefix, chat in (("openai:", False), ("openai-chat:", True)):
+        if spec.startswith(prefix) and len(spec) > len(prefix):
+            url, _, model = spec[len(prefix):].partition("#")
+            return ServerWriter(url, model or None, sampling, clause, concurrency=concurrency, chat=chat)
     raise GenerateError(f"--writer {spec!r} is not a writer",
-                        hint="use embedded, hf:ID_OR_FOLDER or openai:BASE_URL[#MODEL]")
+                        hint="use embedded, hf:ID_OR_FOLDER, openai:BASE_URL[#MODEL] or openai-chat:BASE_URL[#MODEL]")
 
 
 # ---------------------------------------------------------------------------
@@ -147,16 +152,16 @@ class ServerWriter:
     on every answer anyway: servers that ignore it exist."""
 
     def __init__(self, base_url: str, model: str | None, sampling: Sampling, clause: Clause, *,
-                 concurrency: int = 4, retries: int = 3, timeout: float = 120.0):
+                 concurrency: int = 4, retries: int = 3, timeout: float = 120.0, chat: bool = False):
         if not base_url.startswith(("http://", "https://")):
             raise GenerateError(f"--writer openai:{base_url}: the server address must start with http:// or "
                                 "https://", hint="e.g. openai:http://127.0.0.1:8000#my-model")
         self.base = base_url.rstrip("/").removesuffix("/v1")
         self.sampling, self.clause, self.retries, self.timeout = sampling, clause, retries, timeout
-        self.concurrency = max(1, concurrency)
+        self.concurrency, self.chat = max(1, concurrency), chat
         self.token = next((os.environ[v] for v in TOKEN_VARIABLES if os.environ.get(v)), None)
         self.model = model or self._served_model()
-        self.identity = {"kind": "openai", "model": self.model}
+        self.identity = {"kind": "openai-chat" if chat else "openai", "model": self.model}
 
     def _request(self, path: str, body: dict | None):
         headers = {"Content-Type": "application/json"}
@@ -197,15 +202,23 @@ class ServerWriter:
 
     def _one(self, ask: Ask) -> str | None:
         seed = int(hashlib.blake2b(ask.key.encode(), digest_size=4).hexdigest(), 16)
-        body = {"model": self.model, "prompt": ask.prompt, "max_tokens": self.sampling.max_new_tokens,
-                "temperature": self.sampling.temperature, "top_p": self.sampling.top_p, "seed": seed,
-                "stop": ["\n"], "guided_regex": self.clause.spec()["regex"]}
-        answer = self._request("/v1/completions", body)
+        body = {"model": self.model, "max_tokens": self.sampling.max_new_tokens, "seed": seed,
+                "temperature": self.sampling.temperature, "top_p": self.sampling.top_p, "stop": ["\n"]}
+        if self.chat:
+            body["messages"] = [{"role": "system", "content": CHAT_INSTRUCTION},
+                                {"role": "user", "content": ask.prompt}]
+            answer = self._request("/v1/chat/completions", body)
+        else:
+            body.update(prompt=ask.prompt, guided_regex=self.clause.spec()["regex"])
+            answer = self._request("/v1/completions", body)
         try:
-            text = answer["choices"][0]["text"]
+            choice = answer["choices"][0]
+            text = choice["message"]["content"] if self.chat else choice["text"]
         except (KeyError, IndexError, TypeError):
             return None
-        return text if isinstance(text, str) else None
+        if not isinstance(text, str):
+            return None
+        return " " + text.lstrip(" ") if self.chat else text
 
     def write(self, asks: list[Ask]) -> list[str | None]:
         with ThreadPoolExecutor(self.concurrency) as pool:
