@@ -156,6 +156,39 @@ def test_a_second_run_is_byte_identical_from_the_cache_without_asking(server, tm
                                                                         ).read_bytes() and third.tally.asked == 0
 
 
+def test_a_run_killed_midway_resumes_without_asking_again_what_it_has(server, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    srv, script = server(lambda prompt, body: time.sleep(0.05) or clause_for(prompt))
+    args = ["generate", "--writer", f"openai:{srv.url}#scripted-model", "--template", "if_then.en", "--n", "60",
+            "--seed", "3", "--cache", str(tmp_path / "cache"), "--batch-size", "8", "--concurrency", "2"]
+    run = subprocess.Popen([sys.executable, "-m", "corpusforge", *args, "--out", str(tmp_path / "killed")],
+                           env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(list((tmp_path / "cache").rglob("*.json"))) < 16 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    cached = len(list((tmp_path / "cache").rglob("*.json")))
+    assert 16 <= cached < 60 and not (tmp_path / "killed").exists()
+    before = len(script.requests)
+    resumed = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "resumed")])
+    assert resumed.exit_code == 0, resumed.output
+    assert f"{cached} from the cache" in resumed.output
+    asked_again = len(script.requests) - before
+    assert asked_again == int(resumed.output.split(" asked")[0].rsplit(" ", 1)[1]) and asked_again < 60
+    fresh = [str(tmp_path / "fresh") if a == str(tmp_path / "cache") else a for a in args]   # a run never killed
+    whole = CliRunner().invoke(main, [*fresh, "--out", str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+    for name in ("train.jsonl", "validation.jsonl", "test.jsonl"):
+        a, b = tmp_path / "resumed" / "data" / name, tmp_path / "whole" / "data" / name
+        assert a.exists() == b.exists() and (not a.exists() or a.read_bytes() == b.read_bytes())
+
+
 def test_offline_without_the_answers_says_what_is_missing_and_writes_nothing(server, tmp_path):
     srv, _ = server()
     result = CliRunner().invoke(main, ["generate", "--writer", f"openai:{srv.url}#scripted-model", "--template",
