@@ -106,6 +106,14 @@ def read_text(path: str | Path, error: type[CorpusforgeError] = CorpusforgeError
     return decode_utf8(read_bytes(path, error, what=what, limit=limit), path, error).removeprefix("\ufeff")
 
 
+def text_lines(text: str) -> list[str]:
+    """The lines of a JSONL or one-item-a-line file: split at "\\n" only (a "\\r" before it is dropped).
+
+    ``str.splitlines`` also splits at U+2028, U+2029, U+0085, form feeds and more, which JSON strings may
+    hold raw: it would cut one record in two."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def read_plain_yaml(path: str | Path, error: type[CorpusforgeError], text: str | None = None) -> Any:
     """Parse a small YAML file (no line map); any problem raises ``error`` with the file and line."""
     from ._yaml import compose_bounded, construct_plain

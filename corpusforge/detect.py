@@ -8,14 +8,14 @@ from pathlib import Path
 
 import orjson
 
-from ._io import read_text
+from ._io import read_text, text_lines
 from .errors import TemplateError
 from .templates.detect import Detector
 from .templates.registry import load_registry
 
 
 def _texts(path: Path):
-    for number, line in enumerate(read_text(path, TemplateError, what="text file").splitlines(), 1):
+    for number, line in enumerate(text_lines(read_text(path, TemplateError, what="text file")), 1):
         if not line.strip():
             continue
         if line.lstrip().startswith("{"):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from .options import InputPath, domain_errors
+from .options import InputPath, completion_roles, domain_errors
 
 
 @click.command("export")
@@ -29,7 +29,7 @@ def command(corpus: str, fmt: str, out: str, overwrite: bool, system, completion
     from ..hub.dataset import export_corpus
     from ..hub.shapes import ShapeOptions
 
-    roles = [r.strip() for r in completion_from.split(",") if r.strip()] if completion_from else None
+    roles = completion_roles(corpus, completion_from)
     shape = ShapeOptions(fmt, system, roles) if (system or roles or fmt in ("prompt-completion", "messages")) else None
     path = export_corpus(corpus, out, fmt, overwrite=overwrite, shape=shape)
     skipped = sum(shape.skipped.values()) if shape else 0

@@ -78,6 +78,12 @@ def command(templates, mix, out, shard, splits, progress, template_paths, writer
 
     cfg = GenerateConfig(templates=list(templates), mix=parse_weights(mix, "--mix"), shard=parse_shard(shard),
                          template_paths=list(template_paths), progress=progress, **values)
+    if cfg.workers > 1:
+        from ..generate.pool import cores
+
+        if cfg.workers > cores():
+            click.echo(f"note: --workers {cfg.workers} is more than the {cores()} core(s) here; using at most "
+                       f"{cores()}", err=True)
     try:
         result = generate(cfg, out)
     except KeyboardInterrupt:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import select
 import sys
 
 import click
@@ -10,16 +12,47 @@ import click
 from .._io import input_problem, os_error_text
 from ..errors import CorpusforgeError
 
+#: the exit code when stdout's reader leaves (``corpusforge stats c | head -1``): a shell's for a process that
+#: SIGPIPE ended, as ``seq 1000000 | head -1`` gives; quiet, but never a success for a run cut short
+READER_LEFT = 141
+
+
+def stdout_reader_left() -> bool:
+    """stdout is a pipe whose reading end is closed (poll reports an error on it)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):   # no real file descriptor (a test's runner), or no poll
+        return False
+
+
+def leave_quietly() -> None:
+    """Exit without a word: the rest of the output goes to /dev/null, so no flush at exit fails either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass
+    sys.exit(READER_LEFT)
+
 
 def domain_errors(func):
-    """Turn corpusforge's own errors into clean CLI errors (no traceback, exit 1)."""
+    """Turn corpusforge's own errors into clean CLI errors (no traceback, exit 1); a reader of stdout that leaves
+    ends the command quietly (exit ``READER_LEFT``)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
+            sys.stdout.flush()   # a reader that left is found here, not in the flush at exit
+            return result
         except CorpusforgeError as e:
             raise click.ClickException(str(e)) from None
+        except BrokenPipeError as e:
+            if stdout_reader_left():
+                leave_quietly()
+            raise click.ClickException(os_error_text(e)) from None   # another pipe: a worker's, a download's
         except OSError as e:  # what no check caught: a full disk, a file vanishing mid-run — one line still
             raise click.ClickException(os_error_text(e)) from None
         except KeyboardInterrupt:
@@ -60,11 +93,38 @@ def parse_weights(value: str | None, what: str) -> dict[str, float]:
         if not sep or not name:
             raise click.BadParameter(f"expected NAME=WEIGHT pairs separated by commas, got {part!r}",
                                      param_hint=what)
+        name = name.strip()
+        if name in out:   # keeping the last weight would drop the first without a word
+            raise click.BadParameter(f"{name!r} is given twice; give each name once", param_hint=what)
         try:
-            out[name.strip()] = float(weight)
+            out[name] = float(weight)
         except ValueError:
             raise click.BadParameter(f"weight of {name!r} is not a number: {weight!r}", param_hint=what) from None
     return out
+
+
+def not_blank(ctx, param, value):
+    """A click callback: an option given as '' (or only spaces and commas) is a usage error, not "the default"
+    (``--layers ''`` would otherwise mean every layer, ``--loss-on ''`` every role after the first)."""
+    if value is not None and not value.replace(",", " ").strip():
+        raise click.BadParameter(f"{value!r} is empty; leave the option out for its default", ctx, param)
+    return value
+
+
+def completion_roles(corpus: str, value: str | None) -> list[str] | None:
+    """``--completion-from consequence,conclusion`` → ["consequence", "conclusion"], each a later role of one of
+    CORPUS's patterns (an unknown or a first role is a usage error, not an empty export); None when not given."""
+    from ..errors import HubError
+    from ..hub.shapes import check_completion_from, corpus_pattern_list
+
+    if value is None:
+        return None
+    roles = [r.strip() for r in value.split(",") if r.strip()]
+    try:
+        check_completion_from(roles, corpus_pattern_list(corpus))
+    except HubError as e:
+        raise click.UsageError(str(e)) from None
+    return roles
 
 
 def parse_shard(value: str | None) -> tuple[int, int] | None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from .options import InputPath, domain_errors
+from .options import InputPath, completion_roles, domain_errors
 
 
 @click.command("push")
@@ -39,7 +39,7 @@ def command(corpus, repo_id, private, revision, message, license_, pretty_name, 
     from ..hub.push import PushConfig, push_corpus
     from ..hub.shapes import ShapeOptions
 
-    roles = [r.strip() for r in completion_from.split(",") if r.strip()] if completion_from else None
+    roles = completion_roles(corpus, completion_from)
     if fmt == "records" and (system or roles):
         raise click.UsageError("--system and --completion-from go with --format prompt-completion or messages")
     shape = ShapeOptions(fmt, system, roles) if fmt != "records" else None

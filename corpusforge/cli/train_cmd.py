@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 
 from ..train.config import TrainConfig
-from .options import config_option, domain_errors
+from .options import config_option, domain_errors, not_blank
 
 
 def _train_options(func):
@@ -14,7 +14,7 @@ def _train_options(func):
         config_option(TrainConfig, "alpha", type=float),
         config_option(TrainConfig, "dropout", type=float),
         config_option(TrainConfig, "targets"),
-        config_option(TrainConfig, "layers"),
+        config_option(TrainConfig, "layers", callback=not_blank),
         config_option(TrainConfig, "rslora", "--rslora/--no-rslora"),
         config_option(TrainConfig, "dora", "--dora/--no-dora"),
         config_option(TrainConfig, "lr", type=float),
@@ -25,7 +25,7 @@ def _train_options(func):
         config_option(TrainConfig, "max_length", type=int),
         config_option(TrainConfig, "warmup", type=int),
         config_option(TrainConfig, "seed", type=int),
-        config_option(TrainConfig, "loss_on"),
+        config_option(TrainConfig, "loss_on", callback=not_blank),
         config_option(TrainConfig, "controls", type=click.Path()),
         config_option(TrainConfig, "control_weight", type=float),
         config_option(TrainConfig, "premise_weight", type=float),

@@ -31,7 +31,10 @@ class GenerateConfig(BaseModel):
                                      description="(*) Split shares; a record's split comes from a hash of its premise.")
     format: str = Field(default="jsonl", description="(*) jsonl or parquet.")
     shard: tuple[int, int] | None = Field(default=None, description="(*) (i, N): write only part i of N (0-based).")
-    workers: int = Field(default=1, description="Processes drawing records; the output is the same for any number.")
+    workers: int = Field(default=1, description="Processes drawing records; the output is the same for any number, "
+                                                "so more than the machine's cores is lowered to one per core (with a "
+                                                "note), not refused, and no more start than there are blocks of "
+                                                "1,000 units to draw.")
     resume: bool = Field(default=False, description="Finish an interrupted run of the same command.")
     overwrite: bool = Field(default=False, description="Replace an existing corpus folder (once the new one is done).")
     template_paths: list[str] = Field(default_factory=list, description="Template packs besides the installed ones.")

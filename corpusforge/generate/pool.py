@@ -105,9 +105,25 @@ class DrawCount:
     units: int = 0
 
 
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity, which containers and ``taskset`` narrow)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):   # not Linux
+        return os.cpu_count() or 1
+
+
+def usable_workers(requested: int, units: int) -> int:
+    """How many worker processes to start: at most one per core, and one per block of work there is. More would
+    only wait for a core, or for nothing (``--workers 100000`` once started every one of them up front); the
+    output is the same for any number."""
+    return max(1, min(requested, cores(), -(-units // UNITS_PER_BLOCK)))
+
+
 def blocks(workers: int, drawer: Drawer, as_lines: bool, init_args: tuple, spool: Path,
            units_wanted: Callable[[], int], count: DrawCount | None = None) -> Iterator[Block]:
-    """Yield blocks of drawn units in order, drawing them in ``workers`` processes.
+    """Yield blocks of drawn units in order, drawing them in ``workers`` processes (no more than
+    ``usable_workers``: one per core and per block the run needs).
 
     ``units_wanted()`` estimates how many more units the run needs; blocks past that estimate are
     not drawn ahead (a short run with two workers draws one block, not four).
@@ -118,6 +134,7 @@ def blocks(workers: int, drawer: Drawer, as_lines: bool, init_args: tuple, spool
     was slower on 2 cores than leaving it to keep and write.)
     """
     count = count if count is not None else DrawCount()
+    workers = usable_workers(workers, units_wanted())
     _WORKER.update(drawer=drawer, as_lines=as_lines)
     if workers == 1:
         start = 0

@@ -15,7 +15,7 @@ from ..columnar import arrow_schema, features
 from ..corpus import verify_corpus
 from ..errors import HubError
 from ..validate import corpus_patterns, iter_records
-from .shapes import SHAPES, ShapeOptions, shape_records
+from .shapes import SHAPES, ShapeOptions, check_completion_from, corpus_pattern_list, shape_records
 from .stage import record_batches, split_files, stage_into, write_parquet_shards
 
 __all__ = ["export_corpus", "load_corpus", "split_files", "write_parquet_shards"]
@@ -46,6 +46,7 @@ def export_corpus(corpus_dir: str | Path, out: str | Path, fmt: str, *, overwrit
         shape = shape or ShapeOptions(fmt)
         shape.shape = fmt
         shape.check()
+        check_completion_from(shape.completion_from, corpus_pattern_list(corpus_dir))
     elif shape is not None and (shape.system or shape.completion_from):
         raise HubError("--system and --completion-from go with --format prompt-completion or messages")
     out = check_output(out, HubError, overwrite=overwrite, inputs=[corpus_dir])

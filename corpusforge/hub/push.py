@@ -23,7 +23,7 @@ from typing import Callable
 from .._io import check_output
 from ..errors import HubError
 from ..manifest import read_manifest, write_manifest
-from .shapes import ShapeOptions
+from .shapes import ShapeOptions, check_completion_from, corpus_pattern_list
 from .stage import STAGING_MARK, PlannedFile, check_staging, stage_repository
 
 
@@ -194,6 +194,8 @@ def push_corpus(corpus_dir: str | Path, cfg: PushConfig, *, echo: Callable[[str]
     if manifest is None:
         raise HubError("not a corpus folder: no manifest.json", file=str(corpus_dir),
                        hint="push a folder made by `corpusforge generate`")
+    if cfg.shape is not None:
+        check_completion_from(cfg.shape.completion_from, corpus_pattern_list(corpus_dir))
     staging = Path(cfg.staging) if cfg.staging else corpus_dir.parent / f"{corpus_dir.name}.hub-staging"
     check_staging_folder(staging, corpus_dir, cfg.overwrite)
     token = _token()

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import HubError
+from ..patterns import Pattern
 
 SHAPES = ("prompt-completion", "messages")
 
@@ -34,6 +36,38 @@ class ShapeOptions:
             raise HubError(f"--format must be one of {', '.join(SHAPES)} for a trainer's shape, got {self.shape!r}")
         if self.system is not None and self.shape != "messages":
             raise HubError("--system goes with --format messages")
+
+
+def corpus_pattern_list(corpus_dir: str | Path) -> list[Pattern]:
+    """The patterns a corpus holds: those of its manifest's templates (every known one without a manifest)."""
+    from ..manifest import read_manifest
+    from ..validate import corpus_patterns
+
+    known = corpus_patterns([corpus_dir])
+    manifest = read_manifest(corpus_dir)
+    names = sorted({t.pattern for t in manifest.templates} & set(known)) if manifest else []
+    return [known[n] for n in names] or [known[n] for n in sorted(known)]
+
+
+def check_completion_from(roles: list[str] | None, patterns: Iterable[Pattern]) -> None:
+    """Every role ``completion_from`` names is a later role of one of ``patterns`` (a HubError naming them
+    otherwise): an unknown role, or a first role (nothing before it to prompt with), would leave every
+    record out and export nothing."""
+    if roles is None:
+        return
+    if not roles:
+        raise HubError("--completion-from names no role")
+    patterns = list(patterns)
+    later = {r for p in patterns for r in p.roles[1:]}
+    shown = "; ".join(f"{p.name}: {', '.join(p.roles)}" for p in patterns)
+    for role in roles:
+        if role in later:
+            continue
+        first = [p.name for p in patterns if p.roles[0] == role]
+        if first:
+            raise HubError(f"--completion-from {role}: it is the first role of {', '.join(first)}, so nothing comes "
+                           f"before it to prompt with; name a later role (the corpus's patterns' roles: {shown})")
+        raise HubError(f"--completion-from: no pattern of the corpus has a role {role!r} (their roles: {shown})")
 
 
 def split_record(rec: dict, completion_from: list[str] | None) -> tuple[str, str] | None:

@@ -14,7 +14,7 @@ from typing import Callable
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .._io import read_text
+from .._io import read_text, text_lines
 from .._yaml import Lines, compose_bounded, construct_plain
 from ..errors import ProbeError
 from ..validate import corpus_patterns, iter_records
@@ -85,7 +85,7 @@ def _yaml_items(text: str, path: Path) -> tuple[list, Lines]:
 
 def _jsonl_items(text: str, path: Path) -> tuple[list, list[int]]:
     items, numbers = [], []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text_lines(text), 1):
         if not line.strip():
             continue
         if not line.lstrip().startswith("{"):

@@ -7,12 +7,18 @@ templates, the cues of the variant's roles appear in role order (whole words, ca
 ignored) and at least one of them carries one of the template's target markers. Roles
 made only of slots (``{{ subject|cap }} {{ claim }}``) have no cue and are not
 required. ``corpusforge detect FILE`` runs the same detector over any text.
+
+The cues are found one after another, each searched from where the previous one ended: time
+linear in the text. (The single regex ``cue1.*?cue2.*?cue3`` it replaces says the same on every
+text, but backtracks over every occurrence of the first cue when a later one is missing: a
+140 KB line took 15 s, a 1 MB line over a minute.)
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from jinja2 import nodes
 
@@ -20,6 +26,12 @@ from .render import ENV
 from .spec import Template
 
 _LETTER = re.compile(r"\w", re.UNICODE)
+
+
+@lru_cache(maxsize=4096)
+def cue_re(cue: str) -> re.Pattern:
+    """One cue as a whole word (or words), case ignored."""
+    return re.compile(r"(?<!\w)" + re.escape(cue) + r"(?!\w)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -31,9 +43,17 @@ class CueSequence:
     cues: tuple[str, ...]
     markers: tuple[str, ...]      # the template's target markers, stripped and case-folded
 
-    def pattern_re(self) -> re.Pattern:
-        parts = [r"(?<!\w)" + re.escape(c) + r"(?!\w)" for c in self.cues]
-        return re.compile(".*?".join(parts), re.IGNORECASE | re.DOTALL)
+    def found_in(self, text: str) -> bool:
+        """The cues appear in ``text`` in order, none overlapping the one before. Each is searched from
+        the end of the previous one's first match: the earliest match leaves the most room for the rest,
+        so this finds a sequence whenever there is one, in time linear in the text."""
+        at = 0
+        for cue in self.cues:
+            found = cue_re(cue).search(text, at)   # the look-behind still sees the character before ``at``
+            if found is None:
+                return False
+            at = found.end()
+        return True
 
 
 def _words(text: str) -> str:
@@ -75,12 +95,14 @@ class Detector:
 
     def __init__(self, templates: list[Template]):
         self.sequences = [s for t in templates for s in cue_sequences(t)]
-        self._compiled = [(s, s.pattern_re()) for s in self.sequences]
         self.patterns = sorted({s.pattern for s in self.sequences})
 
     def patterns_in(self, text: str) -> list[str]:
-        found = {s.pattern for s, rx in self._compiled if rx.search(text)}
+        found: set[str] = set()
+        for s in self.sequences:
+            if s.pattern not in found and s.found_in(text):
+                found.add(s.pattern)
         return sorted(found)
 
     def realises(self, text: str, pattern: str) -> bool:
-        return any(rx.search(text) for s, rx in self._compiled if s.pattern == pattern)
+        return any(s.found_in(text) for s in self.sequences if s.pattern == pattern)

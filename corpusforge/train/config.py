@@ -81,8 +81,17 @@ class TrainConfig(BaseModel):
     @field_validator("loss_on", mode="before")
     @classmethod
     def _roles_from_text(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [r.strip() for r in value.split(",") if r.strip()] or None
+        roles = [r.strip() for r in value.split(",") if r.strip()] if isinstance(value, str) else value
+        if isinstance(roles, list) and not roles:   # not "the default": a blank value is a mistake, not a choice
+            raise ValueError("names no role (e.g. consequence,conclusion; leave it out for every role after "
+                             "the first)")
+        return roles
+
+    @field_validator("layers")
+    @classmethod
+    def _layers_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.replace(",", " ").strip():   # it used to mean every layer
+            raise ValueError("is empty; give 20-29, 0,5,7, last:10, last-half or all")
         return value
 
     @model_validator(mode="after")

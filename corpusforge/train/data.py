@@ -17,7 +17,7 @@ from typing import Callable
 
 import orjson
 
-from .._io import read_text
+from .._io import read_text, text_lines
 from ..draw import keyed_random
 from ..errors import TrainError
 
@@ -217,7 +217,7 @@ HELDOUT_CONTROLS = Path(__file__).resolve().parent.parent / "data" / "controls_h
 def read_prompts(path: str | Path) -> list[dict]:
     """Plain text (one prompt per line) or JSONL objects with a ``prompt`` (and optional ``kind``)."""
     path = Path(path)
-    lines = read_text(path, TrainError, what="controls file").splitlines()
+    lines = text_lines(read_text(path, TrainError, what="controls file"))
     out = []
     for number, line in enumerate(lines, 1):
         if not line.strip():

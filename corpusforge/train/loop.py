@@ -13,8 +13,10 @@ from __future__ import annotations
 import math
 import random
 import shutil
+import signal
 import sys
-from contextlib import ExitStack
+import threading
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -246,13 +248,32 @@ def _steps(opt: _Optimisation, accelerator, inputs: StepInputs, state: RunState,
             break
 
 
+@contextmanager
+def _sigterm_as_ctrl_c():
+    """While the steps run, SIGTERM (``kill``, a job scheduler's stop, ``docker stop``) interrupts the run as
+    Ctrl-C does: a checkpoint is saved for --resume. The previous handler is put back after. (Signal handlers
+    belong to the main thread: from another one, SIGTERM keeps its own handling.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def train(corpus: str | Path, out: str | Path, cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
           echo: Callable[[str], None] = print, progress: bool | None = None,
           observe: Callable[[dict], None] | None = None) -> TrainResult:
     """Fit a LoRA on ``corpus`` and write a peft adapter folder (plus run.json, metrics.jsonl) to ``out``.
 
     ``observe(row)`` is called with every step's metrics row (raising KeyboardInterrupt from it interrupts
-    the run like Ctrl-C: a checkpoint is saved for ``resume``).
+    the run like Ctrl-C: a checkpoint is saved for ``resume``). SIGTERM during the steps does the same.
     """
     from accelerate import Accelerator
 
@@ -300,7 +321,9 @@ def train(corpus: str | Path, out: str | Path, cfg: TrainConfig, *, resume: bool
             f"({sum(len(e.supervised) for e in prep.examples):,} supervised tokens), {len(prep.controls)} controls, "
             f"{steps} steps, {world} process(es)")
         try:
-            _steps(opt, accelerator, inputs, state, steps, cfg, prep, partial, main, say, bar, observe, checkpoint)
+            with _sigterm_as_ctrl_c():
+                _steps(opt, accelerator, inputs, state, steps, cfg, prep, partial, main, say, bar, observe,
+                       checkpoint)
         except KeyboardInterrupt:
             checkpoint()
             say(f"interrupted at step {state.step}; checkpoint saved in {ckpt_dir}; rerun with --resume to continue")
