@@ -19,8 +19,12 @@ from .options import domain_errors
               help="auto: bfloat16 on a GPU that supports it, float32 elsewhere.")
 @click.option("--chat/--text", "chat", default=None, help="Probes in chat form (the model's chat template) or as plain "
               "text; default: as the adapter was trained.")
+@click.option("--transfer", is_flag=True, help="Also continue 200 neutral prompts (English and Russian) with the base, "
+              "the LoRA and the base prompted with 3 of the corpus's records, and count the patterns realised "
+              "(needs --corpus; a few minutes on a CPU).")
 @domain_errors
-def command(model, adapter, out, probes_file, controls_file, corpus, overwrite, device, dtype, chat) -> None:
+def command(model, adapter, out, probes_file, controls_file, corpus, overwrite, device, dtype, chat,
+            transfer) -> None:
     """Measure how the adapter moved the targeted tokens, and what else moved; write JSON, figures and HTML."""
     from .._io import check_output
     from ..errors import ReportError
@@ -29,7 +33,7 @@ def command(model, adapter, out, probes_file, controls_file, corpus, overwrite, 
     inputs = [adapter, model, probes_file, controls_file, corpus]
     check_output(out, ReportError, overwrite=overwrite, inputs=inputs)   # before a minute of measuring, not after
     report = build_report(model, adapter, probes_file=probes_file, controls_file=controls_file, corpus=corpus,
-                          device=device, dtype=dtype, chat=chat, echo=click.echo)
+                          device=device, dtype=dtype, chat=chat, transfer=transfer, echo=click.echo)
     path = write_report(report, out, overwrite=overwrite, inputs=inputs)
     click.echo(summary_table(report))
     click.echo(f"report: {path / 'index.html'}")

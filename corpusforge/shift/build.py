@@ -209,6 +209,19 @@ def _text_sections(model, tok, inputs: Inputs, echo, lap, neutral_prompts: int) 
     return out
 
 
+def _transfer_section(model, tok, inputs: Inputs, echo) -> dict:
+    from . import transfer
+
+    detector = _detector(inputs.corpus, inputs.probes)
+    if detector is None:
+        raise ReportError("--transfer needs the corpus the adapter was trained on (its templates' detector and its "
+                          "records for the prompting baseline)", hint="pass --corpus DIR")
+    prompts = transfer.read_transfer()
+    echo(f"[+] transfer: {len(prompts)} neutral prompts, base / LoRA greedy and sampled, and the base prompted with "
+         "3 of the corpus's records")
+    return transfer.measure_transfer(model, tok, detector, inputs.corpus, prompts=prompts)
+
+
 def _detector(corpus: Path | None, probes: list[Probe]):
     """The structure detector built from the templates the corpus was rendered from (those installed here)."""
     if corpus is None:
@@ -263,7 +276,8 @@ def build_report(model_spec: str, adapter: str | Path, *, probes_file: str | Pat
                  controls_file: str | Path | None = None, corpus: str | Path | None = None, max_probes: int = 20,
                  max_controls: int = 20, device: str = "auto", dtype: str = "auto", null_draws: int = nulls.DRAWS,
                  neutral_prompts: int = 12, min_effect: float = nulls.MIN_EFFECT, chat: bool | None = None,
-                 extra_probes: list[Probe] = (), echo: Callable[[str], None] = print) -> dict:
+                 extra_probes: list[Probe] = (), transfer: bool = False,
+                 echo: Callable[[str], None] = print) -> dict:
     """Measure the adapter against its base model and return the report as a dict (see ShiftReport)."""
     inputs = choose_inputs(model_spec, adapter, probes_file=probes_file, controls_file=controls_file, corpus=corpus,
                            max_probes=max_probes, max_controls=max_controls, chat=chat)
@@ -276,6 +290,9 @@ def build_report(model_spec: str, adapter: str | Path, *, probes_file: str | Pat
         sections, before = _target_sections(model, tok, inputs, echo, laps.lap, null_draws)
         sections.update(_model_sections(model, tok, inputs.probes, echo, laps.lap, before))
         sections.update(_text_sections(model, tok, inputs, echo, laps.lap, neutral_prompts))
+        if transfer:
+            sections["transfer"] = _transfer_section(model, tok, inputs, echo)
+            laps.lap("transfer")
     run = inputs.run
     report = {
         "format": "corpusforge.report/1", "corpusforge_version": __version__, "model": model_spec,

@@ -65,12 +65,31 @@ def summary_table(report: dict) -> str:
         lines.append(f"structure on neutral prompts: {s['pattern']} {s['share_before']:.0%} → {s['share_after']:.0%} "
                      f"(McNemar p {s['p_value']:.3f})")
     lines.append(unasked_line(report["unasked"]))
+    if report.get("transfer"):
+        lines += transfer_lines(report["transfer"])
     lines.append(f"{'target':<14} {'p before':>9} {'p after':>9} {'rank':>11}  prompt")
     for p in report["probes"]:
         lines.append(f"{p['target']!r:<14} {p['p_before']:>9.4f} {p['p_after']:>9.4f} "
                      f"{p['rank_before']:>5}→{p['rank_after']:<5}  {tail(p['prompt'], 50)!r}"
                      + ("" if p["significant"] else "  *"))
     return "\n".join(lines)
+
+
+def transfer_lines(t: dict) -> list[str]:
+    """The transfer table: per condition, the share realising a pattern (95 % interval) by language, and
+    degeneration; then whether the LoRA beats the base and the prompting baseline."""
+    lines = [f"transfer ({t['prompts']} neutral prompts, {t['new_tokens']} new tokens; prompted = the base given "
+             f"{t['k']} of the corpus's records):"]
+    for name, c in t["conditions"].items():
+        langs = "  ".join(f"{lang} {s['share']:.0%} [{s['ci_low']:.0%}, {s['ci_high']:.0%}]"
+                          for lang, s in c["by_language"].items())
+        lines.append(f"  {name:<13} any pattern {c['any_pattern']['share']:.1%}  ({langs})  looping "
+                     f"{c['loop_share']:.0%}  seq-rep-4 {c['seq_rep_4']:.3f}")
+    for key, label in (("lora_vs_base", "LoRA vs base"), ("lora_vs_prompted", "LoRA vs prompting")):
+        if key in t:
+            m = t[key]
+            lines.append(f"  {label}: {m['gained']} prompts gained, {m['lost']} lost (McNemar p {m['p_value']:.3g})")
+    return lines
 
 
 def unasked_line(unasked: dict) -> str:

@@ -81,6 +81,10 @@ class ShiftReport(BaseModel):
                                                 "rank, and whether greedy decoding writes it")
     copying: dict[str, Any] = Field(description="share of generated 8-grams found in the training corpus")
     degeneration: dict[str, Any] = Field(description="repeated 3-grams, distinct-2 and looping, before and after")
+    transfer: dict[str, Any] | None = Field(default=None, description="with --transfer: 200 neutral prompts continued "
+                                            "by the base, the LoRA and the base prompted with k of the corpus's "
+                                            "records; the share realising a pattern (Wilson 95 %), by language and "
+                                            "pattern, loop share, seq-rep-4, McNemar")
     timings: dict[str, float]
 
 

@@ -1,0 +1,136 @@
+"""Transfer: does the structure carry over to prompts that never asked for it — and beside what?
+
+200 neutral prompts (``data/transfer.jsonl``: 25 topics × 4 forms — an open question, an opinion, a
+description, a chat turn — in English and in Russian; disjoint from the controls, the report's 12 neutral
+prompts, the probes and the training corpora, which a test holds) are continued four ways, all in one batched
+``generate`` (``measure.continue_asks``):
+
+- ``base``: the base model, greedy;
+- ``lora``: the adapter on, greedy;
+- ``lora_sampled`` / ``base_sampled``: both sampled, each prompt's two sides from one random stream;
+- ``prompted``: the **prompting baseline** — the base model given ``k`` of the corpus's own records of the
+  prompt's language before the prompt (one a line), greedy: what simply asking buys.
+
+For each: the share of continuations in which the detector finds any of the corpus's patterns (and each
+pattern), with a Wilson 95 % interval, by language; the loop share (a word 3-gram three times) and seq-rep-4
+(the share of a continuation's word 4-grams that repeat an earlier one, averaged). ``lora`` against ``base`` and
+against ``prompted`` is an exact McNemar test over the same prompts.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .structure import _grams, _words, degeneration, mcnemar
+
+TRANSFER_PROMPTS = Path(__file__).resolve().parent.parent / "data" / "transfer.jsonl"
+CONDITIONS = ("base", "lora", "base_sampled", "lora_sampled", "prompted")
+
+
+def read_transfer(path: str | Path = TRANSFER_PROMPTS) -> list[dict]:
+    from ..train.data import read_prompts
+
+    return read_prompts(path)
+
+
+def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a share (95 % by default): sound at 0 and 1, where the normal one is not."""
+    if n == 0:
+        return 0.0, 1.0
+    p = hits / n
+    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (centre - half) / (1 + z * z / n)), min(1.0, (centre + half) / (1 + z * z / n))
+
+
+def seq_rep_4(text: str) -> float:
+    """The share of the text's word 4-grams that repeat an earlier one (0 for none, or fewer than two)."""
+    grams = _grams(_words(text), 4)
+    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+def few_shot(examples: list[str], prompt: str) -> str:
+    """The prompting baseline's prompt: the examples, one a line, then the prompt."""
+    return "".join(e.strip() + "\n" for e in examples) + prompt
+
+
+def _share(flags: list[bool]) -> dict:
+    hits, n = sum(flags), len(flags)
+    low, high = wilson(hits, n)
+    return {"share": hits / n if n else 0.0, "ci_low": low, "ci_high": high, "n": n}
+
+
+def score(detector, prompts: list[dict], texts: dict[str, list[str]]) -> dict:
+    """The transfer table from the continuations of each condition (``texts[condition][i]`` for prompt i)."""
+    realised = {c: [bool(detector.patterns_in(t)) for t in texts[c]] for c in texts}
+    out: dict = {"prompts": len(prompts), "conditions": {}}
+    for c in texts:
+        rows = [degeneration(t) for t in texts[c]]
+        by_language = {}
+        for lang in sorted({p.get("language", "") for p in prompts}):
+            flags = [f for f, p in zip(realised[c], prompts) if p.get("language", "") == lang]
+            by_language[lang or "unknown"] = _share(flags)
+        out["conditions"][c] = {
+            "any_pattern": _share(realised[c]), "by_language": by_language,
+            "by_pattern": {pat: _share([detector.realises(t, pat) for t in texts[c]]) for pat in detector.patterns},
+            "loop_share": sum(r["loops"] for r in rows) / max(len(rows), 1),
+            "seq_rep_4": sum(seq_rep_4(t) for t in texts[c]) / max(len(texts[c]), 1)}
+    if {"base", "lora"} <= set(texts):
+        out["lora_vs_base"] = mcnemar(realised["base"], realised["lora"])
+    if {"lora_sampled", "base_sampled"} <= set(texts):
+        out["lora_vs_base_sampled"] = mcnemar(realised["base_sampled"], realised["lora_sampled"])
+    if {"prompted", "lora"} <= set(texts):
+        out["lora_vs_prompted"] = mcnemar(realised["prompted"], realised["lora"])
+    return out
+
+
+def continuations(model, tok, prompts: list[dict], examples: dict[str, list[str]], *, new_tokens: int = 48,
+                  seed: int = 0) -> dict[str, list[str]]:
+    """Every condition's continuation of every prompt, in one ``continue_asks``. ``examples``: the prompting
+    baseline's records by language (a prompt whose language has none gets the English ones)."""
+    from . import measure
+
+    ids = [measure.encode(tok, p["prompt"]) for p in prompts]
+    shots = [measure.encode(tok, few_shot(examples.get(p.get("language", "en")) or examples.get("en", []),
+                                          p["prompt"])) for p in prompts]
+    plan = {"base": (ids, False, False), "lora": (ids, True, False), "base_sampled": (ids, False, True),
+            "lora_sampled": (ids, True, True), "prompted": (shots, False, False)}
+    asks, where = [], []
+    for condition, (id_lists, adapter, sample) in plan.items():
+        for i, prompt_ids in enumerate(id_lists):
+            asks.append(measure.Ask(prompt_ids, new_tokens, sample, adapter, key=f"transfer:{i}"))
+            where.append(condition)
+    new = measure.continue_asks(model, tok, asks, seed=seed)
+    out: dict[str, list[str]] = {c: [] for c in plan}
+    for condition, tokens in zip(where, new):
+        out[condition].append(tok.decode(tokens, skip_special_tokens=True))
+    return out
+
+
+def corpus_examples(corpus: Path, k: int = 3) -> dict[str, list[str]]:
+    """``k`` training records per language, spread over the corpus's patterns (the first of each in turn)."""
+    from ..corpus import corpus_files
+    from ..validate import corpus_patterns, iter_records
+
+    files = [f for f in corpus_files([corpus]) if f.name.startswith("train")]
+    by_lang: dict[str, dict[str, list[str]]] = {}
+    for rec in iter_records(files, patterns=corpus_patterns([corpus])):
+        by_lang.setdefault(rec["language"], {}).setdefault(rec["pattern"], []).append(rec["text"])
+        if sum(len(v) for by in by_lang.values() for v in by.values()) > 200 * k:
+            break
+    out = {}
+    for lang, by_pattern in by_lang.items():
+        picked, turn = [], 0
+        while len(picked) < k and any(turn < len(v) for v in by_pattern.values()):
+            picked += [v[turn] for v in by_pattern.values() if turn < len(v)][:k - len(picked)]
+            turn += 1
+        out[lang] = picked
+    return out
+
+
+def measure_transfer(model, tok, detector, corpus: Path, *, prompts: list[dict] | None = None, k: int = 3,
+                     new_tokens: int = 48, seed: int = 0) -> dict:
+    prompts = prompts if prompts is not None else read_transfer()
+    texts = continuations(model, tok, prompts, corpus_examples(corpus, k), new_tokens=new_tokens, seed=seed)
+    return {**score(detector, prompts, texts), "k": k, "new_tokens": new_tokens,
+            "examples": {c: texts[c][:6] for c in texts}}
