@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ReportError
+from ..lm.adapter import check_adapter
 from ..lm.device import choose
 from ..train.data import user_turn
 from . import measure
@@ -75,10 +76,13 @@ def try_adapter(adapter: str | Path, prompts: list[str], *, model: str | None = 
 
     cfg = cfg or TrialConfig()
     adapter = Path(adapter)
-    if not (adapter / "adapter_config.json").is_file():
-        raise ReportError("not a peft adapter folder (no adapter_config.json)", file=str(adapter))
+    check_adapter(adapter, ReportError)
     if not prompts:
         raise ReportError("no prompt given", hint="pass prompts as arguments or --file FILE")
+    empty = [i for i, p in enumerate(prompts, 1) if not p.strip()]
+    if empty:
+        raise ReportError(f"prompt {empty[0]} is empty; a model continues text, so give it some",
+                          hint="drop the empty argument or line")
     run = read_run(adapter, ReportError)
     base = model or (run.model if run else None)
     if base is None:
