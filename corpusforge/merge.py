@@ -19,6 +19,7 @@ from typing import Callable
 from ._atomic import atomic_dir, write_atomic
 from ._io import check_output
 from .errors import ReportError
+from .lm.adapter import nonfinite_error, nonfinite_tensors
 from .lm.device import choose
 from .shift import measure
 from .shift.build import choose_inputs, load_with_adapter
@@ -75,10 +76,18 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, model: str | None = N
         merged = merged.to(choose("cpu", dtype).torch_dtype) if dtype != "float16" else merged.half()
     kls = [measure.kl(m, u) for m, u in zip(_next_logprobs(merged, tok, prompts), unmerged)]
     result = MergeResult(out, sum(kls) / len(kls), max(kls), len(prompts), dtype)
+    if not all(math.isfinite(k) for k in kls):   # NaN > tolerance is false: a NaN model would pass
+        raise ReportError(f"the merged model ({dtype}) gives NaN or infinite probabilities where the adapter does "
+                          "not; nothing was written", file=str(adapter),
+                          hint="merge in float32; if that fails too, the adapter's weights are too large")
     if result.max_kl > tolerance:
         raise ReportError(f"the merged model is not the adapter: KL(merged ‖ unmerged) reaches {result.max_kl:.2e} "
                           f"nats (tolerance {tolerance:g}); nothing was written",
                           hint="merge in float32, or raise --tolerance if this is acceptable")
+    bad = nonfinite_tensors(merged.state_dict().items())
+    if bad:
+        raise nonfinite_error(f"the merged weights ({dtype})", bad, ReportError, adapter,
+                              "nothing was written; merge in float32, or train the adapter again")
     with atomic_dir(out) as tmp:
         merged.save_pretrained(str(tmp), safe_serialization=True)
         tok.save_pretrained(str(tmp))

@@ -157,3 +157,73 @@ def test_try_with_an_empty_prompt(run, tiny_adapter):
     _, adapter = tiny_adapter
     refused(run("try", "--adapter", adapter, ""), "prompt 1 is empty")
     refused(run("try", "--adapter", adapter, "If the lake", "  "), "prompt 2 is empty")
+
+
+# ---------------------------------------------------------------------------
+# NaN and infinity: never written as a model, never printed as a probability
+
+
+def _fill_weights(adapter: Path, tmp_path: Path, value: float, name: str) -> Path:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    out = _copy(adapter, tmp_path, name)
+    tensors = load_file(str(out / WEIGHTS))
+    save_file({k: torch.full_like(v, value) for k, v in tensors.items()}, str(out / WEIGHTS))
+    return out
+
+
+def test_an_adapter_of_nan_weights_is_refused_by_try_merge_and_report(run, tiny_adapter, tmp_path):
+    model, adapter = tiny_adapter
+    nan = _fill_weights(adapter, tmp_path, float("nan"), "nan")
+    for command in (["try", "--adapter", nan, "If the lake freezes,", "--target", " then"],
+                    ["merge", "--adapter", nan, "--out", tmp_path / "m"],
+                    ["report", "--model", model, "--adapter", nan, "--out", tmp_path / "r", "--corpus",
+                     SAMPLE / "corpus"]):
+        refused(run(*command), "the adapter's weights hold NaN or infinity", str(nan / WEIGHTS))
+    nothing_under(tmp_path, "m")
+    nothing_under(tmp_path, "r")
+
+
+def test_finite_weights_that_overflow_give_no_nan_probabilities(run, tiny_adapter, tmp_path):
+    """Weights of 1e30 are finite, but the model's outputs are not: try and report refuse, naming the adapter."""
+    model, adapter = tiny_adapter
+    huge = _fill_weights(adapter, tmp_path, 1e30, "huge")
+    for command in (["try", "--adapter", huge, "If the lake freezes,", "--target", " then", "--format", "json"],
+                    ["report", "--model", model, "--adapter", huge, "--out", tmp_path / "r", "--corpus",
+                     SAMPLE / "corpus"], ["merge", "--adapter", huge, "--out", tmp_path / "m"]):
+        refused(run(*command), "gives NaN or infinite probabilities", str(huge))
+    nothing_under(tmp_path, "m")
+    nothing_under(tmp_path, "r")
+
+
+def test_try_checks_every_prompts_probabilities(run, tiny_adapter, tmp_path, monkeypatch):
+    """The check after loading looks at one prompt; every probability try prints is checked too."""
+    from corpusforge.shift import build
+
+    _, adapter = tiny_adapter
+    huge = _fill_weights(adapter, tmp_path, 1e30, "huge")
+    monkeypatch.setattr(build, "_check_finite_outputs", lambda *a: None)
+    refused(run("try", "--adapter", huge, "If the lake freezes,"), "NaN or infinite probabilities", str(huge))
+
+
+def test_merge_refuses_a_model_whose_fidelity_is_nan(run, tiny_adapter, tmp_path):
+    """Weights of 100 overflow float16 once merged (the unmerged adapter stays finite): the largest KL is NaN,
+    and NaN > tolerance is false — the merge must still be refused, and nothing written."""
+    _, adapter = tiny_adapter
+    big = _fill_weights(adapter, tmp_path, 100.0, "big")
+    refused(run("merge", "--adapter", big, "--out", tmp_path / "m", "--dtype", "float16"),
+            "the merged model (float16) gives NaN or infinite probabilities", "nothing was written")
+    nothing_under(tmp_path, "m")
+
+
+def test_merge_checks_the_merged_weights_before_writing(run, tiny_adapter, tmp_path, monkeypatch):
+    """Even with a fidelity check that passes (here forced to), non-finite merged weights are never written."""
+    from corpusforge import merge
+
+    _, adapter = tiny_adapter
+    big = _fill_weights(adapter, tmp_path, 100.0, "big")
+    monkeypatch.setattr(merge.measure, "kl", lambda p, q: 0.0)
+    refused(run("merge", "--adapter", big, "--out", tmp_path / "m", "--dtype", "float16"),
+            "the merged weights (float16) hold NaN or infinity", "nothing was written")
+    nothing_under(tmp_path, "m")

@@ -162,8 +162,22 @@ def check_adapter(folder: str | Path, error: type[CorpusforgeError] = ReportErro
     return config
 
 
+def nonfinite_tensors(named_tensors) -> list[str]:
+    """The names of the tensors that hold a NaN or an infinity."""
+    import torch
+
+    return [name for name, t in named_tensors if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
+def nonfinite_error(what: str, names: list[str], error: type[CorpusforgeError], file: str | Path,
+                    hint: str) -> CorpusforgeError:
+    more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+    return error(f"{what} hold NaN or infinity ({names[0]}{more})", file=str(file), hint=hint)
+
+
 def load_adapter(model, folder: str | Path, model_spec: str, error: type[CorpusforgeError] = ReportError):
-    """``model`` with the checked adapter in ``folder`` on it (a peft model, in eval mode)."""
+    """``model`` with the checked adapter in ``folder`` on it (a peft model, in eval mode); an adapter whose
+    weights are not finite (a diverged run, a damaged file) is refused here, before any number is shown."""
     from peft import PeftModel
 
     check_adapter(folder, error)
@@ -172,5 +186,9 @@ def load_adapter(model, folder: str | Path, model_spec: str, error: type[Corpusf
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise error(f"the adapter does not fit {model_spec}: {reason}", file=str(folder)) from None
+    bad = nonfinite_tensors((n, p) for n, p in peft_model.named_parameters() if "lora_" in n)
+    if bad:
+        raise nonfinite_error("the adapter's weights", bad, error, Path(folder) / WEIGHTS,
+                              "its training diverged or the file is damaged: train it again, with a lower --lr")
     peft_model.eval()
     return peft_model

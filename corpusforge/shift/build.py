@@ -114,7 +114,25 @@ def load_with_adapter(model_spec: str, inputs: Inputs, echo: Callable[[str], Non
     lm = load_model(model_spec, placement=placement, echo=echo)  # attention maps switch to eager for their passes
     _check_lengths(lm.tokenizer, inputs.probes, inputs.controls,
                    int(getattr(lm.model.config, "max_position_embeddings", 2048)))
-    return load_adapter(lm.model, inputs.adapter, model_spec, ReportError), lm.tokenizer
+    model = load_adapter(lm.model, inputs.adapter, model_spec, ReportError)
+    _check_finite_outputs(model, lm.tokenizer, inputs)
+    return model, lm.tokenizer
+
+
+def _check_finite_outputs(model, tok, inputs: Inputs) -> None:
+    """Finite weights can still overflow (weights of 1e30 do): one pass with the adapter on, before anything
+    is measured or shown, so that no NaN is ever printed as a probability or passes a comparison."""
+    import torch
+
+    prompt = inputs.probes[0] if inputs.probes else None
+    ids = measure.probe_ids(tok, prompt) if prompt else measure.encode(tok, "The")
+    if not bool(torch.isfinite(measure.next_logprobs(model, ids)).all()):
+        raise _nonfinite(prompt.prompt if prompt else "The", inputs.adapter)
+
+
+def _nonfinite(prompt: str, adapter: Path) -> ReportError:
+    return ReportError(f"the model with this adapter gives NaN or infinite probabilities after {prompt[:40]!r}",
+                       file=str(adapter), hint="the adapter's weights are too large or damaged: train it again")
 
 
 def _target_sections(model, tok, inputs: Inputs, echo, lap, null_draws: int) -> tuple[dict, list[dict]]:
