@@ -227,3 +227,103 @@ def test_merge_checks_the_merged_weights_before_writing(run, tiny_adapter, tmp_p
     refused(run("merge", "--adapter", big, "--out", tmp_path / "m", "--dtype", "float16"),
             "the merged weights (float16) hold NaN or infinity", "nothing was written")
     nothing_under(tmp_path, "m")
+
+
+# ---------------------------------------------------------------------------
+# Integers past int64: refused where they enter, by the option or the record contract
+
+
+@pytest.mark.parametrize("args", [
+    ["generate", "--template", "if_then.en", "--n", 10**20, "--out", "{tmp}/c"],
+    ["generate", "--template", "if_then.en", "--n", "3", "--seed", 2**70, "--out", "{tmp}/c"],
+    ["generate", "--template", "if_then.en", "--n", "3", "--seed", -(2**63) - 1, "--out", "{tmp}/c"],
+    ["train", SAMPLE / "corpus", "--steps", "1", "--seed", 2**70, "--out", "{tmp}/c"],
+    ["train", SAMPLE / "corpus", "--steps", "1", "--warmup", 2**64, "--out", "{tmp}/c"],
+    ["templates", "show", "if_then.en", "--seed", 2**70],
+    ["demo", "--seed", 2**70, "--out", "{tmp}/c"],
+    ["validate", SAMPLE / "corpus", "--max-errors", 2**64],
+    ["push", SAMPLE / "corpus", "--repo", "me/x", "--retries", 2**64, "--dry-run"],
+], ids=["generate-n", "generate-seed", "generate-seed-low", "train-seed", "train-warmup", "templates-seed",
+        "demo-seed", "validate-max-errors", "push-retries"])
+def test_integer_options_past_int64_are_usage_errors(run, tmp_path, args):
+    args = [str(a).replace("{tmp}", str(tmp_path)) for a in args]
+    refused(run(*args), "past the 64-bit integer range", codes=(2,))
+    nothing_under(tmp_path, "c")
+
+
+def test_every_integer_option_is_bounded():
+    """No command has an integer option of click's unbounded INT (or an IntRange open at one end)."""
+    import click
+
+    from corpusforge.cli import main
+    from corpusforge.cli.options import Int
+
+    def commands(group):
+        for cmd in group.commands.values():
+            yield from commands(cmd) if isinstance(cmd, click.Group) else [cmd]
+
+    ints = [(cmd.name, p.name, p.type) for cmd in commands(main) for p in cmd.params
+            if isinstance(p.type, (click.types.IntParamType, click.IntRange))]
+    assert len(ints) >= 20
+    assert [(c, p) for c, p, t in ints if not isinstance(t, Int)] == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=st.one_of(st.integers(min_value=INT64_MAX + 1, max_value=2**100),
+                       st.integers(min_value=-(2**100), max_value=-(2**63) - 1)))
+def test_config_files_past_int64_are_refused_too(value):
+    from corpusforge.errors import GenerateError, TrainError
+    from corpusforge.generate import GenerateConfig
+    from corpusforge.train.config import load_config
+
+    with pytest.raises(TrainError):
+        load_config(None, seed=value)
+    with pytest.raises(GenerateError, match="past the 64-bit integer range"):
+        GenerateConfig(templates=["if_then.en"], seed=value).check()
+
+
+def _meta_holding(good_record: dict, meta: dict) -> dict:
+    return dict(good_record, meta=meta)
+
+
+@pytest.mark.parametrize("meta, where", [({"x": 10**30}, "$.meta.x"), ({"x": 2**63}, "$.meta.x"),
+                                         ({"a": {"b": [1, -(2**63) - 1]}}, "$.meta.a.b[1]")])
+def test_meta_past_int64_is_refused_by_validate_with_file_line_and_field(run, tmp_path, good_record, meta, where):
+    from .conftest import write_jsonl
+    from .test_hostile import corpus_copy
+
+    corpus = corpus_copy(tmp_path)
+    write_jsonl(corpus / "data" / "train.jsonl", [good_record, _meta_holding(good_record, meta)])
+    result = run("validate", corpus)
+    assert result.exit_code == 1 and f"train.jsonl:2: {where}: holds the integer" in result.output, result.output
+    for command in (["export", corpus, "--format", "parquet", "--out", tmp_path / "e"],
+                    ["export", corpus, "--format", "jsonl", "--out", tmp_path / "e"], ["stats", corpus]):
+        refused(run(*command), "train.jsonl:2", where, "64-bit")
+    nothing_under(tmp_path, "e")
+
+
+@settings(max_examples=150, deadline=None)
+@given(meta=st.recursive(st.one_of(st.integers(min_value=-(2**80), max_value=2**80), st.booleans(), st.none(),
+                                   st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=3)),
+                         lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                 st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+                         max_leaves=8).filter(lambda m: isinstance(m, dict)))
+def test_the_fast_path_and_the_model_agree_on_meta(meta):
+    """is_sound (validation's fast path) and Record + structural_errors give the same verdict on any meta."""
+    from corpusforge.patterns import BUILTIN_PATTERNS
+    from corpusforge.records import RECORD_DICT_VALIDATOR, Record, is_sound, structural_errors
+
+    line = (SAMPLE / "corpus" / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    rec = dict(json.loads(line), meta=meta)
+    fast = is_sound(RECORD_DICT_VALIDATOR.validate_python(rec), BUILTIN_PATTERNS)
+    slow = not structural_errors(Record.model_validate(rec), BUILTIN_PATTERNS)
+    assert fast == slow
+    exportable = True
+    try:
+        import orjson
+
+        orjson.dumps(meta)   # what export does with meta
+    except TypeError:
+        exportable = False
+    if slow:
+        assert exportable

@@ -3,20 +3,20 @@ from __future__ import annotations
 import click
 
 from ..generate.config import GenerateConfig
-from .options import config_option, domain_errors, parse_shard, parse_weights, templates_option
+from .options import Int, config_option, domain_errors, parse_shard, parse_weights, templates_option
 
 
 @click.command("generate")
 @click.option("--template", "templates", multiple=True, metavar="NAME",
               help="A template name (or a .yaml path); repeat for an equal mix.")
 @click.option("--mix", help="Weighted mix instead of --template: NAME=W,NAME=W,...")
-@config_option(GenerateConfig, "n", "--n", type=click.IntRange(min=1))
-@config_option(GenerateConfig, "seed", type=int)
+@config_option(GenerateConfig, "n", "--n", type=Int(1))
+@config_option(GenerateConfig, "seed", type=Int())
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="The corpus folder to write.")
-@config_option(GenerateConfig, "workers", type=click.IntRange(min=1))
+@config_option(GenerateConfig, "workers", type=Int(1))
 @click.option("--shard", help="Write only part i of N (0-based, e.g. 0/4); the parts concatenate to the whole.")
 @config_option(GenerateConfig, "format", "--format", type=click.Choice(["jsonl", "parquet"]))
-@config_option(GenerateConfig, "continuations", type=click.IntRange(min=1))
+@config_option(GenerateConfig, "continuations", type=Int(1))
 @config_option(GenerateConfig, "splits", "--split", metavar="NAME=SHARE,...")
 @config_option(GenerateConfig, "resume", "--resume", is_flag=True)
 @config_option(GenerateConfig, "overwrite", "--overwrite", is_flag=True)

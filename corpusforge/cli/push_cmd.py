@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from .options import InputPath, domain_errors
+from .options import InputPath, Int, domain_errors
 
 
 @click.command("push")
@@ -16,7 +16,7 @@ from .options import InputPath, domain_errors
 @click.option("--pretty-name", help="Title of the dataset card.")
 @click.option("--staging", type=click.Path(file_okay=False), help="Staging folder (default: CORPUS.hub-staging).")
 @click.option("--dry-run", is_flag=True, help="Stage, check and print the plan; upload nothing.")
-@click.option("--retries", type=click.IntRange(min=1), default=4, show_default=True,
+@click.option("--retries", type=Int(1), default=4, show_default=True,
               help="Attempts per request on transient errors (5xx, 429, connection).")
 @click.option("--retry-wait", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Seconds before the first retry; doubled after each.")
