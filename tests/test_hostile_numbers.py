@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from corpusforge.errors import ReportError
 
 from .conftest import SAMPLE
-from .test_hostile import nothing_under, refused
+from .test_hostile import cf, nothing_under, refused
 
 INT64_MAX = 2**63 - 1
 
@@ -327,3 +327,85 @@ def test_the_fast_path_and_the_model_agree_on_meta(meta):
         exportable = False
     if slow:
         assert exportable
+
+
+# ---------------------------------------------------------------------------
+# A hostile environment: bytes that are not UTF-8, a terminal that is not UTF-8, bad Hub settings
+
+
+def _cf_bytes(*args: bytes, env: dict | None = None, encoding: str = "utf-8"):
+    """The CLI in its own process with raw bytes for arguments (what a shell passes on), its output read in
+    ``encoding``."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    return subprocess.run([sys.executable.encode(), b"-m", b"corpusforge", *args], capture_output=True,
+                          encoding=encoding, env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})), timeout=60)
+
+
+@pytest.mark.parametrize("system", [b"\xff\xfe", b"ok \xc3(", b"--system=\xed\xa0\x80"], ids=["ff-fe", "broken", "eq"])
+def test_arguments_that_are_not_utf8_are_a_usage_error(tmp_path, system):
+    args = [system] if system.startswith(b"--") else [b"--system", system]
+    result = _cf_bytes(b"export", str(SAMPLE / "corpus").encode(), b"--format", b"messages", *args,
+                       b"--out", str(tmp_path / "e").encode())
+    refused(result, "--system is not valid UTF-8", codes=(2,))
+    nothing_under(tmp_path, "e")
+
+
+def test_an_argument_that_is_not_utf8_in_process(run, tmp_path):
+    """Python keeps such bytes in argv as lone surrogates; that is what the CLI sees."""
+    refused(run("train", SAMPLE / "corpus", "--out", tmp_path / "a", "--system", "x\udcff"),
+            "the value of --system is not valid UTF-8 (byte 0xff", codes=(2,))
+    refused(run("validate", "\udcc3("), "argument 2 is not valid UTF-8", codes=(2,))
+
+
+@pytest.mark.parametrize("env", [{"PYTHONIOENCODING": "latin-1"}, {"PYTHONIOENCODING": "ascii"},
+                                 {"LANG": "C", "LC_ALL": "C", "PYTHONIOENCODING": ""}],
+                         ids=["latin-1", "ascii", "lang-c"])
+def test_a_terminal_that_is_not_utf8_still_gets_the_output(env):
+    """Cyrillic output on a latin-1 or ASCII stdout: the right success (letters latin-1 lacks as escapes; click
+    writes UTF-8 to an ASCII stream), no traceback."""
+    encoding = "latin-1" if env["PYTHONIOENCODING"] == "latin-1" else "utf-8"
+    for args in ([b"stats", str(SAMPLE / "corpus").encode()], [b"templates", b"show", b"if_then.ru", b"--n", b"2"]):
+        result = _cf_bytes(*args, env=env, encoding=encoding)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    if encoding == "latin-1":
+        assert "\\u0435" in result.stdout and "«" in result.stdout   # е as an escape, « as itself
+
+
+def test_an_error_naming_a_non_ascii_path_on_an_ascii_terminal(tmp_path):
+    refused(cf("validate", tmp_path / "файл.jsonl", env={"PYTHONIOENCODING": "ascii"}), "was not found")
+
+
+HUB_ENV = {"HF_TOKEN": "hf_test", "HF_HUB_DISABLE_XET": "1"}
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"HF_TOKEN": "hf_tök€n"}, "HF_TOKEN holds a character that is not a printable ASCII"),
+    ({"HF_TOKEN": "hf_te st"}, "HF_TOKEN holds a character that is not a printable ASCII"),
+    ({"HF_ENDPOINT": "http://[::1"}, "HF_ENDPOINT is not an http(s) URL"),
+    ({"HF_ENDPOINT": "not a url"}, "HF_ENDPOINT is not an http(s) URL"),
+    ({"HF_ENDPOINT": "http://127.0.0.1:99999"}, "HF_ENDPOINT is not an http(s) URL"),
+    ({"ALL_PROXY": "socks5://user:secret@127.0.0.1:9"}, "ALL_PROXY is a SOCKS proxy (socks5), which needs"),
+    ({"https_proxy": "socks5h://127.0.0.1:9"}, "https_proxy is a SOCKS proxy"),
+], ids=["token-non-ascii", "token-space", "endpoint-ipv6", "endpoint-words", "endpoint-port", "socks", "socks-h"])
+def test_bad_hub_settings_are_one_line_before_the_network(tmp_path, env, words):
+    import importlib.util
+
+    if "SOCKS" in words and importlib.util.find_spec("socksio") is not None:
+        pytest.skip("socksio is installed here: a SOCKS proxy works")
+    from .test_hostile import corpus_copy
+
+    corpus = corpus_copy(tmp_path)
+    line = refused(cf("push", corpus, "--repo", "me/x", "--retries", "1",
+                      env={**HUB_ENV, "HF_HOME": str(tmp_path / "hf"), **env}), words)
+    assert "secret" not in line and "tök€n" not in line
+    assert not (tmp_path / "corpus.hub-staging").exists()
+    if "HF_ENDPOINT" in env:   # huggingface_hub reads it on import: every command that imports it is covered
+        refused(cf("train", corpus, "--model", "me/model", "--out", tmp_path / "a", env=env), words)
+    if "SOCKS" in words:       # a Hub model id goes to the network too
+        refused(cf("train", corpus, "--model", "me/model", "--out", tmp_path / "a", env=env), words)
+    nothing_under(tmp_path, "a")
