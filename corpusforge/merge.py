@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ._atomic import atomic_dir, write_atomic
-from ._io import check_output
+from ._io import check_output, os_error_text
 from .errors import ReportError
 from .lm.adapter import nonfinite_error, nonfinite_tensors
 from .lm.device import choose
@@ -88,8 +88,25 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, model: str | None = N
     if bad:
         raise nonfinite_error(f"the merged weights ({dtype})", bad, ReportError, adapter,
                               "nothing was written; merge in float32, or train the adapter again")
-    with atomic_dir(out) as tmp:
-        merged.save_pretrained(str(tmp), safe_serialization=True)
-        tok.save_pretrained(str(tmp))
-        write_atomic(tmp / "README.md", _card(base, adapter, run, result))
+    try:
+        with atomic_dir(out) as tmp:   # on any failure the partial folder is removed: nothing under out
+            merged.save_pretrained(str(tmp), safe_serialization=True)
+            tok.save_pretrained(str(tmp))
+            write_atomic(tmp / "README.md", _card(base, adapter, run, result))
+    except Exception as e:
+        raise _write_error(e, out) from None
     return result
+
+
+def _write_error(e: Exception, out: Path) -> Exception:
+    """A failed write of the merged folder as one line (safetensors reports a full disk as its own error)."""
+    from safetensors import SafetensorError
+
+    if isinstance(e, OSError):
+        reason = os_error_text(OSError(e.errno, e.strerror))
+    elif isinstance(e, SafetensorError):
+        reason = "no space left on the device" if "os error 28" in str(e) else str(e).splitlines()[0]
+    else:
+        return e
+    return ReportError(f"cannot write the merged model: {reason}; nothing was written", file=str(out),
+                       hint="free some space or choose another --out")

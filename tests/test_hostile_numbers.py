@@ -409,3 +409,45 @@ def test_bad_hub_settings_are_one_line_before_the_network(tmp_path, env, words):
     if "SOCKS" in words:       # a Hub model id goes to the network too
         refused(cf("train", corpus, "--model", "me/model", "--out", tmp_path / "a", env=env), words)
     nothing_under(tmp_path, "a")
+
+
+# ---------------------------------------------------------------------------
+# A full disk: one line, and nothing half-written under the final name
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 200 KiB tmpfs (a real full disk; needs root and mount), unmounted after the test."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root?); test_merge_onto_a_disk_that_fills_up covers it")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_merge_onto_a_full_disk(run, tiny_adapter, tiny_disk):
+    _, adapter = tiny_adapter
+    refused(run("merge", "--adapter", adapter, "--out", tiny_disk / "m"), "no space left on the device",
+            "nothing was written", str(tiny_disk / "m"))
+    assert list(tiny_disk.iterdir()) == []
+
+
+def test_merge_onto_a_disk_that_fills_up(run, tiny_adapter, tmp_path, monkeypatch):
+    """The disk filling up at the last file (simulated in-process: the README's write raises ENOSPC, after the
+    weights and tokenizer were written): one line, and the partial folder removed."""
+    import errno
+
+    from corpusforge import merge
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    _, adapter = tiny_adapter
+    monkeypatch.setattr(merge, "write_atomic", full)
+    refused(run("merge", "--adapter", adapter, "--out", tmp_path / "m"), "no space left on the device",
+            "nothing was written")
+    nothing_under(tmp_path, "m")
