@@ -242,7 +242,7 @@ def test_merge_checks_the_merged_weights_before_writing(run, tiny_adapter, tmp_p
     ["templates", "show", "if_then.en", "--seed", 2**70],
     ["demo", "--seed", 2**70, "--out", "{tmp}/c"],
     ["validate", SAMPLE / "corpus", "--max-errors", 2**64],
-    ["push", SAMPLE / "corpus", "--repo", "me/x", "--retries", 2**64, "--dry-run"],
+    ["push", SAMPLE / "corpus", "--repo", "me/x", "--retries", 2**64, "--dry-run", "--staging", "{tmp}/s"],
 ], ids=["generate-n", "generate-seed", "generate-seed-low", "train-seed", "train-warmup", "templates-seed",
         "demo-seed", "validate-max-errors", "push-retries"])
 def test_integer_options_past_int64_are_usage_errors(run, tmp_path, args):
