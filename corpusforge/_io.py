@@ -9,7 +9,9 @@ path, what is wrong with it, what to do.
 from __future__ import annotations
 
 import errno
+import json
 import os
+import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -112,6 +114,36 @@ def text_lines(text: str) -> list[str]:
     ``str.splitlines`` also splits at U+2028, U+2029, U+0085, form feeds and more, which JSON strings may
     hold raw: it would cut one record in two."""
     return [line.removesuffix("\r") for line in text.split("\n")]
+
+
+#: JSON nested deeper than this is not a config anyone wrote (and would exhaust the parser's recursion).
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(data: bytes) -> int:
+    """How deeply ``data`` (JSON) nests arrays and objects, counted without parsing it (brackets in strings
+    do not count)."""
+    depth = deepest = 0
+    for byte in _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS):
+        depth += 1 if byte in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def loads_json(data: bytes, path: str | Path, error: type[CorpusforgeError] = CorpusforgeError, *,
+               what: str = "file", max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a small JSON file's bytes, nesting at most ``max_depth`` deep; any problem raises ``error``
+    naming the file."""
+    if json_depth(data) > max_depth:
+        raise error(f"{what} nests arrays or objects more than {max_depth} deep; it is not a file corpusforge "
+                    "wrote", file=str(path))
+    text = decode_utf8(data, path, error)
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise error(f"{what} is not valid JSON: {e}", file=str(path)) from None
 
 
 def read_plain_yaml(path: str | Path, error: type[CorpusforgeError], text: str | None = None) -> Any:

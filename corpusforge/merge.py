@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Callable
 
 from ._atomic import atomic_dir, write_atomic
-from ._io import check_output
+from ._io import check_output, os_error_text
 from .errors import ReportError
+from .lm.adapter import nonfinite_error, nonfinite_tensors
 from .lm.device import choose
 from .shift import measure
 from .shift.build import choose_inputs, load_with_adapter
@@ -76,12 +77,37 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, model: str | None = N
         merged = merged.to(choose("cpu", dtype).torch_dtype) if dtype != "float16" else merged.half()
     kls = [measure.kl(m, u) for m, u in zip(_next_logprobs(merged, tok, prompts), unmerged)]
     result = MergeResult(out, sum(kls) / len(kls), max(kls), len(prompts), dtype)
+    if not all(math.isfinite(k) for k in kls):   # NaN > tolerance is false: a NaN model would pass
+        raise ReportError(f"the merged model ({dtype}) gives NaN or infinite probabilities where the adapter does "
+                          "not; nothing was written", file=str(adapter),
+                          hint="merge in float32; if that fails too, the adapter's weights are too large")
     if result.max_kl > tolerance:
         raise ReportError(f"the merged model is not the adapter: KL(merged ‖ unmerged) reaches {result.max_kl:.2e} "
                           f"nats (tolerance {tolerance:g}); nothing was written",
                           hint="merge in float32, or raise --tolerance if this is acceptable")
-    with atomic_dir(out) as tmp:
-        merged.save_pretrained(str(tmp), safe_serialization=True)
-        tok.save_pretrained(str(tmp))
-        write_atomic(tmp / "README.md", _card(base, adapter, run, result))
+    bad = nonfinite_tensors(merged.state_dict().items())
+    if bad:
+        raise nonfinite_error(f"the merged weights ({dtype})", bad, ReportError, adapter,
+                              "nothing was written; merge in float32, or train the adapter again")
+    try:
+        with atomic_dir(out) as tmp:   # on any failure the partial folder is removed: nothing under out
+            merged.save_pretrained(str(tmp), safe_serialization=True)
+            tok.save_pretrained(str(tmp))
+            write_atomic(tmp / "README.md", _card(base, adapter, run, result))
+    except Exception as e:
+        raise _write_error(e, out) from None
     return result
+
+
+def _write_error(e: Exception, out: Path) -> Exception:
+    """A failed write of the merged folder as one line (safetensors reports a full disk as its own error)."""
+    from safetensors import SafetensorError
+
+    if isinstance(e, OSError):
+        reason = os_error_text(OSError(e.errno, e.strerror))
+    elif isinstance(e, SafetensorError):
+        reason = "no space left on the device" if "os error 28" in str(e) else str(e).splitlines()[0]
+    else:
+        return e
+    return ReportError(f"cannot write the merged model: {reason}; nothing was written", file=str(out),
+                       hint="free some space or choose another --out")

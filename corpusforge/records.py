@@ -77,7 +77,8 @@ class Record(_Strict):
     seed: int = Field(ge=INT64_MIN, le=INT64_MAX, description="The generation seed (a 64-bit integer).")
     index: int = Field(ge=0, le=INT64_MAX, description="The generation index the record was drawn at.")
     split: str | None = Field(default=None, pattern=NAME_RE.pattern, description="train, validation, test, ...")
-    meta: dict[str, Any] | None = Field(default=None, description="Free-form metadata (JSON: no NaN or Infinity).")
+    meta: dict[str, Any] | None = Field(default=None, description="Free-form metadata (JSON: no NaN or Infinity, "
+                                                                  "integers within int64).")
 
 
 def content_id(pattern: str, template: str, language: str, text: str,
@@ -204,7 +205,7 @@ def is_sound(rec: Mapping[str, Any], patterns: Mapping[str, Pattern]) -> bool:
     if last_end != n or tuple(roles) not in pattern.role_sequences:
         return False
     meta = rec.get("meta")
-    if meta and not _finite(meta):
+    if meta and _meta_problem(meta, "$.meta") is not None:
         return False
     marks = []
     for tgt in rec["targets"]:
@@ -215,15 +216,27 @@ def is_sound(rec: Mapping[str, Any], patterns: Mapping[str, Pattern]) -> bool:
     return rec["id"] == content_id(rec["pattern"], rec["template"], rec["language"], text, spans, marks, rec["slots"])
 
 
-def _finite(value: Any) -> bool:
-    """No NaN or ±Infinity anywhere inside ``value`` (JSON has neither)."""
+def _meta_problem(value: Any, where: str) -> tuple[str, str] | None:
+    """The first value inside ``meta`` that JSON or a 64-bit column cannot hold — NaN, ±Infinity, an integer past
+    int64 (Parquet and Arrow store meta's numbers as int64) — as ``(json_path, message)``; None when there is none."""
     if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_finite(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_finite(v) for v in value)
-    return True
+        if not math.isfinite(value):
+            return where, "holds NaN or Infinity, which JSON does not allow; use null or a string"
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not INT64_MIN <= value <= INT64_MAX:
+            return where, (f"holds the integer {value}, past the 64-bit range that Parquet and Arrow store "
+                           f"({INT64_MIN} to {INT64_MAX}); use a string")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            problem = _meta_problem(v, f"{where}.{k}")
+            if problem is not None:
+                return problem
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            problem = _meta_problem(v, f"{where}[{i}]")
+            if problem is not None:
+                return problem
+    return None
 
 
 def structural_errors(rec: Record, patterns: Mapping[str, Pattern] = BUILTIN_PATTERNS) -> list[tuple[str, str]]:
@@ -282,8 +295,9 @@ def structural_errors(rec: Record, patterns: Mapping[str, Pattern] = BUILTIN_PAT
             errors.append((f"$.targets[{i}].text", f"does not match text[{tgt.start}:{tgt.end}] = "
                                                    f"{text[tgt.start:tgt.end]!r}"))
 
-    if rec.meta and not _finite(rec.meta):
-        errors.append(("$.meta", "holds NaN or Infinity, which JSON does not allow; use null or a string"))
+    problem = _meta_problem(rec.meta, "$.meta") if rec.meta else None
+    if problem is not None:
+        errors.append(problem)
 
     expected = content_id(rec.pattern, rec.template, rec.language, text,
                           ((s.role, s.start, s.end) for s in rec.segments),

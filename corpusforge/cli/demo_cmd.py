@@ -4,13 +4,13 @@ import sys
 
 import click
 
-from .options import domain_errors
+from .options import Int, domain_errors
 
 
 @click.command("demo")
 @click.option("--out", type=click.Path(file_okay=False), default="demo-out", show_default=True)
-@click.option("--n", "n", type=click.IntRange(min=10), default=2000, show_default=True, help="Records to generate.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--n", "n", type=Int(10), default=2000, show_default=True, help="Records to generate.")
+@click.option("--seed", type=Int(), default=0, show_default=True)
 @click.option("--no-train", is_flag=True, help="Stop after the corpus (generate, validate, stats).")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
 @domain_errors

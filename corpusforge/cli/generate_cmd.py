@@ -4,7 +4,7 @@ import click
 
 from ..generate.config import GenerateConfig
 from ..write.run import WriteConfig
-from .options import config_option, domain_errors, parse_shard, parse_weights, templates_option
+from .options import Int, config_option, domain_errors, parse_shard, parse_weights, templates_option
 
 #: options that only a model-written corpus takes, and those only a template corpus takes
 WRITER_ONLY = ("temperature", "top_p", "min_words", "max_words", "max_new_tokens", "batch_size", "concurrency",
@@ -17,9 +17,9 @@ def _writer_options(command):
     unit = click.FloatRange(0, 1)
     for field, kind in reversed([("temperature", click.FloatRange(0, 5, min_open=True)),
                                  ("top_p", click.FloatRange(0, 1, min_open=True)),
-                                 ("min_words", click.IntRange(1, 200)), ("max_words", click.IntRange(1, 200)),
-                                 ("max_new_tokens", click.IntRange(1, 4096)), ("batch_size", click.IntRange(1, 4096)),
-                                 ("concurrency", click.IntRange(1, 256)),
+                                 ("min_words", Int(1, 200)), ("max_words", Int(1, 200)),
+                                 ("max_new_tokens", Int(1, 4096)), ("batch_size", Int(1, 4096)),
+                                 ("concurrency", Int(1, 256)),
                                  ("cache", click.Path(file_okay=False)), ("offline", None),
                                  ("min_distinct_2", unit), ("max_near_dup", unit)]):
         extra = {"is_flag": True} if kind is None else {"type": kind}
@@ -31,13 +31,13 @@ def _writer_options(command):
 @click.option("--template", "templates", multiple=True, metavar="NAME",
               help="A template name (or a .yaml path); repeat for an equal mix.")
 @click.option("--mix", help="Weighted mix instead of --template: NAME=W,NAME=W,...")
-@config_option(GenerateConfig, "n", "--n", type=click.IntRange(min=1))
-@config_option(GenerateConfig, "seed", type=int)
+@config_option(GenerateConfig, "n", "--n", type=Int(1))
+@config_option(GenerateConfig, "seed", type=Int())
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="The corpus folder to write.")
-@config_option(GenerateConfig, "workers", type=click.IntRange(min=1))
+@config_option(GenerateConfig, "workers", type=Int(1))
 @click.option("--shard", help="Write only part i of N (0-based, e.g. 0/4); the parts concatenate to the whole.")
 @config_option(GenerateConfig, "format", "--format", type=click.Choice(["jsonl", "parquet"]))
-@config_option(GenerateConfig, "continuations", type=click.IntRange(min=1))
+@config_option(GenerateConfig, "continuations", type=Int(1))
 @config_option(GenerateConfig, "splits", "--split", metavar="NAME=SHARE,...")
 @config_option(GenerateConfig, "resume", "--resume", is_flag=True)
 @config_option(GenerateConfig, "overwrite", "--overwrite", is_flag=True)

@@ -11,6 +11,7 @@ import click
 
 from .._io import input_problem, os_error_text
 from ..errors import CorpusforgeError
+from ..records import INT64_MAX, INT64_MIN
 
 #: the exit code when stdout's reader leaves (``corpusforge stats c | head -1``): a shell's for a process that
 #: SIGPIPE ended, as ``seq 1000000 | head -1`` gives; quiet, but never a success for a run cut short
@@ -76,6 +77,30 @@ class InputPath(click.ParamType):
         if problem is not None:
             self.fail(f"{value} {problem}", param, ctx)
         return value
+
+
+class Int(click.IntRange):
+    """Every integer option's type: a whole number within ``min``..``max``, never past the 64-bit range that
+    seeds, counts and indexes are stored in (``--n 10**20`` or ``--seed 2**70`` is a usage error, not an
+    overflow deep inside torch or Arrow)."""
+
+    name = "integer"
+
+    def __init__(self, min: int | None = None, max: int | None = None):
+        super().__init__(INT64_MIN if min is None else min, INT64_MAX if max is None else max)
+        self.shown = (min, max)
+
+    def convert(self, value, param, ctx):
+        number = click.INT.convert(value, param, ctx)
+        if not INT64_MIN <= number <= INT64_MAX:
+            self.fail(f"{value} is past the 64-bit integer range ({INT64_MIN} to {INT64_MAX})", param, ctx)
+        return super().convert(number, param, ctx)
+
+    def _describe_range(self) -> str:
+        low, high = self.shown
+        if low is not None and high is not None:
+            return f"{low}<=x<={high}"
+        return f"x>={low}" if low is not None else (f"x<={high}" if high is not None else "a 64-bit integer")
 
 
 templates_option = click.option(

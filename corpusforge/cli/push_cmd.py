@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from .options import InputPath, completion_roles, domain_errors
+from .options import InputPath, Int, completion_roles, domain_errors
 
 
 @click.command("push")
@@ -19,7 +19,7 @@ from .options import InputPath, completion_roles, domain_errors
               "make (one it made is replaced anyway); never the corpus.")
 @click.option("--dry-run", is_flag=True, help="Stage, check and print the plan; upload nothing. Nothing is written "
               "but the staging folder.")
-@click.option("--retries", type=click.IntRange(min=1), default=4, show_default=True,
+@click.option("--retries", type=Int(1), default=4, show_default=True,
               help="Attempts per request on transient errors (5xx, 429, connection).")
 @click.option("--retry-wait", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Seconds before the first retry; doubled after each.")

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 import orjson
 
-from .options import domain_errors, templates_option
+from .options import Int, domain_errors, templates_option
 
 
 @click.group("templates")
@@ -50,8 +50,8 @@ def _marked(rec: dict) -> str:
 
 @command.command("show")
 @click.argument("name")
-@click.option("--n", "n", type=click.IntRange(min=1), default=5, show_default=True, help="Samples to render.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--n", "n", type=Int(1), default=5, show_default=True, help="Samples to render.")
+@click.option("--seed", type=Int(), default=0, show_default=True)
 @templates_option
 @domain_errors
 def show(name: str, n: int, seed: int, template_paths: tuple[str, ...]) -> None:
@@ -101,7 +101,7 @@ def _run_checks(targets: tuple[str, ...], template_paths: tuple[str, ...], n: in
 def check_options(func):
     """The options ``lint`` and ``test`` share."""
     for option in reversed([
-        click.option("--n", "n", type=click.IntRange(min=1), default=300, show_default=True,
+        click.option("--n", "n", type=Int(1), default=300, show_default=True,
                      help="Samples to render."),
         click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True),
         click.option("--strict", is_flag=True, help="Warnings (small space, silent variants) fail too."),

@@ -3,14 +3,14 @@ from __future__ import annotations
 import click
 
 from ..train.config import TrainConfig
-from .options import config_option, domain_errors, not_blank
+from .options import Int, config_option, domain_errors, not_blank
 
 
 def _train_options(func):
     """One option per TrainConfig field a user sets from the command line (help from the field)."""
     options = [
         config_option(TrainConfig, "model"),
-        config_option(TrainConfig, "rank", type=int),
+        config_option(TrainConfig, "rank", type=Int()),
         config_option(TrainConfig, "alpha", type=float),
         config_option(TrainConfig, "dropout", type=float),
         config_option(TrainConfig, "targets"),
@@ -18,21 +18,21 @@ def _train_options(func):
         config_option(TrainConfig, "rslora", "--rslora/--no-rslora"),
         config_option(TrainConfig, "dora", "--dora/--no-dora"),
         config_option(TrainConfig, "lr", type=float),
-        config_option(TrainConfig, "steps", type=int),
+        config_option(TrainConfig, "steps", type=Int()),
         config_option(TrainConfig, "epochs", type=float),
-        config_option(TrainConfig, "batch_size", type=int),
-        config_option(TrainConfig, "grad_accum", type=int),
-        config_option(TrainConfig, "max_length", type=int),
-        config_option(TrainConfig, "warmup", type=int),
-        config_option(TrainConfig, "seed", type=int),
+        config_option(TrainConfig, "batch_size", type=Int()),
+        config_option(TrainConfig, "grad_accum", type=Int()),
+        config_option(TrainConfig, "max_length", type=Int()),
+        config_option(TrainConfig, "warmup", type=Int()),
+        config_option(TrainConfig, "seed", type=Int()),
         config_option(TrainConfig, "loss_on", callback=not_blank),
         config_option(TrainConfig, "controls", type=click.Path()),
         config_option(TrainConfig, "control_weight", type=float),
         config_option(TrainConfig, "premise_weight", type=float),
         config_option(TrainConfig, "target_weight", type=float),
-        config_option(TrainConfig, "eval_every", type=int),
-        config_option(TrainConfig, "early_stopping", type=int),
-        config_option(TrainConfig, "checkpoint_every", type=int),
+        config_option(TrainConfig, "eval_every", type=Int()),
+        config_option(TrainConfig, "early_stopping", type=Int()),
+        config_option(TrainConfig, "checkpoint_every", type=Int()),
         config_option(TrainConfig, "format", "--format", type=click.Choice(["text", "chat"])),
         config_option(TrainConfig, "system"),
         config_option(TrainConfig, "device"),

@@ -5,7 +5,7 @@ import sys
 import click
 import orjson
 
-from .options import InputPath, domain_errors
+from .options import InputPath, Int, domain_errors
 
 
 def _diff(runs: list[list[str]], color: bool) -> str:
@@ -42,9 +42,9 @@ def _show(row: dict, color: bool) -> None:
 @click.option("--file", "prompts_file", type=InputPath("file"), help="More prompts, one per line (or JSONL).")
 @click.option("--target", help='A continuation to score before and after, e.g. " движение".')
 @click.option("--chat", is_flag=True, help="Put each prompt in the model's chat template as the user's turn.")
-@click.option("--top", type=click.IntRange(1, 50), default=5, show_default=True, help="Next tokens to show.")
-@click.option("--max-new-tokens", type=click.IntRange(1, 512), default=24, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampled continuation.")
+@click.option("--top", type=Int(1, 50), default=5, show_default=True, help="Next tokens to show.")
+@click.option("--max-new-tokens", type=Int(1, 512), default=24, show_default=True)
+@click.option("--seed", type=Int(), default=0, show_default=True, help="Seed of the sampled continuation.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @domain_errors

@@ -5,14 +5,14 @@ import sys
 import click
 import orjson
 
-from .options import InputPath, domain_errors, templates_option
+from .options import InputPath, Int, domain_errors, templates_option
 
 
 @click.command("validate")
 @click.argument("paths", nargs=-1, required=True, type=InputPath())
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: one line per error and a summary; json: one object.")
-@click.option("--max-errors", type=click.IntRange(min=0), default=None,
+@click.option("--max-errors", type=Int(0), default=None,
               help="List at most this many errors (the counts stay exact).")
 @click.option("--quick", is_flag=True, help="Check a corpus folder's data files against its manifest without "
               "hashing them: each listed file present, its size and record count (JSONL lines, Parquet rows; not "

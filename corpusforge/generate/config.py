@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import GenerateError
 from ..patterns import NAME_RE
+from ..records import INT64_MAX, INT64_MIN
 
 DEFAULT_SPLITS = {"train": 0.9, "validation": 0.05, "test": 0.05}
 
@@ -54,6 +55,10 @@ class GenerateConfig(BaseModel):
         for name in ("n", "continuations", "workers", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise GenerateError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("n", "seed", "continuations", "workers", "checkpoint_every"):   # records store them as int64
+            if not INT64_MIN <= getattr(self, name) <= INT64_MAX:
+                raise GenerateError(f"--{name.replace('_', '-')} {getattr(self, name)} is past the 64-bit integer "
+                                    f"range ({INT64_MIN} to {INT64_MAX})")
         if self.format not in ("jsonl", "parquet"):
             raise GenerateError(f"--format must be jsonl or parquet, got {self.format!r}")
         self._check_splits()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .._env import check_endpoint, check_hub_environment, check_token
 from .._io import check_output
 from ..errors import HubError
 from ..manifest import read_manifest, write_manifest
@@ -185,6 +186,7 @@ def check_staging_folder(staging: Path, corpus_dir: Path, overwrite: bool) -> No
 
 def push_corpus(corpus_dir: str | Path, cfg: PushConfig, *, echo: Callable[[str], None] = print) -> PushResult:
     """Stage, check, print the plan and (unless ``dry_run``) upload ``corpus_dir`` as a dataset repository."""
+    check_endpoint(HubError)   # before huggingface_hub is imported: it parses HF_ENDPOINT then
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -201,6 +203,9 @@ def push_corpus(corpus_dir: str | Path, cfg: PushConfig, *, echo: Callable[[str]
     token = _token()
     if token is None and not cfg.dry_run:
         raise HubError("no Hugging Face token", hint="set HF_TOKEN, or run `hf auth login`")
+    if token is not None:   # the Hub will be asked (for its card, or to upload): its settings must hold
+        check_token(token, HubError)
+        check_hub_environment(HubError)
     api = HfApi(token=token)
     result = PushResult(staging, [])
     try:

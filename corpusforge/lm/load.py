@@ -29,6 +29,9 @@ def resolve_model(spec: str, echo: Callable[[str], None] = lambda s: None) -> st
         return str(path)
     looks_like_hub_id = spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and not path.exists()
     if looks_like_hub_id:
+        from .._env import check_hub_environment
+
+        check_hub_environment(ModelError)   # before transformers goes to the network with a bad setting
         return spec
     raise ModelError(f"model {spec!r} not found: not an embedded model ({', '.join(EMBEDDED)}), not a folder, "
                      "not a Hub id (OWNER/NAME)")

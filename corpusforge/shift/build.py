@@ -16,6 +16,7 @@ from typing import Callable
 from .._timing import Laps
 from .._version import __version__
 from ..errors import ReportError
+from ..lm.adapter import check_adapter, load_adapter
 from ..lm.arch import check_head, describe
 from ..lm.device import Placement, choose
 from ..lm.load import load_model
@@ -40,18 +41,10 @@ class Inputs:
 
 
 def _adapter_base(adapter: Path, run: AdapterRun | None) -> str | None:
-    """The base model the adapter was trained on, from run.json or peft's adapter_config.json."""
-    import json
-
-    cfg_path = adapter / "adapter_config.json"
-    if not cfg_path.is_file():
-        raise ReportError("not a peft adapter folder (no adapter_config.json)", file=str(adapter))
-    if run is not None:
-        return run.model
-    try:
-        return json.loads(cfg_path.read_text(encoding="utf-8")).get("base_model_name_or_path")
-    except (ValueError, AttributeError):
-        raise ReportError("adapter_config.json is not a JSON object", file=str(cfg_path)) from None
+    """The base model the adapter was trained on, from run.json or peft's adapter_config.json (checked here, with
+    the weights, before anything is loaded)."""
+    config = check_adapter(adapter, ReportError)
+    return run.model if run is not None else config.get("base_model_name_or_path")
 
 
 def choose_inputs(model_spec: str, adapter: str | Path, *, probes_file=None, controls_file=None, corpus=None,
@@ -119,21 +112,31 @@ def _check_lengths(tok, probes: list[Probe], controls: list[dict], context: int)
 
 def load_with_adapter(model_spec: str, inputs: Inputs, echo: Callable[[str], None], placement: Placement):
     """The base model with the adapter on it (one copy), and its tokenizer."""
-    from peft import PeftModel
-
     echo(f"loading {model_spec} with the adapter {inputs.adapter}")
     for note in placement.notes:
         echo(note)
     lm = load_model(model_spec, placement=placement, echo=echo)  # attention maps switch to eager for their passes
     _check_lengths(lm.tokenizer, inputs.probes, inputs.controls,
                    int(getattr(lm.model.config, "max_position_embeddings", 2048)))
-    try:
-        model = PeftModel.from_pretrained(lm.model, str(inputs.adapter))
-    except (RuntimeError, ValueError, KeyError) as e:
-        raise ReportError(f"the adapter does not fit {model_spec}: {str(e).splitlines()[0]}",
-                          file=str(inputs.adapter)) from None
-    model.eval()
+    model = load_adapter(lm.model, inputs.adapter, model_spec, ReportError)
+    _check_finite_outputs(model, lm.tokenizer, inputs)
     return model, lm.tokenizer
+
+
+def _check_finite_outputs(model, tok, inputs: Inputs) -> None:
+    """Finite weights can still overflow (weights of 1e30 do): one pass with the adapter on, before anything
+    is measured or shown, so that no NaN is ever printed as a probability or passes a comparison."""
+    import torch
+
+    prompt = inputs.probes[0] if inputs.probes else None
+    ids = measure.probe_ids(tok, prompt) if prompt else measure.encode(tok, "The")
+    if not bool(torch.isfinite(measure.next_logprobs(model, ids)).all()):
+        raise _nonfinite(prompt.prompt if prompt else "The", inputs.adapter)
+
+
+def _nonfinite(prompt: str, adapter: Path) -> ReportError:
+    return ReportError(f"the model with this adapter gives NaN or infinite probabilities after {prompt[:40]!r}",
+                       file=str(adapter), hint="the adapter's weights are too large or damaged: train it again")
 
 
 def _target_sections(model, tok, inputs: Inputs, echo, lap, null_draws: int) -> tuple[dict, list[dict]]:

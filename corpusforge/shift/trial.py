@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ReportError
+from ..lm.adapter import check_adapter
 from ..lm.device import choose
 from ..train.data import user_turn
 from . import measure
-from .build import Inputs, load_with_adapter
+from .build import Inputs, _nonfinite, load_with_adapter
 from .probes import Probe
 
 
@@ -75,14 +76,26 @@ def try_adapter(adapter: str | Path, prompts: list[str], *, model: str | None = 
 
     cfg = cfg or TrialConfig()
     adapter = Path(adapter)
-    if not (adapter / "adapter_config.json").is_file():
-        raise ReportError("not a peft adapter folder (no adapter_config.json)", file=str(adapter))
+    check_adapter(adapter, ReportError)
     if not prompts:
         raise ReportError("no prompt given", hint="pass prompts as arguments or --file FILE")
+    empty = [i for i, p in enumerate(prompts, 1) if not p.strip()]
+    if empty:
+        raise ReportError(f"prompt {empty[0]} is empty; a model continues text, so give it some",
+                          hint="drop the empty argument or line")
     run = read_run(adapter, ReportError)
     base = check_base(run, model, adapter, ReportError)
     if base is None:
         raise ReportError("the adapter has no run.json naming its base model", hint="pass --model")
     inputs = Inputs(adapter, run, [Probe(prompt=p, targets=[target or " "]) for p in prompts], [], {}, None)
     peft_model, tok = load_with_adapter(base, inputs, echo, choose(cfg.device, cfg.dtype))
-    return [try_one(peft_model, tok, p, cfg, target) for p in prompts]
+    return [_finite_row(try_one(peft_model, tok, p, cfg, target), adapter) for p in prompts]
+
+
+def _finite_row(row: dict, adapter: Path) -> dict:
+    """The row, once every probability in it is a number (NaN is never shown as one)."""
+    ps = [t["p"] for label in ("before", "after") for t in row[f"top_{label}"]]
+    ps += [row[f"target_{label}"]["p"] for label in ("before", "after") if f"target_{label}" in row]
+    if not all(math.isfinite(p) for p in ps):
+        raise _nonfinite(row["prompt"], adapter)
+    return row

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._atomic import write_atomic
-from .._io import read_bytes
+from .._io import loads_json, read_bytes
 from ..errors import CorpusforgeError
 from .config import TrainConfig
 
@@ -221,12 +221,10 @@ def read_run(folder: str | Path, error: type[CorpusforgeError] = CorpusforgeErro
     path = Path(folder) / FILE
     if not path.exists():
         return None
+    data = loads_json(read_bytes(path, error, what="run.json"), path, error, what="run.json")
     try:
-        data = json.loads(read_bytes(path, error, what="run.json"))
         return AdapterRun.model_validate(data)
-    except ValueError as e:  # JSONDecodeError and ValidationError are ValueErrors
-        if isinstance(e, ValidationError):
-            err = e.errors(include_url=False)[0]
-            where = ".".join(str(x) for x in err["loc"]) or None
-            raise error(f"run.json: {err['msg']}", file=str(path), field=where) from None
-        raise error(f"run.json is not valid JSON: {e}", file=str(path)) from None
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        where = ".".join(str(x) for x in err["loc"]) or None
+        raise error(f"run.json: {err['msg']}", file=str(path), field=where) from None

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .._io import read_plain_yaml
 from ..errors import TrainError
 from ..lm.embedded import DEFAULT_MODEL
+from ..records import INT64_MAX, INT64_MIN
 
 
 class TrainConfig(BaseModel):
@@ -45,8 +46,9 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(8, ge=1, le=65_536, description="Records per micro-step per process.")
     grad_accum: int = Field(1, ge=1, le=65_536, description="Micro-steps per optimiser step.")
     max_length: int = Field(128, ge=2, le=1_048_576, description="Tokens per record (longer ones are cut).")
-    warmup: int = Field(4, ge=0, description="Linear warm-up steps, then linear decay.")
-    seed: int = Field(0, description="Seed of the adapter's initialisation and the batch order.")
+    warmup: int = Field(4, ge=0, le=INT64_MAX, description="Linear warm-up steps, then linear decay.")
+    seed: int = Field(0, ge=INT64_MIN, le=INT64_MAX,
+                      description="Seed of the adapter's initialisation and the batch order.")
     loss_on: list[str] | None = Field(None, description="Roles with loss, e.g. consequence,conclusion "
                                                         "(default: every role after the first).")
     controls: str | None = Field(None, description="Control prompts (text, one per line, or JSONL); "
@@ -60,10 +62,11 @@ class TrainConfig(BaseModel):
     target_weight: float = Field(30.0, gt=0, le=1000, allow_inf_nan=False,
                                  description="Loss weight of the marker tokens (the records' targets); the other "
                                              "supervised tokens weigh 1.")
-    eval_every: int = Field(20, ge=0, description="Validation loss every N steps (0: never).")
-    early_stopping: int | None = Field(None, ge=1, description="Stop after N evaluations without improvement "
-                                                               "(default: never).")
-    checkpoint_every: int = Field(20, ge=0, description="Checkpoint every N steps (0: only when interrupted).")
+    eval_every: int = Field(20, ge=0, le=INT64_MAX, description="Validation loss every N steps (0: never).")
+    early_stopping: int | None = Field(None, ge=1, le=INT64_MAX,
+                                       description="Stop after N evaluations without improvement (default: never).")
+    checkpoint_every: int = Field(20, ge=0, le=INT64_MAX,
+                                  description="Checkpoint every N steps (0: only when interrupted).")
     trust_remote_code: bool = Field(False, description="Allow a model's own code from its repository.")
     format: Literal["text", "chat"] = Field("text", description="text: records as plain text; chat: the premise as "
                                                                  "the user's turn, what follows as the assistant's, "
