@@ -39,6 +39,8 @@ from .cache import WriteCache, cache_key, default_cache
 from .constraint import Clause
 from .writers import Ask, Sampling, make_writer
 
+CHUNK_BATCHES = 4     # premises drawn (and answers cached) per step: this many writer batches
+
 DEDUP = ("exact, on NFKC case-folded text with collapsed white space; and near-duplicates (word 3-gram Jaccard "
          ">= 0.8, MinHash LSH then exact) of a record kept before")
 
@@ -62,7 +64,7 @@ class WriteConfig(BaseModel):
     max_words: int = Field(default=24, ge=1, le=200, description="The written clause's most words.")
     max_new_tokens: int = Field(default=64, ge=1, le=4096, description="Tokens a writer may spend on a clause.")
     batch_size: int = Field(default=32, ge=1, le=4096, description="Prompts a local writer decodes together "
-                                                                    "(and the cache is written after each).")
+                                                                    "(the cache is written after every 4).")
     concurrency: int = Field(default=4, ge=1, le=256, description="Requests in flight to a server writer.")
     cache: str | None = Field(default=None, description="The writers' cache folder (default: the user cache).")
     offline: bool = Field(default=False, description="Use only the cache; say what is missing.")
@@ -258,8 +260,8 @@ def _collect(cfg: WriteConfig, drawer: Drawer, judge: _Judge, writer, cache: Wri
                 raise GenerateError(f"only {len(kept)} of {cfg.n} records could be written from {index} premises; "
                                     f"refused: {_reasons(tally)}",
                                     hint="loosen --min-words/--max-words, raise --max-new-tokens, or ask for fewer")
-            want = min(cfg.batch_size, limit - index, 2 * (cfg.n - len(kept)) + 8)   # the last batches: what
-            #                                                                     is still missing, with room
+            want = min(CHUNK_BATCHES * cfg.batch_size, limit - index,   # the last chunks: what is still
+                       2 * (cfg.n - len(kept)) + 8)                       # missing, with room for refusals
             premises = [premise_of(i, drawer.unit(i).candidates[0].record) for i in range(index, index + want)]
             premises = [p for p in premises if p is not None]
             index += want

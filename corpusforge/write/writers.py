@@ -83,6 +83,11 @@ def _weights_digest(folder) -> str:
     return digest.hexdigest()
 
 
+def _cyrillic(text: str) -> bool:
+    letters = [c for c in text if c.isalpha()]
+    return sum("\u0400" <= c <= "\u04ff" for c in letters) * 2 > len(letters)
+
+
 class LocalWriter:
     """A causal LM on this machine; ``batch_size`` prompts decoded together, each row from its own stream."""
 
@@ -108,9 +113,14 @@ class LocalWriter:
         return self._lm
 
     def write(self, asks: list[Ask]) -> list[str | None]:
-        out: list[str | None] = []
-        for start in range(0, len(asks), self.batch_size):
-            out += self._batch(asks[start:start + self.batch_size])
+        """Batches of asks alike in script and length (a batch decodes until its longest row ends, and a Russian
+        clause takes SmolLM2 several times the tokens of an English one); the answers in the asks' order."""
+        order = sorted(range(len(asks)), key=lambda i: (_cyrillic(asks[i].prompt), len(asks[i].prompt)))
+        out: list[str | None] = [None] * len(asks)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            for i, text in zip(rows, self._batch([asks[i] for i in rows])):
+                out[i] = text
         return out
 
     def _batch(self, asks: list[Ask]) -> list[str | None]:
