@@ -84,7 +84,7 @@ def transfer_lines(t: dict) -> list[str]:
         langs = "  ".join(f"{lang} {s['share']:.0%} [{s['ci_low']:.0%}, {s['ci_high']:.0%}]"
                           for lang, s in c["by_language"].items())
         lines.append(f"  {name:<13} any pattern {c['any_pattern']['share']:.1%}  ({langs})  looping "
-                     f"{c['loop_share']:.0%}  seq-rep-4 {c['seq_rep_4']:.3f}")
+                     f"{c['loop_share']:.0%}  seq-rep-4 {c['seq_rep_4']:.3f}  empty {c.get('empty_share', 0):.0%}")
     for key, label in (("lora_vs_base", "LoRA vs base"), ("lora_vs_prompted", "LoRA vs prompting")):
         if key in t:
             m = t[key]

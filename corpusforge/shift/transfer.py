@@ -12,9 +12,10 @@ prompts, the probes and the training corpora, which a test holds) are continued 
   prompt's language before the prompt (one a line), greedy: what simply asking buys.
 
 For each: the share of continuations in which the detector finds any of the corpus's patterns (and each
-pattern), with a Wilson 95 % interval, by language; the loop share (a word 3-gram three times) and seq-rep-4
-(the share of a continuation's word 4-grams that repeat an earlier one, averaged). ``lora`` against ``base`` and
-against ``prompted`` is an exact McNemar test over the same prompts.
+pattern), with a Wilson 95 % interval, by language; the loop share (a word 3-gram three times), seq-rep-4
+(the share of a continuation's word 4-grams that repeat an earlier one, averaged) and the share of empty
+continuations (the end of text at once: a model that falls silent neither loops nor realises anything).
+``lora`` against ``base`` and against ``prompted`` is an exact McNemar test over the same prompts.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def score(detector, prompts: list[dict], texts: dict[str, list[str]]) -> dict:
             "any_pattern": _share(realised[c]), "by_language": by_language,
             "by_pattern": {pat: _share([detector.realises(t, pat) for t in texts[c]]) for pat in detector.patterns},
             "loop_share": sum(r["loops"] for r in rows) / max(len(rows), 1),
+            "empty_share": sum(not t.strip() for t in texts[c]) / max(len(texts[c]), 1),
             "seq_rep_4": sum(seq_rep_4(t) for t in texts[c]) / max(len(texts[c]), 1)}
     if {"base", "lora"} <= set(texts):
         out["lora_vs_base"] = mcnemar(realised["base"], realised["lora"])

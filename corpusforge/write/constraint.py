@@ -19,6 +19,12 @@ _END = ".!?"
 _CLAUSE = re.compile(r" [^\n.!?]+[.!?]")
 
 
+def cyrillic_share(text: str) -> float:
+    """The share of the text's letters that are Cyrillic (0.0 for a text without letters)."""
+    letters = [c for c in text if c.isalpha()]
+    return sum("\u0400" <= c <= "\u04ff" for c in letters) / len(letters) if letters else 0.0
+
+
 @dataclass(frozen=True)
 class Clause:
     """The constraint on the written part (its fields are part of every cache key)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import shlex
 import sys
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -36,7 +36,7 @@ from ..templates.detect import Detector
 from ..templates.registry import load_registry, resolve_templates
 from ..templates.sampler import Drawer
 from .cache import WriteCache, cache_key, default_cache
-from .constraint import Clause
+from .constraint import Clause, cyrillic_share
 from .writers import Ask, Sampling, make_writer
 
 CHUNK_BATCHES = 4     # premises drawn (and answers cached) per step: this many writer batches
@@ -125,24 +125,17 @@ class Tally:
     kept: int = 0
     asked: int = 0        # answers the writer was asked for in this run (not in the cache)
     cached: int = 0
+    judged: int = 0       # answers judged: each is refused (with its reason) or kept, or kept for none (past n)
     near_duplicates: int = 0
-    structured: int = 0   # answers that passed the clause, contract and detector checks
-    refused: Counter = None
-
-    def __post_init__(self):
-        self.refused = self.refused or Counter()
-
-
-def _cyrillic_share(text: str) -> float:
-    letters = [c for c in text if c.isalpha()]
-    return sum("\u0400" <= c <= "\u04ff" for c in letters) / len(letters) if letters else 0.0
+    structured: int = 0   # answers that passed the clause, contract and detector checks (duplicates among them)
+    refused: Counter = field(default_factory=Counter)
 
 
 def other_script(premise: str, answer: str, *, least: float = 0.8) -> bool:
     """Whether ``answer`` is written in another script than ``premise`` (Cyrillic or not): less than ``least``
     of its letters in the premise's script."""
-    cyrillic = _cyrillic_share(premise) >= 0.5
-    share = _cyrillic_share(answer)
+    cyrillic = cyrillic_share(premise) >= 0.5
+    share = cyrillic_share(answer)
     return (share if cyrillic else 1.0 - share) < least
 
 
@@ -158,6 +151,7 @@ class _Judge:
         self.near, self.near_answers = NearDuplicates(), NearDuplicates()   # whole texts; the written parts
 
     def record(self, premise: Premise, answer: str | None, tally: Tally) -> dict | None:
+        tally.judged += 1
         reason = "no answer" if answer is None else self.clause.problem(answer)
         if reason is None and other_script(premise.prompt, answer):
             reason = "another script than the premise's"
@@ -273,8 +267,7 @@ def _collect(cfg: WriteConfig, drawer: Drawer, judge: _Judge, writer, cache: Wri
             tally.kept = len(kept)
             if bar:
                 bar.n = len(kept)
-                seen = tally.structured + sum(tally.refused.values()) - tally.near_duplicates
-                bar.set_postfix(refused=f"{sum(tally.refused.values()) / max(1, seen + tally.near_duplicates):.0%}")
+                bar.set_postfix(refused=f"{sum(tally.refused.values()) / max(1, tally.judged):.0%}")
                 bar.refresh()
             if observe:
                 observe(len(kept))

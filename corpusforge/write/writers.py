@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import GenerateError
-from .constraint import Clause, ClauseRule, TokenClasses
+from .constraint import Clause, ClauseRule, TokenClasses, cyrillic_share
 
 TOKEN_VARIABLES = ("CORPUSFORGE_API_KEY", "OPENAI_API_KEY")
 CHAT_INSTRUCTION = ("Continue the user's text. Reply with only the words that come right after it: one clause on "
@@ -83,11 +83,6 @@ def _weights_digest(folder) -> str:
     return digest.hexdigest()
 
 
-def _cyrillic(text: str) -> bool:
-    letters = [c for c in text if c.isalpha()]
-    return sum("\u0400" <= c <= "\u04ff" for c in letters) * 2 > len(letters)
-
-
 class LocalWriter:
     """A causal LM on this machine; ``batch_size`` prompts decoded together, each row from its own stream."""
 
@@ -115,7 +110,7 @@ class LocalWriter:
     def write(self, asks: list[Ask]) -> list[str | None]:
         """Batches of asks alike in script and length (a batch decodes until its longest row ends, and a Russian
         clause takes SmolLM2 several times the tokens of an English one); the answers in the asks' order."""
-        order = sorted(range(len(asks)), key=lambda i: (_cyrillic(asks[i].prompt), len(asks[i].prompt)))
+        order = sorted(range(len(asks)), key=lambda i: (cyrillic_share(asks[i].prompt) > 0.5, len(asks[i].prompt)))
         out: list[str | None] = [None] * len(asks)
         for start in range(0, len(order), self.batch_size):
             rows = order[start:start + self.batch_size]
