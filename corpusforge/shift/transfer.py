@@ -135,4 +135,4 @@ def measure_transfer(model, tok, detector, corpus: Path, *, prompts: list[dict] 
     prompts = prompts if prompts is not None else read_transfer()
     texts = continuations(model, tok, prompts, corpus_examples(corpus, k), new_tokens=new_tokens, seed=seed)
     return {**score(detector, prompts, texts), "k": k, "new_tokens": new_tokens,
-            "examples": {c: texts[c][:6] for c in texts}}
+            "continuations": texts}
