@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from corpusforge.errors import ReportError
@@ -111,6 +111,8 @@ def test_a_damaged_adapter_is_named_for_try_merge_and_report(run, tiny_adapter, 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cut=st.floats(0, 1, exclude_max=True), extra=st.binary(max_size=16))
+@example(cut=0.99999, extra=b"\x00")    # found in CI: as many bytes put back as were cut (skipped, see below)
+@example(cut=0.99999, extra=b"\x00\x00")   # one byte cut, two put back: refused
 def test_any_cut_or_garbage_in_the_weights_is_named(tiny_adapter, tmp_path_factory, cut, extra):
     """The weights file cut anywhere (and garbage put after the cut) is refused, naming the file."""
     from corpusforge.lm.adapter import check_adapter
@@ -118,7 +120,11 @@ def test_any_cut_or_garbage_in_the_weights_is_named(tiny_adapter, tmp_path_facto
     _, adapter = tiny_adapter
     damaged = _copy(adapter, tmp_path_factory.mktemp("cut"))
     data = (damaged / WEIGHTS).read_bytes()
-    (damaged / WEIGHTS).write_bytes(data[:int(cut * len(data))] + extra)
+    cut_data = data[:int(cut * len(data))] + extra
+    # garbage that puts back exactly as many bytes as were cut keeps the file whole in structure (only the last
+    # tensor's values change, which no structural check can tell, and a NaN is refused elsewhere): not this case
+    assume(len(cut_data) != len(data))
+    (damaged / WEIGHTS).write_bytes(cut_data)
     with pytest.raises(ReportError) as info:
         check_adapter(damaged)
     assert info.value.file == str(damaged / WEIGHTS)
