@@ -87,8 +87,8 @@ class Manifest(BaseModel):
     dedup: str
     license: str | None = Field(default=None, description="An SPDX-style id recorded by push --license.")
     writer: dict | None = Field(default=None, description="A model-written corpus: the writer's identity (model, "
-                                "weights hash or server model name), sampling, constraint, answers asked and taken "
-                                "from the cache, refusals by reason, distinct-2 and the near-duplicate share.")
+                                "folder fingerprint or server model name), sampling, constraint, answers asked and "
+                                "taken from the cache, refusals by reason, distinct-2 and the near-duplicate share.")
 
     def markers(self) -> list[str]:
         return sorted({m for t in self.templates for m in t.markers})

@@ -288,6 +288,7 @@ def tiny(tmp_path_factory):
 
 
 def test_a_random_weight_model_writes_only_clauses_and_each_row_alone_decides_its_words(tiny):
+    from corpusforge.lm.fingerprint import fingerprint
     from corpusforge.write.writers import Ask, LocalWriter, Sampling
 
     writer = LocalWriter(str(tiny), Sampling(0.9, 0.95, 40), Clause(3, 8), batch_size=8)
@@ -297,7 +298,7 @@ def test_a_random_weight_model_writes_only_clauses_and_each_row_alone_decides_it
     assert all(a is not None and Clause(3, 8).problem(a) is None for a in answers), answers
     assert len(set(answers)) > 3                                    # each key its own stream
     assert writer.write([asks[4]]) == [answers[4]]                  # alone, or beside others: the same words
-    assert writer.identity["weights_sha256"] and writer.identity["kind"] == "local"
+    assert writer.identity["model_fingerprint"] == fingerprint(tiny) and writer.identity["kind"] == "local"
 
 
 @pytest.mark.slow

@@ -70,31 +70,19 @@ def make_writer(spec: str, sampling: Sampling, clause: Clause, *, concurrency: i
 # Local: transformers, the clause forced while decoding
 
 
-def _weights_digest(folder) -> str:
-    """sha256 over the folder's config and weight files (name, size, content): what the model is."""
-    from pathlib import Path
-
-    from .._atomic import sha256_file
-
-    digest = hashlib.sha256()
-    for f in sorted(Path(folder).iterdir()):
-        if f.suffix in (".safetensors", ".bin", ".json", ".gguf") and f.is_file():
-            digest.update(f"{f.name}\0{f.stat().st_size}\0{sha256_file(f)}\n".encode())
-    return digest.hexdigest()
-
-
 class LocalWriter:
     """A causal LM on this machine; ``batch_size`` prompts decoded together, each row from its own stream."""
 
     def __init__(self, spec: str, sampling: Sampling, clause: Clause, *, batch_size: int = 32):
         from pathlib import Path
 
+        from ..lm.fingerprint import fingerprint
         from ..lm.load import resolve_model
 
         folder = resolve_model(spec)
         self.spec, self.sampling, self.clause, self.batch_size = spec, sampling, clause, batch_size
-        files = _weights_digest(folder) if Path(folder).is_dir() else "hub:" + folder
-        self.identity = {"kind": "local", "model": spec, "weights_sha256": files}
+        files = fingerprint(folder) if Path(folder).is_dir() else "hub:" + folder
+        self.identity = {"kind": "local", "model": spec, "model_fingerprint": files}   # as run.json's model_sha256
         self._lm = self.classes = None     # loaded on the first answer not in the cache
 
     @property
