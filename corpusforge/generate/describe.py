@@ -24,16 +24,24 @@ def build_manifest(cfg: GenerateConfig, templates: list[Template], data_dir: Pat
         split = f.name.split(".")[0]
         files.append(DataFile(path=f"data/{f.name}", split=split, records=counts.by_split.get(split, 0),
                               bytes=f.stat().st_size, sha256=digests.get(f.name) or sha256_file(f)))
-    patterns = {t.pattern.name: t.pattern for t in templates}
     return Manifest(
         corpusforge_version=__version__, command=cfg.command(), seed=cfg.seed, n=cfg.n,
         continuations=cfg.continuations, splits=cfg.splits,
         shard=f"{cfg.shard[0]}/{cfg.shard[1]}" if cfg.shard else None, data_format=cfg.format, mix=cfg.weights(),
-        templates=[TemplateEntry(name=t.name, version=t.version, pattern=t.pattern.name, language=t.language,
-                                 source=t.source, sha256=t.sha256, markers=t.markers, space_size=t.space_size())
-                   for t in templates],
-        patterns=[PatternEntry(**p.to_dict()) for p in patterns.values()],
+        templates=template_entries(templates), patterns=pattern_entries(templates),
         counts=counts, files=files, seed_policy=SEED_POLICY, dedup=DEDUP)
+
+
+def template_entries(templates: list[Template]) -> list[TemplateEntry]:
+    """The manifest's record of each template used: name, version, pattern, source, content hash, markers."""
+    return [TemplateEntry(name=t.name, version=t.version, pattern=t.pattern.name, language=t.language,
+                          source=t.source, sha256=t.sha256, markers=t.markers, space_size=t.space_size())
+            for t in templates]
+
+
+def pattern_entries(templates: list[Template]) -> list[PatternEntry]:
+    """The patterns the templates render, once each (so that plugin patterns travel with the corpus)."""
+    return [PatternEntry(**p.to_dict()) for p in {t.pattern.name: t.pattern for t in templates}.values()]
 
 
 def describe(folder: Path, manifest: Manifest) -> None:

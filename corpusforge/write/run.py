@@ -26,9 +26,9 @@ from .._version import __version__
 from ..draw import normalise
 from ..errors import GenerateError
 from ..generate.config import DEFAULT_SPLITS, GenerateConfig
-from ..generate.describe import SEED_POLICY, describe
+from ..generate.describe import SEED_POLICY, describe, pattern_entries, template_entries
 from ..generate.run import template_inputs
-from ..manifest import Counts, DataFile, Manifest, PatternEntry, TemplateEntry
+from ..manifest import Counts, DataFile, Manifest
 from ..neardup import NearDuplicates
 from ..records import Record, build_record, structural_errors
 from ..stats import compute_stats
@@ -305,11 +305,8 @@ def _manifest(cfg: WriteConfig, weights, templates, data_dir: Path, records: lis
     return Manifest(
         corpusforge_version=__version__, command=cfg.command(), seed=cfg.seed, n=cfg.n, continuations=1,
         splits=cfg.splits, data_format="jsonl", mix=weights,
-        templates=[TemplateEntry(name=t.name, version=t.version, pattern=t.pattern.name, language=t.language,
-                                 source=t.source, sha256=t.sha256, markers=t.markers, space_size=t.space_size())
-                   for t in templates],
-        patterns=[PatternEntry(**p.to_dict()) for p in {t.pattern.name: t.pattern for t in templates}.values()],
-        counts=counts, files=files, dedup=DEDUP,
+        templates=template_entries(templates), patterns=pattern_entries(templates), counts=counts, files=files,
+        dedup=DEDUP,
         seed_policy=SEED_POLICY + "; each answer's random stream is keyed by (seed, record index)",
         writer=writer_entry)
 
