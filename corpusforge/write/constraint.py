@@ -84,6 +84,7 @@ class TokenClasses:
                 end[i] = True
             word[i] = text.startswith(" ")
         self.inner, self.end, self.word = inner, end, word
+        self.first, self.inner_or_end = inner & word, inner | end    # the masks of a step, made once
 
 
 class ClauseRule:
@@ -97,25 +98,24 @@ class ClauseRule:
                  temperature: float, top_p: float, budget: int):
         self.classes, self.clause, self.width, self.streams, self.eos = classes, clause, prompt_width, streams, eos
         self.budget = budget               # new tokens in all: the clause must have ended before the last
+        self.eos_only = classes.inner.new_zeros(classes.inner.shape)   # a finished row's mask, made once
+        self.eos_only[eos] = True
         self.temperature, self.top_p = temperature, top_p
         self.words = [0] * len(streams)
         self.done = [False] * len(streams)
 
     def _allowed(self, row: int, step: int):
-        import torch
 
         c = self.classes
         if self.done[row]:
-            allowed = torch.zeros_like(c.inner)
-            allowed[self.eos] = True
-            return allowed
+            return self.eos_only
         if step == 0:
-            return c.inner & c.word
+            return c.first
         if self.words[row] >= self.clause.max_words or step >= self.budget - 2:
             return c.end
         if self.words[row] < self.clause.min_words:
             return c.inner
-        return c.inner | c.end
+        return c.inner_or_end
 
     def __call__(self, input_ids, scores):
         import torch
