@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench lint schemas constraints clean browser
+.PHONY: demo test fuzz bench lint schemas constraints clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# the property tests with newly drawn examples (make test draws the same ones every run); pin what it finds
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=explore $(PY) -m pytest -q $$(grep -l "from hypothesis" tests/test_*.py)
 
 # Debian's chromium renders the HTML report in the browser test (as root: apt-get; otherwise install it yourself)
 browser:

@@ -30,7 +30,7 @@ SCHEMA_ID = "https://corpusforge.dev/schemas/record.schema.json"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1   # Arrow and Parquet store seed and index as int64
 
 _ROLE = Annotated[str, Field(pattern=NAME_RE.pattern, description="A role of the record's pattern.")]
-_OFFSET = Annotated[int, Field(ge=0, description="Character offset into `text`.")]
+_OFFSET = Annotated[int, Field(ge=0, le=INT64_MAX, description="Character offset into `text`.")]
 
 
 class _Strict(BaseModel):
