@@ -1,0 +1,34 @@
+"""The writer's prompt pool: neutral prompts, English and Russian, that a model answers to write a corpus.
+
+``data/prompt_pool.jsonl`` is made by ``scripts/make_prompt_pool.py``; one JSON object a line with the string
+fields ``prompt``, ``language``, ``topic`` and ``form``. It is disjoint from the held-out transfer set
+(``data/transfer.jsonl``) in topics and from every other prompt set in text (tests/test_prompt_pool.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ._io import read_text, text_lines
+from .errors import GenerateError
+
+PROMPT_POOL = Path(__file__).resolve().parent / "data" / "prompt_pool.jsonl"
+FIELDS = ("prompt", "language", "topic", "form")
+
+
+def read_pool(path: str | Path = PROMPT_POOL) -> list[dict]:
+    """The pool's records, in file order (blank lines skipped); a bad line is a GenerateError at its line."""
+    out = []
+    for number, line in enumerate(text_lines(read_text(path, GenerateError, what="prompt pool")), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise GenerateError(f"invalid JSON: {e.msg}", file=str(path), line=number) from None
+        if not isinstance(item, dict) or not all(isinstance(item.get(f), str) and item[f].strip() for f in FIELDS):
+            raise GenerateError("a pool line is an object with the non-empty string fields " + ", ".join(FIELDS),
+                                file=str(path), line=number)
+        out.append(item)
+    return out
