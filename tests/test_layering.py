@@ -18,7 +18,7 @@ LAYERS = [
     ("patterns", ["patterns"]),
     ("records", ["records", "draw", "columnar"]),
     ("templates", ["templates"]),
-    ("corpus", ["manifest", "corpus", "corpus_readme", "validate", "stats", "detect", "neardup"]),
+    ("corpus", ["manifest", "corpus", "corpus_readme", "validate", "stats", "detect", "neardup", "prompt_pool"]),
     ("generate", ["generate"]),
     ("hub", ["hub"]),
     ("models", ["lm"]),

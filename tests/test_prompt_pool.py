@@ -135,7 +135,11 @@ def test_read_pool_returns_the_records_and_names_the_line_of_a_bad_one(tmp_path)
     path = tmp_path / "pool.jsonl"
     path.write_text(json.dumps(good) + "\n\n" + json.dumps(good | {"form": "chat"}) + "\n", encoding="utf-8")
     assert read_pool(path) == [good, good | {"form": "chat"}]
-    for bad in ("{not json", json.dumps(good | {"topic": ""}), json.dumps({"prompt": "Hi"}), json.dumps(["a"])):
+    own = {"prompt": "Describe a kettle.", "language": "en"}          # a pool of one's own: prompt and language
+    path.write_text(json.dumps(own) + "\n", encoding="utf-8")
+    assert read_pool(path) == [own]
+    for bad in ("{not json", json.dumps(good | {"topic": ""}), json.dumps({"prompt": "Hi"}), json.dumps(["a"]),
+                json.dumps({"prompt": "Hi", "language": ""})):
         path.write_text(json.dumps(good) + "\n" + bad + "\n", encoding="utf-8")
         with pytest.raises(GenerateError) as caught:
             read_pool(path)

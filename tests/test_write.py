@@ -195,7 +195,7 @@ def test_offline_without_the_answers_says_what_is_missing_and_writes_nothing(ser
                                        "if_then.en", "--n", "5", "--cache", str(tmp_path / "empty"), "--offline",
                                        "--out", str(tmp_path / "c")])
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "--offline: the cache lacks the answers for" in result.output
+    assert "--offline: the cache lacks 18 of the answers asked for" in result.output
     assert not (tmp_path / "c").exists()
 
 

@@ -8,7 +8,7 @@ from .options import Int, config_option, domain_errors, parse_shard, parse_weigh
 
 #: options that only a model-written corpus takes, and those only a template corpus takes
 WRITER_ONLY = ("temperature", "top_p", "min_words", "max_words", "max_new_tokens", "batch_size", "concurrency",
-               "cache", "offline", "min_distinct_2", "max_near_dup")
+               "cache", "offline", "min_distinct_2", "max_near_dup", "prompts")
 TEMPLATE_ONLY = ("workers", "format", "continuations", "resume")
 
 
@@ -21,7 +21,8 @@ def _writer_options(command):
                                  ("max_new_tokens", Int(1, 4096)), ("batch_size", Int(1, 4096)),
                                  ("concurrency", Int(1, 256)),
                                  ("cache", click.Path(file_okay=False)), ("offline", None),
-                                 ("min_distinct_2", unit), ("max_near_dup", unit)]):
+                                 ("min_distinct_2", unit), ("max_near_dup", unit),
+                                 ("prompts", click.STRING)]):
         extra = {"is_flag": True} if kind is None else {"type": kind}
         command = config_option(WriteConfig, field, **extra)(command)
     return config_option(WriteConfig, "writer", metavar="SPEC")(command)
@@ -55,6 +56,7 @@ def command(templates, mix, out, shard, splits, progress, template_paths, writer
       corpusforge generate --mix if_then.en=2,if_then.ru=1 --n 100000 --workers 2 --out big
       corpusforge generate --template silence.ru --n 1000 --shard 0/4 --out part-0
       corpusforge generate --writer embedded --mix if_then.en=1,if_then.ru=1 --n 200 --out written
+      corpusforge generate --writer embedded --prompts pool --mix if_then.en=1,if_then.ru=1 --n 200 --out answers
       corpusforge generate --writer openai:http://127.0.0.1:8000#my-model --template if_then.en --n 50000 \
           --concurrency 16 --out big-written
     """

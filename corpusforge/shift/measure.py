@@ -25,8 +25,8 @@ from ..lm.arch import (
     layer_input,
     lens_logits,
 )
+from ..lm.chat import user_turn
 from ..lm.sampling import draw_token
-from ..train.data import user_turn
 from ..train.prepare import prompt_language
 
 PEFT_PREFIX = "base_model.model."

@@ -15,8 +15,8 @@ from typing import Callable
 
 from ..errors import ReportError
 from ..lm.adapter import check_adapter
+from ..lm.chat import user_turn
 from ..lm.device import choose
-from ..train.data import user_turn
 from . import measure
 from .build import Inputs, _nonfinite, load_with_adapter
 from .probes import Probe

@@ -68,9 +68,14 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(20, ge=0, le=INT64_MAX,
                                   description="Checkpoint every N steps (0: only when interrupted).")
     trust_remote_code: bool = Field(False, description="Allow a model's own code from its repository.")
-    format: Literal["text", "chat"] = Field("text", description="text: records as plain text; chat: the premise as "
-                                                                 "the user's turn, what follows as the assistant's, "
-                                                                 "through the model's chat template.")
+    format: Literal["text", "chat", "answer"] = Field(
+        "text", description="text: records as plain text; chat: the premise as the user's turn, what follows as the "
+                            "assistant's, through the model's chat template; answer: records written in answer to "
+                            "prompts (generate --prompts), each after its prompt, every role and the end of text "
+                            "supervised.")
+    end_of_text: bool = Field(False, description="text and chat: supervise an end-of-text token after each record, "
+                                                 "so that the model learns where a structure stops (answer: "
+                                                 "always).")
     system: str | None = Field(None, description="chat: a system turn (default: the template's own, if any).")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps (auto: the accelerator when there is "
                                             "one).")

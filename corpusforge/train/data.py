@@ -20,6 +20,7 @@ import orjson
 from .._io import read_text, text_lines
 from ..draw import keyed_random
 from ..errors import TrainError
+from ..lm.chat import user_turn
 
 
 @dataclass
@@ -79,16 +80,6 @@ def chat_turns(rec: dict, system: str | None = None) -> list[dict]:
         {"role": "assistant", "content": rec["text"][cut:].strip()}]
 
 
-def user_turn(tokenizer, text: str, *, system: str | None = None, answer_start: str | None = None) -> str:
-    """``text`` as the user's turn in the model's chat template (after a system turn, when given), ready for the
-    assistant's answer — begun with ``answer_start``, when given. The tokenizer must have a chat template."""
-    turns = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
-    if answer_start:
-        return tokenizer.apply_chat_template(turns + [{"role": "assistant", "content": answer_start}],
-                                             tokenize=False, continue_final_message=True)
-    return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-
-
 def _chat_text(rec: dict, tokenizer, system: str | None) -> tuple[str, Callable[[int], int]]:
     """The record rendered through the chat template, and where each offset of its text landed in it."""
     turns = chat_turns(rec, system)
@@ -132,6 +123,46 @@ def encode_chat_records(records: list[dict], tokenizer, *, loss_on: list[str] | 
                              hint="raise --max-length (the chat template adds tokens) or check --loss-on")
         out.append(example)
     return out
+
+
+def encode_answer_records(records: list[dict], tokenizer, *, loss_on: list[str] | None, max_length: int,
+                          target_weight: float = 1.0) -> list[Example]:
+    """Each record as the answer to its prompt (``meta.prompt``, written by ``generate --prompts``): the prompt,
+    a line break, the record, then the end of text. The loss is on the record's roles — all of them by default,
+    the first too: it is how an answer opens that is learnt — and on the end of text, so that the model learns
+    where a structure stops. The prompt's positions are the premise the hold keeps (``step.premises``)."""
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise TrainError("--format answer needs a tokenizer with an end-of-text token; this one has none")
+    out = []
+    for rec in records:
+        prompt = (rec.get("meta") or {}).get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise TrainError(f"record {rec['id']} has no prompt (meta.prompt): --format answer trains records "
+                             "written in answer to prompts", hint="write them with generate --writer ... --prompts "
+                                                                  "pool, or use --format text")
+        lead = len(prompt) + 1
+        spans = [(s["start"] + lead, s["end"] + lead) for s in rec["segments"]
+                 if loss_on is None or s["role"] in loss_on]
+        enc = tokenizer(f"{prompt}\n{rec['text']}", return_offsets_mapping=True, add_special_tokens=False,
+                        truncation=True, max_length=max_length - 1)
+        ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
+        supervised = _supervised(offsets, spans)
+        marks = [(t["start"] + lead, t["end"] + lead) for t in rec["targets"]]
+        weights = _weights(offsets, supervised, marks, target_weight)
+        ids.append(eos)
+        supervised.append(len(ids) - 1)
+        weights = weights + [1.0] if weights is not None else None
+        out.append(Example(ids, supervised, weights))
+    return out
+
+
+def with_end_of_text(examples: list[Example], eos: int | None) -> list[Example]:
+    """The examples with the end-of-text token appended and supervised (``--end-of-text``): records that end."""
+    if eos is None:
+        raise TrainError("--end-of-text needs a tokenizer with an end-of-text token; this one has none")
+    return [Example(e.ids + [eos], e.supervised + [len(e.ids)], e.weights + [1.0] if e.weights is not None else None)
+            for e in examples]
 
 
 def check_loss_roles(records: list[dict], loss_on: list[str] | None) -> None:

@@ -18,11 +18,13 @@ from .data import (
     DEFAULT_CONTROLS,
     Example,
     check_loss_roles,
+    encode_answer_records,
     encode_chat_prompts,
     encode_chat_records,
     encode_prompts,
     encode_records,
     read_prompts,
+    with_end_of_text,
 )
 from .lora import LoraSettings, Resolved, describe_plan, resolve
 from .recipe import StepsRule, steps_from_corpus
@@ -127,6 +129,20 @@ def _entry_layer(cfg: TrainConfig, model, resolved: Resolved, probe) -> int | No
     return first if check_entry(model, resolved.arch, first, probe) else None
 
 
+def _encoder(cfg: TrainConfig, tok) -> Callable[[list[dict]], list[Example]]:
+    """How records become examples in ``cfg.format``, with the end of text supervised when asked."""
+    options = {"loss_on": cfg.loss_on, "max_length": cfg.max_length, "target_weight": cfg.target_weight}
+    if cfg.format == "answer":
+        return partial(encode_answer_records, tokenizer=tok, **options)
+    if cfg.format == "chat":            # through the model's chat template
+        encode = partial(encode_chat_records, tokenizer=tok, system=cfg.system, **options)
+    else:
+        encode = partial(encode_records, tokenizer=tok, **options)
+    if not cfg.end_of_text:
+        return encode
+    return lambda records: with_end_of_text(encode(records), tok.eos_token_id)
+
+
 def prepare(corpus: Path, cfg: TrainConfig, lora: LoraSettings, echo: Callable[[str], None],
             placement: Placement | None = None, processes: int = 1) -> Prepared:
     """Read and check the corpus, load the model, check the LoRA settings against it, encode everything."""
@@ -134,15 +150,12 @@ def prepare(corpus: Path, cfg: TrainConfig, lora: LoraSettings, echo: Callable[[
     check_loss_roles(train_records, cfg.loss_on)
     loaded, resolved, head = load_for_training(cfg, lora, echo, placement)
     tok = loaded.tokenizer
-    encode = partial(encode_records, target_weight=cfg.target_weight) if cfg.format == "text" else \
-        partial(encode_chat_records, system=cfg.system, target_weight=cfg.target_weight)   # through the template
-    examples = [e for e in encode(train_records, tok, loss_on=cfg.loss_on, max_length=cfg.max_length)
-                if e.supervised]
+    encode = _encoder(cfg, tok)
+    examples = [e for e in encode(train_records) if e.supervised]
     if not examples:
         raise TrainError("no training record has a supervised token: the roles with loss are empty after "
                          "tokenisation", hint="check --loss-on and --max-length")
-    held = [e for e in encode(held_records[:HELD_OUT_FOR_EVAL], tok, loss_on=cfg.loss_on,
-                              max_length=cfg.max_length) if e.supervised]
+    held = [e for e in encode(held_records[:HELD_OUT_FOR_EVAL]) if e.supervised]
     rule = steps_from_corpus(train_records, tok, cfg.batch_size * cfg.grad_accum * processes)
     controls = _controls(cfg, tok, {r["language"] for r in train_records}, echo)
     return Prepared(loaded, lora, resolved, head, examples, held, controls, rule)

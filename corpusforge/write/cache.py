@@ -66,3 +66,23 @@ class WriteCache:
         except OSError as e:
             raise GenerateError(f"cannot write the writers' cache: {e.strerror}", file=str(path.parent),
                                 hint="make it writable, or point --cache at another folder") from None
+
+
+def answers_for(asks: list, indices: list[int], writer, cache: WriteCache, offline: bool, tally) -> list[str | None]:
+    """Each ask's answer: from the cache, else from the writer (and then cached). ``indices``: the record each
+    ask belongs to, for the --offline error; ``tally`` counts what was asked and what the cache had."""
+    found = [cache.get(a.key) for a in asks]
+    missing = [i for i, (hit, _) in enumerate(found) if not hit]
+    tally.cached += len(asks) - len(missing)
+    if missing and offline:
+        raise GenerateError(f"--offline: the cache lacks {len(missing)} of the answers asked for "
+                            f"(the first: record {indices[missing[0]]})",
+                            hint=f"run without --offline to ask the writer, or check --cache ({cache.root})")
+    answers = [text for _, text in found]
+    if missing:
+        written = writer.write([asks[i] for i in missing])
+        for i, text in zip(missing, written):
+            cache.put(asks[i].key, text)
+            answers[i] = text
+        tally.asked += len(missing)
+    return answers

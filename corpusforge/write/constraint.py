@@ -6,6 +6,9 @@ with a space, ending at the first sentence end, ``min_words`` to ``max_words`` l
 forces this while the model decodes (a token mask, step by step); from a server the constraint is asked for
 and every answer is checked against it again (``Clause.problem``) — an answer that breaks it is refused with
 its reason, never cut or patched into shape.
+
+A record written whole, in answer to a prompt (``write.answer``), is written role by role: each role's clause
+ends where its template's role ends (``end``: a comma, a semicolon, a colon or a sentence end), and no earlier.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import unicodedata
 from dataclasses import asdict, dataclass
 
 _END = ".!?"
-_CLAUSE = re.compile(r" [^\n.!?]+[.!?]")
+STOPS = _END + ",;:"      # what may end a role written whole: a sentence end, or a pause before the next role
 
 
 def cyrillic_share(text: str) -> float:
@@ -31,9 +34,26 @@ class Clause:
 
     min_words: int = 4
     max_words: int = 24
+    end: str = _END          # the characters that may end it (``STOPS``' pauses for a role before another)
+
+    def __post_init__(self):
+        if not self.end or any(c not in STOPS for c in self.end):
+            raise ValueError(f"a clause ends with some of {STOPS!r}, not {self.end!r}")
+
+    @property
+    def stops(self) -> str:
+        """What may not appear before the clause's end: any sentence end, and its own end characters."""
+        return "".join(dict.fromkeys(_END + self.end))
+
+    @property
+    def regex(self) -> str:
+        return f" [^\\n{self.stops}]+[{self.end}]"    # none of STOPS needs escaping inside brackets
 
     def spec(self) -> dict:
-        return {"kind": "clause", "regex": _CLAUSE.pattern, **asdict(self)}
+        spec = {"kind": "clause", "regex": self.regex, **asdict(self)}
+        if self.end == _END:        # the one-clause constraint's keys, as before (its cached answers stay found)
+            del spec["end"]
+        return spec
 
     def problem(self, text: str) -> str | None:
         """Why ``text`` is not such a clause (a short reason, counted in the manifest), or None."""
@@ -45,10 +65,10 @@ class Clause:
             return "joined to the marker (no space)"
         if "\ufffd" in text:
             return "broken characters"
-        if text[-1] not in _END:
-            return "no sentence end"
-        if any(c in _END for c in text[:-1]):
-            return "more than one sentence"
+        if text[-1] not in self.end:
+            return "no sentence end" if self.end == _END else f"does not end with one of {self.end!r}"
+        if any(c in self.stops for c in text[:-1]):
+            return "more than one sentence" if self.end == _END else "more than one clause"
         if any(unicodedata.category(c)[0] in "CZ" and c != " " for c in text):
             return "a control character or unusual space"
         words = len([w for w in text.split(" ") if w])
@@ -56,18 +76,20 @@ class Clause:
             return f"shorter than {self.min_words} words"
         if words > self.max_words:
             return f"longer than {self.max_words} words"
-        if not _CLAUSE.fullmatch(text):
+        if not re.fullmatch(self.regex, text):
             return "not a clause"
         return None
 
 
 class TokenClasses:
-    """Each vocabulary token's place in a clause, read once per tokenizer: ``inner`` (no line break, no sentence
-    end), ``end`` (ends a sentence and holds nothing else that ends one), ``word`` (opens a new word)."""
+    """Each vocabulary token's place in a clause, read once per tokenizer and clause ending: ``inner`` (no line
+    break, nothing that ends a sentence or the clause), ``end`` (ends the clause and holds nothing else that
+    ends one), ``word`` (opens a new word)."""
 
-    def __init__(self, tok):
+    def __init__(self, tok, clause: Clause = Clause()):
         import torch
 
+        stops, ends = clause.stops, clause.end
         size = len(tok)
         special = set(tok.all_special_ids)
         inner, end, word = (torch.zeros(size, dtype=torch.bool) for _ in range(3))
@@ -77,10 +99,10 @@ class TokenClasses:
             text = tok.convert_tokens_to_string([piece])
             if not text or "\ufffd" in text or any(unicodedata.category(c)[0] in "CZ" and c != " " for c in text):
                 continue                   # pieces of a character, control characters, line breaks: never
-            body_has_end = any(c in _END for c in text[:-1])
-            if not any(c in _END for c in text):
+            body_has_end = any(c in stops for c in text[:-1])
+            if not any(c in stops for c in text):
                 inner[i] = True
-            elif text[-1] in _END and not body_has_end and not text.startswith(" "):
+            elif text[-1] in ends and not body_has_end and not text.startswith(" "):
                 end[i] = True
             word[i] = text.startswith(" ")
         self.inner, self.end, self.word = inner, end, word

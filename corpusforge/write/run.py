@@ -35,7 +35,7 @@ from ..stats import compute_stats
 from ..templates.detect import Detector
 from ..templates.registry import load_registry, resolve_templates
 from ..templates.sampler import Drawer
-from .cache import WriteCache, cache_key, default_cache
+from .cache import WriteCache, answers_for, cache_key, default_cache
 from .constraint import Clause, cyrillic_share
 from .writers import Ask, Sampling, make_writer
 
@@ -71,6 +71,9 @@ class WriteConfig(BaseModel):
     min_distinct_2: float = Field(default=0.0, ge=0, le=1, description="Refuse to finish below this distinct-2.")
     max_near_dup: float = Field(default=1.0, ge=0, le=1, description="Refuse to finish when a larger share of the "
                                                                       "structured answers were near-duplicates.")
+    prompts: str | None = Field(default=None, description="Write whole records answering prompts: 'pool' (the "
+                                                            "built-in pool, 1,000+ prompts in English and in "
+                                                            "Russian) or a .jsonl of {prompt, language}.")
     overwrite: bool = Field(default=False, description="Replace an existing corpus folder.")
     template_paths: list[str] = Field(default_factory=list, description="Template packs besides the installed ones.")
     progress: bool | None = Field(default=None, description="A progress bar; None: when stderr is a terminal.")
@@ -95,6 +98,7 @@ class WriteConfig(BaseModel):
                   "--temperature", f"{self.temperature:g}", "--top-p", f"{self.top_p:g}",
                   "--min-words", str(self.min_words), "--max-words", str(self.max_words),
                   "--max-new-tokens", str(self.max_new_tokens)]
+        parts += ["--prompts", self.prompts] if self.prompts else []
         return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -168,17 +172,23 @@ class _Judge:
                                meta={"writer": self.identity["model"], "written": parts[-1][0]})
             reason = self._unsound(out)
         if reason is None:
-            tally.structured += 1
-            key = normalise(out["text"])
-            if key in self.seen:
-                reason = "duplicate"
-            elif self.near.seen(out["text"]) or self.near_answers.seen(answer):
-                reason = "near-duplicate"
-                tally.near_duplicates += 1
-            else:
-                self.seen.add(key)
-                return out
+            return self.admit(out, answer, tally)
         tally.refused[reason] += 1
+        return None
+
+    def admit(self, rec: dict, written: str, tally: Tally) -> dict | None:
+        """A structured record, kept unless it (or its ``written`` words) repeats or nearly repeats one kept
+        before."""
+        tally.structured += 1
+        key = normalise(rec["text"])
+        if key in self.seen:
+            tally.refused["duplicate"] += 1
+        elif self.near.seen(rec["text"]) or self.near_answers.seen(written):
+            tally.refused["near-duplicate"] += 1
+            tally.near_duplicates += 1
+        else:
+            self.seen.add(key)
+            return rec
         return None
 
     def _unsound(self, rec: dict) -> str | None:
@@ -193,25 +203,6 @@ class _Judge:
         return None
 
 
-def _answers(premises: list[Premise], writer, cache: WriteCache, cfg: WriteConfig, tally: Tally,
-             keys: list[str]) -> list[str | None]:
-    found = [cache.get(k) for k in keys]
-    missing = [i for i, (hit, _) in enumerate(found) if not hit]
-    tally.cached += len(premises) - len(missing)
-    if missing and cfg.offline:
-        raise GenerateError(f"--offline: the cache lacks the answers for {len(missing)} of the records drawn "
-                            f"(the first: record {premises[missing[0]].index})",
-                            hint=f"run without --offline to ask the writer, or check --cache ({cache.root})")
-    answers = [text for _, text in found]
-    if missing:
-        written = writer.write([Ask(premises[i].prompt, keys[i]) for i in missing])
-        for i, text in zip(missing, written):
-            cache.put(keys[i], text)
-            answers[i] = text
-        tally.asked += len(missing)
-    return answers
-
-
 @dataclass
 class WriteResult:
     path: Path
@@ -224,6 +215,8 @@ class WriteResult:
 def _templates(cfg: WriteConfig):
     weights = cfg.generation().weights()
     templates = resolve_templates(list(weights), load_registry(cfg.template_paths))
+    if cfg.prompts:
+        return weights, templates           # answers to prompts need skeletons instead (answer.check_templates)
     for t in templates:
         probe = premise_of(0, Drawer([t], [1.0], cfg.seed, 1, {"train": 1.0}).unit(0).candidates[0].record)
         if probe is None:
@@ -234,6 +227,23 @@ def _templates(cfg: WriteConfig):
     return weights, templates
 
 
+def _answering(cfg: WriteConfig, templates, weights, judge: _Judge, writer, cache: WriteCache, clause: Clause,
+               tally: Tally):
+    """The chunk function for records answering the prompt pool, and the manifest's words on it."""
+    from ..prompt_pool import pool_path, read_pool
+    from . import answer
+
+    path = pool_path(cfg.prompts)
+    pool = read_pool(path)
+    prompts = answer.Prompts(pool, cfg.seed)
+    prompts.check({t.language for t in templates}, str(path))
+    drafter = answer.Drafter(answer.check_templates(templates), list(weights.values()), prompts, cfg.seed,
+                             cfg.splits)
+    mode = {"mode": answer.MODE, "prompts": {"source": cfg.prompts, "count": len(pool),
+                                             "sha256": sha256_file(path)}}
+    return answer.answered(drafter, judge, writer, cache, cfg, clause, tally), mode
+
+
 def _progress(cfg: WriteConfig):
     if not (cfg.progress if cfg.progress is not None else sys.stderr.isatty()):
         return None
@@ -242,10 +252,25 @@ def _progress(cfg: WriteConfig):
     return tqdm(total=cfg.n, unit="rec", desc="write", file=sys.stderr, smoothing=0.1)
 
 
-def _collect(cfg: WriteConfig, drawer: Drawer, judge: _Judge, writer, cache: WriteCache, tally: Tally,
-             observe: Callable[[int], None] | None) -> list[dict]:
-    """Draw premises in index order and keep the answers that pass, until ``n`` are kept."""
+def _premised(drawer: Drawer, judge: _Judge, writer, cache: WriteCache, cfg: WriteConfig, tally: Tally):
+    """The chunk function of ``_collect`` for records whose last role the writer completes: the premises of
+    records ``start`` … ``start + count``, their answers, and the records kept."""
     identity, constraint, sampling = judge.identity, judge.clause.spec(), asdict(cfg.sampling())
+
+    def chunk(start: int, count: int) -> list[dict]:
+        premises = [premise_of(i, drawer.unit(i).candidates[0].record) for i in range(start, start + count)]
+        premises = [p for p in premises if p is not None]
+        asks = [Ask(p.prompt, cache_key(identity, p.prompt, constraint, sampling, f"{cfg.seed}:{p.index}"))
+                for p in premises]
+        answers = answers_for(asks, [p.index for p in premises], writer, cache, cfg.offline, tally)
+        return [rec for rec in (judge.record(p, a, tally) for p, a in zip(premises, answers)) if rec is not None]
+
+    return chunk
+
+
+def _collect(cfg: WriteConfig, chunk: Callable[[int, int], list[dict]], tally: Tally,
+             observe: Callable[[int], None] | None) -> list[dict]:
+    """Draw records in index order, a chunk at a time, and keep those that pass, until ``n`` are kept."""
     kept, index, limit = [], 0, cfg.n * 4 + 256
     bar = _progress(cfg)
     try:
@@ -256,14 +281,8 @@ def _collect(cfg: WriteConfig, drawer: Drawer, judge: _Judge, writer, cache: Wri
                                     hint="loosen --min-words/--max-words, raise --max-new-tokens, or ask for fewer")
             want = min(CHUNK_BATCHES * cfg.batch_size, limit - index,   # the last chunks: what is still
                        2 * (cfg.n - len(kept)) + 8)                       # missing, with room for refusals
-            premises = [premise_of(i, drawer.unit(i).candidates[0].record) for i in range(index, index + want)]
-            premises = [p for p in premises if p is not None]
+            kept += chunk(index, want)[:cfg.n - len(kept)]
             index += want
-            keys = [cache_key(identity, p.prompt, constraint, sampling, f"{cfg.seed}:{p.index}") for p in premises]
-            for premise, answer in zip(premises, _answers(premises, writer, cache, cfg, tally, keys)):
-                rec = judge.record(premise, answer, tally)
-                if rec is not None and len(kept) < cfg.n:
-                    kept.append(rec)
             tally.kept = len(kept)
             if bar:
                 bar.n = len(kept)
@@ -323,10 +342,14 @@ def write_corpus(cfg: WriteConfig, out: str | Path, *, observe: Callable[[int], 
     writer = make_writer(cfg.writer, cfg.sampling(), clause, concurrency=cfg.concurrency, batch_size=cfg.batch_size)
     cache = WriteCache(cache_root)
     judge, tally = _Judge(clause, templates, writer.identity), Tally()
-    drawer = Drawer(templates, list(weights.values()), cfg.seed, 1, cfg.splits)
-    records = _collect(cfg, drawer, judge, writer, cache, tally, observe)
+    if cfg.prompts:
+        chunk, mode = _answering(cfg, templates, weights, judge, writer, cache, clause, tally)
+    else:
+        drawer = Drawer(templates, list(weights.values()), cfg.seed, 1, cfg.splits)
+        chunk, mode = _premised(drawer, judge, writer, cache, cfg, tally), {}
+    records = _collect(cfg, chunk, tally, observe)
     gates = _gate(cfg, records, tally)
-    entry = {"identity": writer.identity, "sampling": asdict(cfg.sampling()), "constraint": clause.spec(),
+    entry = {"identity": writer.identity, "sampling": asdict(cfg.sampling()), "constraint": clause.spec(), **mode,
              "asked": tally.asked, "from_cache": tally.cached, "refused": dict(tally.refused.most_common()), **gates}
     with atomic_dir(out) as tmp:
         data_dir = tmp / "data"

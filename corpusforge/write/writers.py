@@ -41,7 +41,22 @@ class Sampling:
 @dataclass(frozen=True)
 class Ask:
     prompt: str
-    key: str      # the cache key: seeds the ask's own random stream
+    key: str                      # the cache key: seeds the ask's own random stream
+    clause: Clause | None = None  # its own constraint (a role written whole); None: the writer's
+    context: str | None = None    # a prompt the text answers: the user's turn, the text the answer begun
+
+
+def framed(ask: Ask, tok=None) -> str:
+    """What the model continues: the ask's text, after its context (when it has one) — in the model's chat
+    template when its tokenizer has one (the context as the user's turn, the text as the answer begun), else
+    plain, on the next line."""
+    if ask.context is None:
+        return ask.prompt
+    if tok is not None and getattr(tok, "chat_template", None):
+        from ..lm.chat import user_turn
+
+        return user_turn(tok, ask.context, answer_start=ask.prompt)
+    return f"{ask.context}\n{ask.prompt}"
 
 
 class Writer(Protocol):
@@ -83,7 +98,8 @@ class LocalWriter:
         self.spec, self.sampling, self.clause, self.batch_size = spec, sampling, clause, batch_size
         files = fingerprint(folder) if Path(folder).is_dir() else "hub:" + folder
         self.identity = {"kind": "local", "model": spec, "model_fingerprint": files}   # as run.json's model_sha256
-        self._lm = self.classes = None     # loaded on the first answer not in the cache
+        self._lm = None                    # loaded on the first answer not in the cache
+        self._classes: dict[Clause, TokenClasses] = {}
 
     @property
     def lm(self):
@@ -92,34 +108,48 @@ class LocalWriter:
 
             self._lm = load_model(self.spec)
             self._lm.model.eval()
-            self.classes = TokenClasses(self._lm.tokenizer)
         return self._lm
 
+    def classes(self, clause: Clause) -> TokenClasses:
+        if clause not in self._classes:
+            self._classes[clause] = TokenClasses(self.lm.tokenizer, clause)
+        return self._classes[clause]
+
     def write(self, asks: list[Ask]) -> list[str | None]:
-        """Batches of asks alike in script and length (a batch decodes until its longest row ends, and a Russian
-        clause takes SmolLM2 several times the tokens of an English one); the answers in the asks' order."""
-        order = sorted(range(len(asks)), key=lambda i: (cyrillic_share(asks[i].prompt) > 0.5, len(asks[i].prompt)))
+        """Batches of asks alike in constraint, script and length (a batch decodes until its longest row ends,
+        and a Russian clause takes SmolLM2 several times the tokens of an English one); the answers in the asks'
+        order."""
+        def alike(i: int):
+            clause = asks[i].clause or self.clause
+            return clause.end, clause.min_words, clause.max_words, cyrillic_share(asks[i].prompt) > 0.5, \
+                len(asks[i].prompt) + len(asks[i].context or "")
+
+        order = sorted(range(len(asks)), key=alike)
         out: list[str | None] = [None] * len(asks)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
-            for i, text in zip(rows, self._batch([asks[i] for i in rows])):
+        start = 0
+        while start < len(order):
+            clause = asks[order[start]].clause or self.clause
+            rows = [i for i in order[start:start + self.batch_size] if (asks[i].clause or self.clause) == clause]
+            for i, text in zip(rows, self._batch([asks[i] for i in rows], clause)):
                 out[i] = text
+            start += len(rows)
         return out
 
-    def _batch(self, asks: list[Ask]) -> list[str | None]:
+    def _batch(self, asks: list[Ask], clause: Clause) -> list[str | None]:
         import torch
 
         from ..draw import keyed_random
 
         lm = self.lm
         tok, model = lm.tokenizer, lm.model
-        ids = [tok(a.prompt, add_special_tokens=False).input_ids for a in asks]
+        ids = [tok(framed(a, tok), add_special_tokens=False).input_ids for a in asks]
         width = max(map(len, ids))
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         rows = torch.tensor([[pad] * (width - len(i)) + i for i in ids])             # (batch, width), left-padded
         mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
-        rule = ClauseRule(self.classes, self.clause, width, [keyed_random(a.key) for a in asks], tok.eos_token_id,
-                          self.sampling.temperature, self.sampling.top_p, self.sampling.max_new_tokens)
+        rule = ClauseRule(self.classes(clause), clause, width, [keyed_random(a.key) for a in asks],
+                          tok.eos_token_id, self.sampling.temperature, self.sampling.top_p,
+                          self.sampling.max_new_tokens)
         with torch.no_grad():
             new = model.generate(input_ids=rows, attention_mask=mask, pad_token_id=pad, do_sample=False,
                                  max_new_tokens=self.sampling.max_new_tokens, logits_processor=[rule])[:, width:]
@@ -199,10 +229,10 @@ class ServerWriter:
                 "temperature": self.sampling.temperature, "top_p": self.sampling.top_p, "stop": ["\n"]}
         if self.chat:
             body["messages"] = [{"role": "system", "content": CHAT_INSTRUCTION},
-                                {"role": "user", "content": ask.prompt}]
+                                {"role": "user", "content": framed(ask)}]
             answer = self._request("/v1/chat/completions", body)
         else:
-            body.update(prompt=ask.prompt, guided_regex=self.clause.spec()["regex"])
+            body.update(prompt=framed(ask), guided_regex=(ask.clause or self.clause).regex)
             answer = self._request("/v1/completions", body)
         try:
             choice = answer["choices"][0]
