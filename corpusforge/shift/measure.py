@@ -148,6 +148,7 @@ def _generate(model, tok, asks: list[Ask], groups: dict[bool | None, list[int]],
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     ends = _end_ids(model, tok)
     for adapter, members in groups.items():
+        members = sorted(members, key=lambda i: len(asks[i].ids))   # alike in length: less padding per batch
         with adapter_scale(model, 0.0) if adapter is False else nullcontext():
             for start in range(0, len(members), batch_size):
                 rows = members[start:start + batch_size]
