@@ -70,8 +70,54 @@ def run_demo(out: str | Path, *, n: int = 2000, seed: int = 0, train_model: bool
     return result
 
 
+#: the transfer recipe's corpus: the embedded model answers the prompt pool in these templates' grammar
+TRANSFER_MIX = {"if_then.en": 1.0, "if_then.ru": 1.0}
+#: what the writer may write: a role's clause, 3 to 16 words (SmolLM2's Russian spends many tokens a word)
+TRANSFER_WRITING = {"min_words": 3, "max_words": 16, "max_new_tokens": 48, "batch_size": 32}
+
+
+def run_transfer_demo(out: str | Path, *, n: int = 600, seed: int = 0, echo: Callable[[str], None] = print,
+                      progress: bool | None = None) -> DemoResult:
+    """The transfer recipe: the embedded model writes ``n`` records answering the prompt pool (English and
+    Russian, the grammar forced), an adapter learns to answer that way (``train --format answer``), and the
+    report measures it on the 200 held-out transfer prompts beside the base and the prompting baseline."""
+    from .train.loop import TrainConfig, train
+    from .write import WriteConfig, write_corpus
+
+    out = Path(out)
+    laps = Laps(digits=1)
+    corpus = out / "corpus"
+    echo(f"[1/5] the embedded model writes {n:,} records answering the prompt pool ({', '.join(TRANSFER_MIX)}) "
+         f"into {corpus}")
+    written = write_corpus(WriteConfig(writer="embedded", prompts="pool", mix=TRANSFER_MIX, n=n, seed=seed,
+                                       overwrite=True, progress=progress, **TRANSFER_WRITING), corpus)
+    t = written.tally
+    echo(f"      {written.records:,} kept; answers {t.asked:,} asked, {t.cached:,} from the cache; refused: "
+         + (", ".join(f"{k} {v}" for k, v in t.refused.most_common(4)) or "none"))
+    laps.lap("write")
+    echo("[2/5] validating")
+    report = validate_paths([corpus])
+    echo(f"      {report.records:,} records: {report.valid:,} valid, {report.invalid:,} invalid")
+    echo("[3/5] statistics")
+    result = DemoResult(corpus, report, corpus_stats([corpus]), seconds=laps.seconds)
+    laps.lap("validate_stats")
+    if not report.ok:
+        return result
+    adapter = out / "adapter"
+    echo("[4/5] training a LoRA to answer that way (--format answer: after each prompt, every role and the end "
+         "of text supervised)")
+    train(corpus, adapter, TrainConfig(format="answer", eval_every=0), overwrite=True, echo=echo,
+          progress=progress)
+    laps.lap("train")
+    echo("[5/5] the shift report, with the transfer measure")
+    result.report, result.report_dir = demo_report(corpus, adapter, out / "report", transfer=True, echo=echo)
+    result.adapter = adapter
+    laps.lap("report")
+    return result
+
+
 def demo_report(corpus: Path, adapter: Path, out: Path, *, max_probes: int = 12, max_controls: int = 12,
-                echo: Callable[[str], None] = print) -> tuple[dict, Path]:
+                transfer: bool = False, echo: Callable[[str], None] = print) -> tuple[dict, Path]:
     """The demo's report: lighter than the benchmark's 20 probes and 20 controls, so the demo stays within
     3.5 minutes, plus the source's worked example as a probe of its own."""
     from .shift.probes import Probe
@@ -79,7 +125,7 @@ def demo_report(corpus: Path, adapter: Path, out: Path, *, max_probes: int = 12,
 
     seed_probe = Probe(prompt=SEED_PROMPT, targets=[SEED_TARGET], foils=[" данность"], name="the source's example")
     shift = build_report("smollm2-135m", adapter, corpus=corpus, max_probes=max_probes, max_controls=max_controls,
-                         extra_probes=[seed_probe], echo=echo)
+                         extra_probes=[seed_probe], transfer=transfer, echo=echo)
     return shift, write_report(shift, out, overwrite=True)
 
 
@@ -117,9 +163,11 @@ def demo_summary(result: DemoResult) -> str:
               f"{deg['after']['repeated_3gram_rate']:.0%}, looping {deg['before']['loop_share']:.0%} → "
               f"{deg['after']['loop_share']:.0%}"]
     lines += _structure_lines(rep)
-    from .shift.page import unasked_line
+    from .shift.page import transfer_lines, unasked_line
 
     lines.append("  " + unasked_line(rep["unasked"]))
+    if rep.get("transfer"):
+        lines += ["  " + line for line in transfer_lines(rep["transfer"])]
     lines += [f"  time: {', '.join(f'{k} {v:.0f} s' for k, v in (result.seconds or {}).items())}",
               f"report: {result.report_dir / 'index.html'}"]
     return "\n".join(lines)

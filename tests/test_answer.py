@@ -158,11 +158,19 @@ def test_an_answer_record_trains_after_its_prompt_with_every_role_and_the_end_su
     [ex] = encode_answer_records([rec], tok, loss_on=None, max_length=64, target_weight=1.0)
     assert ex.ids[-1] == tok.eos_token_id and ex.supervised[-1] == len(ex.ids) - 1
     supervised = tok.decode([ex.ids[t] for t in ex.supervised[:-1]])
-    assert supervised == rec["text"]                                  # the first role too; the prompt not
-    assert tok.decode(ex.ids[:ex.supervised[0]]) == "Tell me about tea.\n"
+    assert supervised == "\n" + rec["text"]                           # the first role too; the prompt not
+    assert tok.decode(ex.ids[:ex.supervised[0]]) == "Tell me about tea."
     [only] = encode_answer_records([rec], tok, loss_on=["consequence"], max_length=64)
-    assert tok.decode([only.ids[t] for t in only.supervised[:-1]]) == " then the tea is near."
+    assert tok.decode([only.ids[t] for t in only.supervised[:-1]]) == "\n then the tea is near."
     with pytest.raises(TrainError, match="has no prompt"):
         encode_answer_records([{**rec, "meta": None}], tok, loss_on=None, max_length=64)
     [ended] = with_end_of_text([ex], tok.eos_token_id)
     assert ended.ids == ex.ids + [tok.eos_token_id] and ended.supervised[-1] == len(ex.ids)
+
+
+def test_the_transfer_recipe_is_a_demo_recipe_and_refuses_what_does_not_apply(tmp_path):
+    result = CliRunner().invoke(main, ["demo", "--recipe", "transfer", "--no-train", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 2 and "--no-train applies to the quick recipe" in result.output
+    assert not (tmp_path / "d").exists()
+    result = CliRunner().invoke(main, ["demo", "--recipe", "slow", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 2 and "'slow' is not one of 'quick', 'transfer'" in result.output

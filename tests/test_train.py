@@ -318,6 +318,9 @@ def test_steps_come_from_the_corpus_when_not_given(tiny, tmp_path):
     assert steps_from_corpus(recs, Fixed(6), 8).steps == 84                 # « движение»: 12 · 7
     assert steps_from_corpus(recs, Fixed(6), 32).steps == 40
     assert steps_from_corpus([{"targets": []}], Fixed(6), 8).longest_marker is None
+    answers = steps_from_corpus(recs * 546, Fixed(1), 8, answers=True)     # answers: two passes, at least
+    assert answers.steps == 137 and "2 passes" in answers.rule
+    assert steps_from_corpus(recs * 10, Fixed(6), 8, answers=True).steps == 84
     rule = steps_from_corpus([json.loads(line) for line in
                               (SAMPLE / "corpus" / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()],
                              tok, 4)

@@ -9,7 +9,8 @@ prompts, the probes and the training corpora, which a test holds) are continued 
 - ``lora``: the adapter on, greedy;
 - ``lora_sampled`` / ``base_sampled``: both sampled, each prompt's two sides from one random stream;
 - ``prompted``: the **prompting baseline** — the base model given ``k`` of the corpus's own records of the
-  prompt's language before the prompt (one a line), greedy: what simply asking buys.
+  prompt's language before the prompt (one a line; a record written in answer to a prompt after its prompt),
+  greedy: what simply asking buys.
 
 For each: the share of continuations in which the detector finds any of the corpus's patterns (and each
 pattern), with a Wilson 95 % interval, by language; the loop share (a word 3-gram three times), seq-rep-4
@@ -110,14 +111,17 @@ def continuations(model, tok, prompts: list[dict], examples: dict[str, list[str]
 
 
 def corpus_examples(corpus: Path, k: int = 3) -> dict[str, list[str]]:
-    """``k`` training records per language, spread over the corpus's patterns (the first of each in turn)."""
+    """``k`` training records per language, spread over the corpus's patterns (the first of each in turn); a
+    record written in answer to a prompt comes with its prompt, as it was trained (``train --format answer``)."""
     from ..corpus import corpus_files
     from ..validate import corpus_patterns, iter_records
 
     files = [f for f in corpus_files([corpus]) if f.name.startswith("train")]
     by_lang: dict[str, dict[str, list[str]]] = {}
     for rec in iter_records(files, patterns=corpus_patterns([corpus])):
-        by_lang.setdefault(rec["language"], {}).setdefault(rec["pattern"], []).append(rec["text"])
+        prompt = (rec.get("meta") or {}).get("prompt")
+        text = f"{prompt}\n{rec['text']}" if isinstance(prompt, str) else rec["text"]
+        by_lang.setdefault(rec["language"], {}).setdefault(rec["pattern"], []).append(text)
         if sum(len(v) for by in by_lang.values() for v in by.values()) > 200 * k:
             break
     out = {}

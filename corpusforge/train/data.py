@@ -128,9 +128,10 @@ def encode_chat_records(records: list[dict], tokenizer, *, loss_on: list[str] | 
 def encode_answer_records(records: list[dict], tokenizer, *, loss_on: list[str] | None, max_length: int,
                           target_weight: float = 1.0) -> list[Example]:
     """Each record as the answer to its prompt (``meta.prompt``, written by ``generate --prompts``): the prompt,
-    a line break, the record, then the end of text. The loss is on the record's roles — all of them by default,
-    the first too: it is how an answer opens that is learnt — and on the end of text, so that the model learns
-    where a structure stops. The prompt's positions are the premise the hold keeps (``step.premises``)."""
+    a line break, the record, then the end of text. The loss is on the line break and the record's roles — all
+    of them by default, the first too: it is how an answer opens that is learnt — and on the end of text, so
+    that the model learns where a structure stops. The prompt's positions are the premise the hold keeps
+    (``step.premises``)."""
     eos = tokenizer.eos_token_id
     if eos is None:
         raise TrainError("--format answer needs a tokenizer with an end-of-text token; this one has none")
@@ -141,9 +142,9 @@ def encode_answer_records(records: list[dict], tokenizer, *, loss_on: list[str] 
             raise TrainError(f"record {rec['id']} has no prompt (meta.prompt): --format answer trains records "
                              "written in answer to prompts", hint="write them with generate --writer ... --prompts "
                                                                   "pool, or use --format text")
-        lead = len(prompt) + 1
-        spans = [(s["start"] + lead, s["end"] + lead) for s in rec["segments"]
-                 if loss_on is None or s["role"] in loss_on]
+        lead = len(prompt) + 1     # the line break opens the answer, and is learnt with it
+        spans = [(len(prompt), lead)] + [(s["start"] + lead, s["end"] + lead) for s in rec["segments"]
+                                         if loss_on is None or s["role"] in loss_on]
         enc = tokenizer(f"{prompt}\n{rec['text']}", return_offsets_mapping=True, add_special_tokens=False,
                         truncation=True, max_length=max_length - 1)
         ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])

@@ -156,7 +156,8 @@ def prepare(corpus: Path, cfg: TrainConfig, lora: LoraSettings, echo: Callable[[
         raise TrainError("no training record has a supervised token: the roles with loss are empty after "
                          "tokenisation", hint="check --loss-on and --max-length")
     held = [e for e in encode(held_records[:HELD_OUT_FOR_EVAL]) if e.supervised]
-    rule = steps_from_corpus(train_records, tok, cfg.batch_size * cfg.grad_accum * processes)
+    rule = steps_from_corpus(train_records, tok, cfg.batch_size * cfg.grad_accum * processes,
+                             answers=cfg.format == "answer")
     controls = _controls(cfg, tok, {r["language"] for r in train_records}, echo)
     return Prepared(loaded, lora, resolved, head, examples, held, controls, rule)
 

@@ -11,6 +11,11 @@ paradox_conclusion: 40 steps; Russian, alone or mixed with English: 84. Measured
 ``benchmarks/quality.py`` (README, "The default recipe"): at 72 in place of 96 (63 steps) one training seed in
 three left «Смысл — это» → « движение» at rank 6 and a third of the Russian probes below rank 1; at 96 all
 three seeds put every Russian probe at rank 1.
+
+Records written in answer to prompts (``--format answer``) teach more than a marker — how an answer opens, its
+roles, where it ends — and the rule asks for two passes over the training split besides (``ANSWER_EPOCHS``):
+measured on 546 such records (README, "The transfer recipe"), 40 steps moved the held-out transfer prompts
+1 % → 1 %, 120 steps (1.8 passes) 62.5 %.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from dataclasses import asdict, dataclass
 EXAMPLES_PER_MARKER_TOKEN = 96
 MIN_STEPS = 40
 RULE = "max(40, ceil(96 * (k + 1) / examples per step)), k = tokens of the longest marker"
+ANSWER_EPOCHS = 2
+ANSWER_RULE = RULE.replace("max(40, ", "max(40, 2 passes over the training split, ")
 
 
 @dataclass
@@ -43,10 +50,14 @@ class StepsRule:
         return asdict(self)
 
 
-def steps_from_corpus(records: list[dict], tokenizer, examples_per_step: int) -> StepsRule:
+def steps_from_corpus(records: list[dict], tokenizer, examples_per_step: int, *, answers: bool = False) -> StepsRule:
+    """The rule's steps for ``records``; ``answers``: records trained in answer to their prompts."""
     markers = sorted({t["text"] for r in records for t in r["targets"]})
     sizes = {m: len(tokenizer(m, add_special_tokens=False).input_ids) for m in markers}
     longest = max(sizes, key=lambda m: (sizes[m], m), default=None)
     k = sizes[longest] if longest else 1
     steps = max(MIN_STEPS, math.ceil(EXAMPLES_PER_MARKER_TOKEN * (k + 1) / examples_per_step))
-    return StepsRule(steps, longest, k, examples_per_step)
+    if not answers:
+        return StepsRule(steps, longest, k, examples_per_step)
+    steps = max(steps, math.ceil(ANSWER_EPOCHS * len(records) / examples_per_step))
+    return StepsRule(steps, longest, k, examples_per_step, ANSWER_RULE)
