@@ -76,20 +76,25 @@ TRANSFER_MIX = {"if_then.en": 1.0, "if_then.ru": 1.0}
 TRANSFER_WRITING = {"min_words": 3, "max_words": 16, "max_new_tokens": 48, "batch_size": 32}
 
 
-def run_transfer_demo(out: str | Path, *, n: int = 600, seed: int = 0, echo: Callable[[str], None] = print,
-                      progress: bool | None = None) -> DemoResult:
-    """The transfer recipe: the embedded model writes ``n`` records answering the prompt pool (English and
-    Russian, the grammar forced), an adapter learns to answer that way (``train --format answer``), and the
-    report measures it on the 200 held-out transfer prompts beside the base and the prompting baseline."""
+def run_transfer_demo(out: str | Path, *, n: int = 600, seed: int = 0, model: str | None = None,
+                      echo: Callable[[str], None] = print, progress: bool | None = None) -> DemoResult:
+    """The transfer recipe: the embedded model (or ``model``: a folder) writes ``n`` records answering the prompt
+    pool (English and Russian, the grammar forced), an adapter learns to answer that way (``train --format
+    answer``), and the report measures it on the 200 held-out transfer prompts beside the base and the
+    prompting baseline."""
+    from .lm.embedded import DEFAULT_MODEL
     from .train.loop import TrainConfig, train
     from .write import WriteConfig, write_corpus
+
+    model = model or DEFAULT_MODEL
 
     out = Path(out)
     laps = Laps(digits=1)
     corpus = out / "corpus"
     echo(f"[1/5] the embedded model writes {n:,} records answering the prompt pool ({', '.join(TRANSFER_MIX)}) "
          f"into {corpus}")
-    written = write_corpus(WriteConfig(writer="embedded", prompts="pool", mix=TRANSFER_MIX, n=n, seed=seed,
+    writer = "embedded" if model == DEFAULT_MODEL else f"hf:{model}"
+    written = write_corpus(WriteConfig(writer=writer, prompts="pool", mix=TRANSFER_MIX, n=n, seed=seed,
                                        overwrite=True, progress=progress, **TRANSFER_WRITING), corpus)
     t = written.tally
     echo(f"      {written.records:,} kept; answers {t.asked:,} asked, {t.cached:,} from the cache; refused: "
@@ -106,25 +111,27 @@ def run_transfer_demo(out: str | Path, *, n: int = 600, seed: int = 0, echo: Cal
     adapter = out / "adapter"
     echo("[4/5] training a LoRA to answer that way (--format answer: after each prompt, every role and the end "
          "of text supervised)")
-    train(corpus, adapter, TrainConfig(format="answer", eval_every=0), overwrite=True, echo=echo,
+    train(corpus, adapter, TrainConfig(model=model, format="answer", eval_every=0), overwrite=True, echo=echo,
           progress=progress)
     laps.lap("train")
     echo("[5/5] the shift report, with the transfer measure")
-    result.report, result.report_dir = demo_report(corpus, adapter, out / "report", transfer=True, echo=echo)
+    result.report, result.report_dir = demo_report(corpus, adapter, out / "report", transfer=True, model=model,
+                                                   echo=echo)
     result.adapter = adapter
     laps.lap("report")
     return result
 
 
 def demo_report(corpus: Path, adapter: Path, out: Path, *, max_probes: int = 12, max_controls: int = 12,
-                transfer: bool = False, echo: Callable[[str], None] = print) -> tuple[dict, Path]:
+                transfer: bool = False, model: str = "smollm2-135m",
+                echo: Callable[[str], None] = print) -> tuple[dict, Path]:
     """The demo's report: lighter than the benchmark's 20 probes and 20 controls, so the demo stays within
     3.5 minutes, plus the source's worked example as a probe of its own."""
     from .shift.probes import Probe
     from .shift.report import build_report, write_report
 
     seed_probe = Probe(prompt=SEED_PROMPT, targets=[SEED_TARGET], foils=[" данность"], name="the source's example")
-    shift = build_report("smollm2-135m", adapter, corpus=corpus, max_probes=max_probes, max_controls=max_controls,
+    shift = build_report(model, adapter, corpus=corpus, max_probes=max_probes, max_controls=max_controls,
                          extra_probes=[seed_probe], transfer=transfer, echo=echo)
     return shift, write_report(shift, out, overwrite=True)
 

@@ -174,3 +174,24 @@ def test_the_transfer_recipe_is_a_demo_recipe_and_refuses_what_does_not_apply(tm
     assert not (tmp_path / "d").exists()
     result = CliRunner().invoke(main, ["demo", "--recipe", "slow", "--out", str(tmp_path / "d")])
     assert result.exit_code == 2 and "'slow' is not one of 'quick', 'transfer'" in result.output
+
+
+def test_the_transfer_recipe_runs_end_to_end_on_a_tiny_model(tmp_path, monkeypatch):
+    """writer → corpus → train --format answer → report --transfer, as `demo --recipe transfer` runs them, on a
+    tiny random-weight model (the embedded model's run takes 16 minutes: README, "The transfer recipe")."""
+    from corpusforge.demo import demo_summary, run_transfer_demo
+
+    tiny = make_tiny_model(tmp_path / "model")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))      # the writers' cache, kept out of ~
+    lines = []
+    result = run_transfer_demo(tmp_path / "demo", n=60, model=str(tiny), echo=lines.append, progress=False)
+    assert result.validation.ok and result.validation.records == 60
+    records = [json.loads(line) for f in (tmp_path / "demo" / "corpus" / "data").iterdir() for line in f.open()]
+    assert all(r["meta"]["prompt"] for r in records)
+    run = json.loads((tmp_path / "demo" / "adapter" / "run.json").read_text())
+    assert run["config"]["format"] == "answer" and "2 passes" in run["steps_rule"]["rule"]
+    transfer = result.report["transfer"]
+    assert transfer["prompts"] == 200 and set(transfer["conditions"]) >= {"base", "lora", "prompted"}
+    assert all(len(texts) == 200 for texts in transfer["continuations"].values())
+    summary = demo_summary(result)
+    assert "LoRA vs prompting" in summary and "prompted" in summary
