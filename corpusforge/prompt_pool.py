@@ -15,6 +15,9 @@ from ._io import read_text, text_lines
 from .errors import GenerateError
 
 PROMPT_POOL = Path(__file__).resolve().parent / "data" / "prompt_pool.jsonl"
+#: 12 prompts that ask for no pattern (English and Russian): the report's structure section and training's own
+#: fluency check continue them
+NEUTRAL_PROMPTS = Path(__file__).resolve().parent / "data" / "neutral.jsonl"
 FIELDS = ("prompt", "language")     # required; the built-in pool's lines also name their ``topic`` and ``form``
 
 

@@ -79,6 +79,8 @@ def test_train_writes_a_peft_adapter_that_peft_loads(tiny, tmp_path):
     jsonschema.Draft202012Validator(schema).validate(run)  # the published contract holds for real output
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4] and "eval_loss" in rows[1]
+    assert {"loop_share", "seq_rep_4"} <= set(rows[1]) and "loop_share" not in rows[0]   # with each evaluation
+    assert run["fluency"]["prompts"] == 12 and set(run["fluency"]["after"]) == {"loop_share", "seq_rep_4"}
     from peft import PeftModel
 
     base = load_model(str(tiny)).model

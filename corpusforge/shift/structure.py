@@ -16,46 +16,10 @@ and copying from the corpus.
 from __future__ import annotations
 
 import math
-import re
-from collections import Counter
 from pathlib import Path
 
-NEUTRAL_PROMPTS = Path(__file__).resolve().parent.parent / "data" / "neutral.jsonl"
-LOOP_REPEATS = 3
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"\w+", text.casefold(), re.UNICODE)
-
-
-def _grams(words: list[str], n: int) -> list[tuple]:
-    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-
-
-def degeneration(text: str) -> dict:
-    """Repetition measures of one continuation."""
-    words = _words(text)
-    tri, bi = _grams(words, 3), _grams(words, 2)
-    seen, repeated = set(), 0
-    for g in tri:
-        repeated += g in seen
-        seen.add(g)
-    counts = Counter(tri)
-    return {"repeated_3gram_rate": repeated / len(tri) if tri else 0.0,
-            "distinct_2": len(set(bi)) / len(bi) if bi else 1.0,
-            "loops": bool(counts) and max(counts.values()) >= LOOP_REPEATS}
-
-
-def degeneration_summary(texts_before: list[str], texts_after: list[str]) -> dict:
-    """Mean repetition measures and the share of looping continuations, before and after."""
-    out = {}
-    for label, texts in (("before", texts_before), ("after", texts_after)):
-        rows = [degeneration(t) for t in texts]
-        n = max(len(rows), 1)
-        out[label] = {"repeated_3gram_rate": sum(r["repeated_3gram_rate"] for r in rows) / n,
-                      "distinct_2": sum(r["distinct_2"] for r in rows) / n,
-                      "loop_share": sum(r["loops"] for r in rows) / n, "continuations": len(rows)}
-    return out
+from ..degeneration import degeneration, degeneration_summary, grams, words  # noqa: F401 (the report's)
+from ..prompt_pool import NEUTRAL_PROMPTS
 
 
 def mcnemar(before: list[bool], after: list[bool]) -> dict:
@@ -73,12 +37,12 @@ class CorpusGrams:
     N = 8
 
     def __init__(self, texts):
-        self.grams = {hash(g) for t in texts for g in _grams(_words(t), self.N)}
+        self.grams = {hash(g) for t in texts for g in grams(words(t), self.N)}
 
     def copied_share(self, texts: list[str]) -> dict:
-        grams = [g for t in texts for g in _grams(_words(t), self.N)]
-        copied = sum(hash(g) in self.grams for g in grams)
-        return {"copied_8gram_share": copied / len(grams) if grams else 0.0, "generated_8grams": len(grams)}
+        made = [g for t in texts for g in grams(words(t), self.N)]
+        copied = sum(hash(g) in self.grams for g in made)
+        return {"copied_8gram_share": copied / len(made) if made else 0.0, "generated_8grams": len(made)}
 
 
 def read_neutral(path: str | Path = NEUTRAL_PROMPTS) -> list[dict]:

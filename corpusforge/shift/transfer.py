@@ -24,7 +24,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .structure import _grams, _words, degeneration, mcnemar
+from ..degeneration import degeneration, seq_rep_4  # noqa: F401 (seq_rep_4: the transfer table's)
+from .structure import mcnemar
 
 TRANSFER_PROMPTS = Path(__file__).resolve().parent.parent / "data" / "transfer.jsonl"
 CONDITIONS = ("base", "lora", "base_sampled", "lora_sampled", "prompted")
@@ -43,12 +44,6 @@ def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
     p = hits / n
     centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return max(0.0, (centre - half) / (1 + z * z / n)), min(1.0, (centre + half) / (1 + z * z / n))
-
-
-def seq_rep_4(text: str) -> float:
-    """The share of the text's word 4-grams that repeat an earlier one (0 for none, or fewer than two)."""
-    grams = _grams(_words(text), 4)
-    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
 
 
 def few_shot(examples: list[str], prompt: str) -> str:

@@ -63,6 +63,11 @@ class AdapterRun(BaseModel):
     attn_implementation: str | None = Field(default=None, description="sdpa or eager, as chosen for the model.")
     gradient_checkpointing: bool = False
     quantized: str | None = Field(default=None, description="4bit for a QLoRA base.")
+    fluency: dict | None = Field(default=None, description="Training's own fluency check: greedy continuations of "
+                                                           "the 12 neutral prompts with the adapter off (before) "
+                                                           "and on (after) — loop share, seq-rep-4 — and whether "
+                                                           "the adapter stayed within the bounds "
+                                                           "(train/fluency.py).")
     steps_rule: dict | None = Field(default=None, description="How the steps were chosen from the corpus, when "
                                                               "neither steps nor epochs was given.")
 

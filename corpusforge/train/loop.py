@@ -30,7 +30,9 @@ from ..lm.device import choose
 from .adapter_run import AdapterRun, write_run
 from .checkpoint import RunState, load_checkpoint, save_checkpoint
 from .config import TrainConfig, load_config, make_config
-from .data import Example, collate, epoch_batches
+from .data import Example, collate, epoch_batches, read_prompts
+from .fluency import describe as describe_fluency
+from .fluency import fluency
 from .lora import LoraSettings, parse_layers
 from .prepare import Prepared, prepare
 from .step import ControlCache, StepInputs, control_base_cache, evaluate, objective_module, padded_entry, run_step
@@ -55,6 +57,13 @@ def lora_settings(cfg: TrainConfig) -> LoraSettings:
         parse_layers(cfg.layers)   # the syntax and the outer bound, before any model is loaded
     return LoraSettings(rank=cfg.rank, alpha=cfg.alpha, dropout=cfg.dropout, targets=cfg.targets,
                         layers=cfg.layers, rslora=cfg.rslora, dora=cfg.dora)
+
+
+def neutral_prompts() -> list[str]:
+    """The prompts training's fluency check continues (``fluency``)."""
+    from ..prompt_pool import NEUTRAL_PROMPTS
+
+    return [p["prompt"] for p in read_prompts(NEUTRAL_PROMPTS)]
 
 
 def _check_paths(corpus: Path, out: Path, resume: bool, overwrite: bool, cfg: TrainConfig) -> None:
@@ -174,6 +183,7 @@ def _record_step(state: RunState, measured: dict, steps: int, cfg: TrainConfig, 
     if cfg.eval_every and prep.held and (state.step % cfg.eval_every == 0 or state.step == steps):
         objective.eval()
         row["eval_loss"] = round(evaluate(peft_model, prep.held, prep.pad_id, cfg.batch_size, prep.head), 5)
+        row.update(fluency(peft_model, prep.loaded.tokenizer, neutral_prompts())["after"])
         objective.train()
         if row["eval_loss"] < state.best - 1e-4:
             state.best, state.stale = row["eval_loss"], 0
@@ -236,8 +246,10 @@ def _steps(opt: _Optimisation, accelerator, inputs: StepInputs, state: RunState,
             with open(partial / "metrics.jsonl", "ab") as f:
                 f.write(orjson.dumps(row) + b"\n")
         if bar:
+            looping = {"loops": f"{row['loop_share']:.0%}", "rep4": f"{row['seq_rep_4']:.3f}"} \
+                if "loop_share" in row else {}
             bar.set_postfix(loss=f"{row['loss']:.3f}", kl=f"{row['control_kl']:.4f}",
-                            tok_s=f"{row['tokens_per_s']:.0f}")
+                            tok_s=f"{row['tokens_per_s']:.0f}", **looping)
             bar.update(1)
         if observe:
             observe(row)
@@ -338,20 +350,24 @@ def train(corpus: str | Path, out: str | Path, cfg: TrainConfig, *, resume: bool
             if bar:
                 bar.close()
         accelerator.wait_for_everyone()
-        result = _finish(out, partial, corpus, cfg, prep, state, opt, accelerator, main)
+        result = _finish(out, partial, corpus, cfg, prep, state, opt, accelerator, main, say)
     accelerator.wait_for_everyone()
     return result
 
 
 def _finish(out: Path, partial: Path, corpus: Path, cfg: TrainConfig, prep: Prepared, state: RunState,
-            opt: _Optimisation, accelerator, main: bool) -> TrainResult:
-    """Save the adapter and run.json, and rename the folder into place (main process only)."""
+            opt: _Optimisation, accelerator, main: bool, say: Callable[[str], None]) -> TrainResult:
+    """Check the adapter's fluency, save it and run.json, and rename the folder into place (main process only)."""
     rate = state.tokens / state.seconds if state.seconds else 0.0
     result = TrainResult(out, state.step, state.tokens, state.supervised, rate,
                          state.history[-1]["loss"] if state.history else math.nan)
     if main:
-        accelerator.unwrap_model(opt.objective).peft.save_pretrained(str(partial))
+        peft = accelerator.unwrap_model(opt.objective).peft
+        check = fluency(peft, prep.loaded.tokenizer, neutral_prompts())
+        say(describe_fluency(check))
+        peft.save_pretrained(str(partial))
         result.run = _adapter_run(corpus, cfg, prep, state, opt.trainable, accelerator.num_processes)
+        result.run.fluency = check
         write_run(partial, result.run)
         shutil.rmtree(partial / "checkpoints", ignore_errors=True)
         (partial / LOCK_FILE).unlink(missing_ok=True)

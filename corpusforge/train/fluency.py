@@ -1,0 +1,56 @@
+"""Training's own check of fluency: after the run (and at each evaluation), the model continues prompts that ask
+for no pattern, greedy, with the adapter off and on; the share of continuations that loop and their seq-rep-4
+(``corpusforge.degeneration``) go into the progress line, ``metrics.jsonl`` and run.json (with the continuations, to
+read), and a run whose adapter loops more than the base by more than the bounds gets a warning.
+
+The prompts are the 12 neutral ones the report also continues (``data/neutral.jsonl``), never the 200 of the
+transfer measure: nothing here should be chosen on the set a recipe is judged by. Twelve prompts see a
+continuation that starts looping (1 of 12 is 8 points), not a rate to two decimals; the report's transfer measure
+(``report --transfer``) is the measurement.
+"""
+
+from __future__ import annotations
+
+from ..degeneration import degeneration, seq_rep_4
+from ..lm.generation import Ask, continue_asks
+
+NEW_TOKENS = 48
+LOOP_BOUND = 0.02        # the adapter's loop share may exceed the base's by this much
+SEQ_REP_BOUND = 0.02     # and its mean seq-rep-4 by this much
+
+
+def _side(texts: list[str]) -> dict:
+    n = max(len(texts), 1)
+    return {"loop_share": round(sum(degeneration(t)["loops"] for t in texts) / n, 4),
+            "seq_rep_4": round(sum(seq_rep_4(t) for t in texts) / n, 4)}
+
+
+def fluency(model, tok, prompts: list[str], *, new_tokens: int = NEW_TOKENS) -> dict:
+    """The greedy continuations of ``prompts`` with the adapter off (``before``) and on (``after``), measured; the
+    model is put in eval mode for the call and left as it was."""
+    asks = [Ask(tok(p, add_special_tokens=False).input_ids, new_tokens, False, adapter=on, key=f"fluency:{i}")
+            for on in (False, True) for i, p in enumerate(prompts)]
+    training = model.training
+    model.eval()
+    try:
+        new = continue_asks(model, tok, asks)
+    finally:
+        model.train(training)
+    texts = [tok.decode(ids, skip_special_tokens=True) for ids in new]
+    before, after = _side(texts[:len(prompts)]), _side(texts[len(prompts):])
+    within = after["loop_share"] <= before["loop_share"] + LOOP_BOUND and \
+        after["seq_rep_4"] <= before["seq_rep_4"] + SEQ_REP_BOUND
+    return {"prompts": len(prompts), "new_tokens": new_tokens, "before": before, "after": after,
+            "within_bounds": within,
+            "continuations": {"before": texts[:len(prompts)], "after": texts[len(prompts):]}}
+
+
+def describe(check: dict) -> str:
+    b, a = check["before"], check["after"]
+    line = (f"fluency on {check['prompts']} neutral prompts (greedy, {check['new_tokens']} tokens): looping "
+            f"{b['loop_share']:.0%} → {a['loop_share']:.0%}, seq-rep-4 {b['seq_rep_4']:.3f} → {a['seq_rep_4']:.3f}")
+    if check["within_bounds"]:
+        return line
+    return (f"warning: {line} — the adapter loops more than the base (bounds: +{LOOP_BOUND:.0%} looping, "
+            f"+{SEQ_REP_BOUND} seq-rep-4); read its continuations with `corpusforge report --transfer`, and "
+            "consider fewer steps, --end-of-text, or answers to prompts (--format answer)")
