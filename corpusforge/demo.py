@@ -58,10 +58,13 @@ def run_demo(out: str | Path, *, n: int = 2000, seed: int = 0, train_model: bool
     from .train.loop import TrainConfig, train
 
     adapter = out / "adapter"
-    echo("[4/5] training a LoRA on the embedded default model (smollm2-135m), default recipe and controls")
+    echo("[4/5] training a LoRA on the embedded default model (smollm2-135m), default recipe and controls, each "
+         "record's end supervised")
     # the periodic validation loss is left out: it costs a quarter of the training time here, and the report
-    # measures the held-out probes and controls instead
-    train(corpus, adapter, TrainConfig(eval_every=0), overwrite=True, echo=echo, progress=progress)
+    # measures the held-out probes and controls instead. --end-of-text: without it, a quarter of the adapter's
+    # greedy probe continuations looped (benchmarks/transfer_results.md, "Why the demo's adapter looped")
+    train(corpus, adapter, TrainConfig(eval_every=0, end_of_text=True), overwrite=True, echo=echo,
+          progress=progress)
     lap("train")
     echo("[5/5] the shift report")
     result.report, result.report_dir = demo_report(corpus, adapter, out / "report", echo=echo)
