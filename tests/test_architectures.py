@@ -367,7 +367,8 @@ def test_before_and_after_in_one_batch_equal_each_alone(models, name, dora, mixe
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from corpusforge.shift.measure import Ask, _can_mix, adapter_scale, before_after, continue_asks, encode
+    from corpusforge.lm.generation import Ask, _can_mix, adapter_scale, continue_asks
+    from corpusforge.shift.measure import before_after, encode
 
     lm = load_model(str(models(name)))
     tok = lm.tokenizer
