@@ -154,7 +154,7 @@ def finish(draft: Draft, drafter: Drafter, judge, tally) -> dict | None:
                        markers=t.markers, slots={}, seed=drafter.seed, index=draft.index,
                        premise_id=premise_id(draft.prompt), split=drafter.split(draft.prompt),
                        meta={"writer": judge.identity["model"], "written": "all", "prompt": draft.prompt})
-    reason = judge._unsound(rec)
+    reason = judge.unsound(rec)
     if reason is not None:
         tally.refused[reason] += 1
         return None

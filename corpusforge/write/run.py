@@ -170,7 +170,7 @@ class _Judge:
                                parts=parts, markers=self.markers[rec["template"]], slots=slots, seed=rec["seed"],
                                index=rec["index"], premise_id=rec["premise_id"], split=rec["split"],
                                meta={"writer": self.identity["model"], "written": parts[-1][0]})
-            reason = self._unsound(out)
+            reason = self.unsound(out)
         if reason is None:
             return self.admit(out, answer, tally)
         tally.refused[reason] += 1
@@ -191,7 +191,7 @@ class _Judge:
             return rec
         return None
 
-    def _unsound(self, rec: dict) -> str | None:
+    def unsound(self, rec: dict) -> str | None:
         try:
             model = Record.model_validate(rec)
         except ValueError:
