@@ -73,6 +73,15 @@ def premise_id(premise_text: str) -> str:
     return hashlib.blake2b(normalise(premise_text).encode(), digest_size=16).hexdigest()
 
 
+def split_bounds(splits: dict[str, float]) -> list[float]:
+    """The cumulative shares of the splits, in their order, that ``split_of`` draws against."""
+    total, acc, bounds = sum(splits.values()), 0.0, []
+    for share in splits.values():
+        acc += share / total
+        bounds.append(acc)
+    return bounds
+
+
 def split_of(pid: str, names: Sequence[str], bounds: Sequence[float]) -> str:
     """Assign a split by hashing the premise id: a premise never lands in two splits."""
     u = int(pid[:16], 16) / 2.0 ** 64

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple, Sequence
 
-from ..draw import cumulative, key64, normalise, pick, premise_id, split_of, uniforms, uniforms_from
+from ..draw import cumulative, key64, normalise, pick, premise_id, split_bounds, split_of, uniforms, uniforms_from
 from ..errors import GenerateError
 from ..records import build_record
 from .spec import Template
@@ -87,12 +87,7 @@ class Drawer:
         self.seed = seed
         self.k = continuations
         self.mix_cum = cumulative(weights) if len(templates) > 1 else None
-        total = sum(splits.values())
-        self.split_names = list(splits)
-        acc, self.split_bounds = 0.0, []
-        for w in splits.values():
-            acc += w / total
-            self.split_bounds.append(acc)
+        self.split_names, self.split_bounds = list(splits), split_bounds(splits)
         self.prepared = [self._prepare(t) for t in templates]
         self._mix_block: tuple[int, list[int]] = (-1, [])
         self._premises: dict[str, tuple[str, str, int]] = {}

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from ..draw import cumulative, pick, premise_id, split_of, uniforms
+from ..draw import cumulative, pick, premise_id, split_bounds, split_of, uniforms
 from ..errors import GenerateError
 from ..records import build_record
 from .cache import WriteCache, answers_for, cache_key
@@ -120,11 +120,7 @@ class Drafter:
                  splits: dict):
         self.found, self.prompts, self.seed = found, prompts, seed     # found: each template's skeletons
         self.cum = cumulative(weights)
-        self.split_names, self.bounds, acc = list(splits), [], 0.0
-        total = sum(splits.values())
-        for share in splits.values():
-            acc += share / total
-            self.bounds.append(acc)
+        self.split_names, self.bounds = list(splits), split_bounds(splits)
         self.used: dict[str, int] = {}
 
     def draft(self, index: int) -> Draft:
