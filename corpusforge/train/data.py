@@ -147,15 +147,11 @@ def encode_answer_records(records: list[dict], tokenizer, *, loss_on: list[str] 
                                          if loss_on is None or s["role"] in loss_on]
         enc = tokenizer(f"{prompt}\n{rec['text']}", return_offsets_mapping=True, add_special_tokens=False,
                         truncation=True, max_length=max_length - 1)
-        ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
-        supervised = _supervised(offsets, spans)
+        supervised = _supervised(enc["offset_mapping"], spans)
         marks = [(t["start"] + lead, t["end"] + lead) for t in rec["targets"]]
-        weights = _weights(offsets, supervised, marks, target_weight)
-        ids.append(eos)
-        supervised.append(len(ids) - 1)
-        weights = weights + [1.0] if weights is not None else None
-        out.append(Example(ids, supervised, weights))
-    return out
+        out.append(Example(list(enc["input_ids"]), supervised,
+                           _weights(enc["offset_mapping"], supervised, marks, target_weight)))
+    return with_end_of_text(out, eos)
 
 
 def with_end_of_text(examples: list[Example], eos: int | None) -> list[Example]:
