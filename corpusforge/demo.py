@@ -35,24 +35,29 @@ class DemoResult:
     seconds: dict | None = None
 
 
+def _checked(corpus: Path, laps: Laps, echo: Callable[[str], None]) -> DemoResult:
+    """Steps 2 and 3 of either recipe: the corpus validated and described."""
+    echo("[2/5] validating")
+    report = validate_paths([corpus])
+    echo(f"      {report.records:,} records: {report.valid:,} valid, {report.invalid:,} invalid")
+    echo("[3/5] statistics")
+    result = DemoResult(corpus, report, corpus_stats([corpus]), seconds=laps.seconds)
+    laps.lap("validate_stats")
+    return result
+
+
 def run_demo(out: str | Path, *, n: int = 2000, seed: int = 0, train_model: bool = True,
              echo: Callable[[str], None] = print, progress: bool | None = None) -> DemoResult:
     out = Path(out)
     laps = Laps(digits=1)
-    lap, seconds = laps.lap, laps.seconds
+    lap = laps.lap
 
     corpus = out / "corpus"
     echo(f"[1/5] generating {n:,} records from {', '.join(DEMO_MIX)} into {corpus}")
     generate(GenerateConfig(mix=DEMO_MIX, n=n, seed=seed, overwrite=True, progress=progress), corpus)
     lap("generate")
-    echo("[2/5] validating")
-    report = validate_paths([corpus])
-    echo(f"      {report.records:,} records: {report.valid:,} valid, {report.invalid:,} invalid")
-    echo("[3/5] statistics")
-    stats = corpus_stats([corpus])
-    lap("validate_stats")
-    result = DemoResult(corpus, report, stats, seconds=seconds)
-    if not train_model or not report.ok:
+    result = _checked(corpus, laps, echo)
+    if not train_model or not result.validation.ok:
         return result
 
     from .train.loop import TrainConfig, train
@@ -103,13 +108,8 @@ def run_transfer_demo(out: str | Path, *, n: int = 600, seed: int = 0, model: st
     echo(f"      {written.records:,} kept; answers {t.asked:,} asked, {t.cached:,} from the cache; refused: "
          + (", ".join(f"{k} {v}" for k, v in t.refused.most_common(4)) or "none"))
     laps.lap("write")
-    echo("[2/5] validating")
-    report = validate_paths([corpus])
-    echo(f"      {report.records:,} records: {report.valid:,} valid, {report.invalid:,} invalid")
-    echo("[3/5] statistics")
-    result = DemoResult(corpus, report, corpus_stats([corpus]), seconds=laps.seconds)
-    laps.lap("validate_stats")
-    if not report.ok:
+    result = _checked(corpus, laps, echo)
+    if not result.validation.ok:
         return result
     adapter = out / "adapter"
     echo("[4/5] training a LoRA to answer that way (--format answer: after each prompt, every role and the end "
