@@ -139,7 +139,9 @@ def test_a_random_weight_model_writes_each_role_to_its_own_end(pool, tmp_path):
         for rec in map(json.loads, f.open()):
             condition, consequence = rec["segments"]
             text = condition["text"]
-            assert text.startswith(("If ", "Если ")) and text[-1] == "," and not any(c in ".!?,;:\n" for c in text[:-1])
+            # the constraint of a role ending at "," forbids a sentence end, a line break and another "," before it
+            # (a ";" or ":" inside the clause is allowed: Clause.stops)
+            assert text.startswith(("If ", "Если ")) and text[-1] == "," and not any(c in ".!?,\n" for c in text[:-1])
             assert consequence["text"].startswith((" then", " то")) and consequence["text"][-1] in ".!?"
 
 
