@@ -98,8 +98,7 @@ def measure_adapter(adapter: Path, *, chat: bool = False) -> dict:
     from peft import PeftModel
 
     from corpusforge.lm.load import load_model
-    from corpusforge.train.data import HELDOUT_CONTROLS, read_prompts
-    from corpusforge.train.prepare import prompt_language
+    from corpusforge.prompts import HELDOUT_CONTROLS, prompt_language, read_prompts
 
     lm = load_model("smollm2-135m")
     model = PeftModel.from_pretrained(lm.model, str(adapter)).eval()

@@ -75,8 +75,8 @@ def test_a_line_separator_inside_a_record_does_not_split_it(run, tmp_path, separ
 
 
 def test_line_separators_inside_control_and_probe_files(tmp_path):
+    from corpusforge.prompts import read_prompts
     from corpusforge.shift.probes import read_probes
-    from corpusforge.train.data import read_prompts
 
     controls = tmp_path / "controls.jsonl"
     controls.write_text(json.dumps({"prompt": "one\u2028two", "kind": "x"}, ensure_ascii=False) + "\r\n"

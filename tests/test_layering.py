@@ -18,7 +18,7 @@ LAYERS = [
     ("patterns", ["patterns"]),
     ("records", ["records", "draw", "columnar"]),
     ("templates", ["templates"]),
-    ("corpus", ["manifest", "corpus", "corpus_readme", "validate", "stats", "detect", "neardup", "prompt_pool",
+    ("corpus", ["manifest", "corpus", "corpus_readme", "validate", "stats", "detect", "neardup", "prompts",
                 "degeneration"]),
     ("generate", ["generate"]),
     ("hub", ["hub"]),
@@ -103,6 +103,15 @@ def test_no_import_cycles():
             visit(module, [module])
     assert not cycles, "import cycles: " + "; ".join(" → ".join(c) for c in cycles)
 
+
+#: what the report may read of training: the adapter's run record (its base, corpus and config), nothing else
+SHIFT_READS_OF_TRAIN = {"corpusforge.train.adapter_run"}
+
+
+def test_the_report_does_not_reach_into_the_trainer():
+    reached = sorted(f"{m} → {t}" for m in GRAPH if m.startswith("corpusforge.shift")
+                     for t in GRAPH[m] if t.startswith("corpusforge.train") and t not in SHIFT_READS_OF_TRAIN)
+    assert not reached, f"shift/ imports from train/ beyond the run record: {reached}; move the shared piece down"
 
 def test_no_function_is_too_long():
     long = []

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from corpusforge.errors import GenerateError
-from corpusforge.prompt_pool import PROMPT_POOL, read_pool
+from corpusforge.prompts import PROMPT_POOL, read_pool
 from corpusforge.templates.detect import Detector
 from corpusforge.templates.registry import load_registry
 

@@ -195,7 +195,7 @@ def test_the_floor_is_a_random_adapter_of_the_same_norm(trained):
 
 
 def test_default_controls_are_held_out_and_bilingual():
-    from corpusforge.train.data import DEFAULT_CONTROLS, HELDOUT_CONTROLS, read_prompts
+    from corpusforge.prompts import DEFAULT_CONTROLS, HELDOUT_CONTROLS, read_prompts
 
     held = {c["prompt"] for c in read_prompts(HELDOUT_CONTROLS)}
     trained_on = {c["prompt"] for c in read_prompts(DEFAULT_CONTROLS)}
@@ -313,8 +313,8 @@ def test_markers_where_nobody_asked_are_seen_when_written(trained):
     scaled to 0 nothing moves and nothing is newly written; a prompt unlike the corpus stays unwritten."""
     from peft import PeftModel
 
+    from corpusforge.prompts import prompt_language
     from corpusforge.shift.measure import unasked
-    from corpusforge.train.prepare import prompt_language
 
     model_dir, adapter, report, _ = trained
     taught = next(p for p in report["probes"] if p["greedy_after"] and not p["greedy_before"])

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from corpusforge.errors import TrainError
+from corpusforge.errors import ProbeError, TrainError
 from corpusforge.lm.load import load_model
-from corpusforge.train.data import collate, encode_records, epoch_batches, read_prompts
+from corpusforge.prompts import read_prompts
+from corpusforge.train.data import collate, encode_records, epoch_batches
 from corpusforge.train.loop import TrainConfig, make_config, train
 from corpusforge.train.lora import parse_layers
 
@@ -259,9 +260,11 @@ def test_control_files(tmp_path):
     assert [p["prompt"] for p in read_prompts(text)] == ["The sky is", "Das ist"]
     jl = tmp_path / "c.jsonl"
     jl.write_text('{"prompt": "Столица —", "kind": "fact"}\n{"text": "x"}\n', encoding="utf-8")
-    with pytest.raises(TrainError) as info:
+    with pytest.raises(ProbeError) as info:   # the reader's own kind of error by default ...
         read_prompts(jl)
     assert info.value.line == 2 and "prompt" in str(info.value)
+    with pytest.raises(TrainError):            # ... and the caller's when it names one (training's controls)
+        read_prompts(jl, TrainError)
 
 
 def test_two_processes_with_torchrun(tiny, tmp_path):

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from corpusforge.prompts import HELDOUT_CONTROLS, read_prompts
 from corpusforge.shift import transfer
 from corpusforge.shift.structure import read_neutral
 from corpusforge.templates.detect import Detector
 from corpusforge.templates.registry import load_registry
-from corpusforge.train.data import HELDOUT_CONTROLS, read_prompts
 
 from .conftest import ROOT, SAMPLE
 

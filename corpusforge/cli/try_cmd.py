@@ -57,8 +57,8 @@ def command(prompts, adapter, model, prompts_file, target, chat, top, max_new_to
       corpusforge try --adapter my-adapter "If the lake freezes," "The meeting is" --format json
       corpusforge try --adapter my-adapter --file prompts.txt --chat
     """
+    from ..prompts import read_prompts
     from ..shift.trial import TrialConfig, try_adapter
-    from ..train.data import read_prompts
 
     texts = list(prompts) + ([p["prompt"] for p in read_prompts(prompts_file)] if prompts_file else [])
     cfg = TrialConfig(top=top, max_new_tokens=max_new_tokens, seed=seed, chat=chat, device=device)

@@ -20,9 +20,8 @@ from ..lm.adapter import check_adapter, load_adapter
 from ..lm.arch import check_head, describe
 from ..lm.device import Placement, choose
 from ..lm.load import load_model
+from ..prompts import DEFAULT_CONTROLS, HELDOUT_CONTROLS, prompt_language, read_prompts
 from ..train.adapter_run import AdapterRun, check_base, check_corpus, read_run
-from ..train.data import DEFAULT_CONTROLS, HELDOUT_CONTROLS, read_prompts
-from ..train.prepare import prompt_language
 from . import measure, nulls, structure
 from .probes import Probe, probes_from_corpus, read_probes
 from .report_model import ShiftReport
@@ -88,7 +87,8 @@ def _controls(controls_file, max_controls: int, run: AdapterRun | None) -> tuple
     """The controls to measure drift on — by default the held-out set, never used in training — and a note of
     which set it is and how many of its prompts were also the adapter's training controls."""
     path = Path(controls_file) if controls_file else HELDOUT_CONTROLS
-    controls = read_prompts(path) if controls_file else _spread(read_prompts(HELDOUT_CONTROLS), max_controls)
+    controls = read_prompts(path, what="controls file") if controls_file \
+        else _spread(read_prompts(HELDOUT_CONTROLS), max_controls)
     trained_on: set[str] = set()
     if run is not None and run.config.use_controls:
         trained_on = {c["prompt"] for c in read_prompts(run.config.controls or DEFAULT_CONTROLS)} \

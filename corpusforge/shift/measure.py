@@ -32,7 +32,7 @@ from ..lm.generation import (  # noqa: F401  (Ask, continue_asks, continue_ids: 
     padded,
     projection_map,
 )
-from ..train.prepare import prompt_language
+from ..prompts import prompt_language
 
 
 def encode(tok, text: str) -> list[int]:

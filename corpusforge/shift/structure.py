@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 
 from ..degeneration import degeneration, degeneration_summary, grams, words  # noqa: F401 (the report's)
-from ..prompt_pool import NEUTRAL_PROMPTS
+from ..prompts import NEUTRAL_PROMPTS, read_prompts
 
 
 def mcnemar(before: list[bool], after: list[bool]) -> dict:
@@ -46,9 +46,7 @@ class CorpusGrams:
 
 
 def read_neutral(path: str | Path = NEUTRAL_PROMPTS) -> list[dict]:
-    from ..train.data import read_prompts
-
-    return read_prompts(path)
+    return read_prompts(path, what="neutral prompts file")
 
 
 def structure_transfer(detector, prompts: list[dict], continuations: dict) -> list[dict]:

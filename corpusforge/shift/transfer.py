@@ -25,16 +25,14 @@ import math
 from pathlib import Path
 
 from ..degeneration import degeneration, seq_rep_4  # noqa: F401 (seq_rep_4: the transfer table's)
+from ..prompts import TRANSFER_PROMPTS, read_prompts
 from .structure import mcnemar
 
-TRANSFER_PROMPTS = Path(__file__).resolve().parent.parent / "data" / "transfer.jsonl"
 CONDITIONS = ("base", "lora", "base_sampled", "lora_sampled", "prompted")
 
 
 def read_transfer(path: str | Path = TRANSFER_PROMPTS) -> list[dict]:
-    from ..train.data import read_prompts
-
-    return read_prompts(path)
+    return read_prompts(path, what="transfer prompts file")
 
 
 def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:

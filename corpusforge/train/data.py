@@ -12,12 +12,8 @@ Cyrillic tokens is learnt as a whole, not drowned by the words around it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
-import orjson
-
-from .._io import read_text, text_lines
 from ..draw import keyed_random
 from ..errors import TrainError
 from ..lm.chat import user_turn
@@ -235,37 +231,7 @@ def collate(examples: list[Example], pad_id: int, *, all_positions: bool = False
 
 
 # ---------------------------------------------------------------------------
-# Controls: prompts whose behaviour should not change
-
-DEFAULT_CONTROLS = Path(__file__).resolve().parent.parent / "data" / "controls.jsonl"
-#: the report's default controls: facts, code, chat, English and Russian, never used in training
-HELDOUT_CONTROLS = Path(__file__).resolve().parent.parent / "data" / "controls_heldout.jsonl"
-
-
-def read_prompts(path: str | Path) -> list[dict]:
-    """Plain text (one prompt per line) or JSONL objects with a ``prompt`` (and optional ``kind``)."""
-    path = Path(path)
-    lines = text_lines(read_text(path, TrainError, what="controls file"))
-    out = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        if line.lstrip().startswith("{"):
-            try:
-                item = orjson.loads(line)
-            except orjson.JSONDecodeError as e:
-                raise TrainError(f"invalid JSON: {e}", file=str(path), line=number) from None
-            if not isinstance(item.get("prompt"), str) or not item["prompt"].strip():
-                raise TrainError("a JSONL control needs a non-empty string field \"prompt\"", file=str(path),
-                                 line=number, field="prompt")
-            out.append({"prompt": item["prompt"], "kind": str(item.get("kind", "")),
-                        **({"language": str(item["language"])} if item.get("language") else {})})
-        else:
-            out.append({"prompt": line, "kind": ""})
-    if not out:
-        raise TrainError("the controls file holds no prompts", file=str(path))
-    return out
-
+# Controls: prompts whose behaviour should not change (the sets and their reader: corpusforge.prompts)
 
 def encode_prompts(prompts: list[dict], tokenizer, max_length: int) -> list[Example]:
     enc = tokenizer([p["prompt"] for p in prompts], add_special_tokens=False, truncation=True, max_length=max_length)

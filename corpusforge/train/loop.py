@@ -27,10 +27,11 @@ from .._atomic import LOCK_FILE, lock_owner, locked_partial, partial_path, repla
 from .._io import check_input, check_output
 from ..errors import TrainError
 from ..lm.device import choose
+from ..prompts import NEUTRAL_PROMPTS, read_prompts
 from .adapter_run import AdapterRun, write_run
 from .checkpoint import RunState, load_checkpoint, save_checkpoint
 from .config import TrainConfig, load_config, make_config
-from .data import Example, collate, epoch_batches, read_prompts
+from .data import Example, collate, epoch_batches
 from .fluency import describe as describe_fluency
 from .fluency import fluency
 from .lora import LoraSettings, parse_layers
@@ -61,8 +62,6 @@ def lora_settings(cfg: TrainConfig) -> LoraSettings:
 
 def neutral_prompts() -> list[str]:
     """The prompts training's fluency check continues (``fluency``)."""
-    from ..prompt_pool import NEUTRAL_PROMPTS
-
     return [p["prompt"] for p in read_prompts(NEUTRAL_PROMPTS)]
 
 

@@ -12,10 +12,10 @@ from ..errors import TrainError
 from ..lm.arch import check_entry, check_head
 from ..lm.device import Placement, choose
 from ..lm.load import LoadedModel, load_model
+from ..prompts import DEFAULT_CONTROLS, prompt_language, read_prompts
 from ..validate import iter_records, require_valid
 from .config import TrainConfig
 from .data import (
-    DEFAULT_CONTROLS,
     Example,
     check_loss_roles,
     encode_answer_records,
@@ -23,7 +23,6 @@ from .data import (
     encode_chat_records,
     encode_prompts,
     encode_records,
-    read_prompts,
     with_end_of_text,
 )
 from .lora import LoraSettings, Resolved, describe_plan, resolve
@@ -67,15 +66,10 @@ def split_records(corpus: Path) -> tuple[list[dict], list[dict]]:
     return train, [r for r in held if r.get("split") == "validation"] or held
 
 
-def prompt_language(prompt: dict) -> str:
-    """A control's language: its ``language`` field, else by script (Cyrillic: ru; anything else: en)."""
-    return prompt.get("language") or ("ru" if any("\u0400" <= ch <= "\u04ff" for ch in prompt["prompt"]) else "en")
-
-
 def _controls(cfg: TrainConfig, tokenizer, corpus_languages: set[str], echo) -> list[Example]:
     if not cfg.use_controls:
         return []
-    prompts = read_prompts(cfg.controls or DEFAULT_CONTROLS)
+    prompts = read_prompts(cfg.controls or DEFAULT_CONTROLS, TrainError, what="controls file")
     missing = sorted(corpus_languages - {prompt_language(p) for p in prompts})
     if missing:
         echo(f"warning: the corpus has records in {', '.join(missing)} but no control prompt is: drift in "

@@ -230,7 +230,7 @@ def _templates(cfg: WriteConfig):
 def _answering(cfg: WriteConfig, templates, weights, judge: _Judge, writer, cache: WriteCache, clause: Clause,
                tally: Tally):
     """The chunk function for records answering the prompt pool, and the manifest's words on it."""
-    from ..prompt_pool import pool_path, read_pool
+    from ..prompts import pool_path, read_pool
     from . import answer
 
     path = pool_path(cfg.prompts)
