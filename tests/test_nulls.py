@@ -83,9 +83,6 @@ def test_bootstrap_percentile_edges_are_exact(monkeypatch, samples):
     assert (lo, hi) == (tail, samples - 1 - tail)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: when 0.025·B is not a whole number the upper end leaves one "
-                   "more resample above it than the lower end leaves below (B = 100: 2 below, 3 above); the "
-                   "default B = 1000 is exact")
 def test_bootstrap_tails_are_equal_for_any_number_of_resamples(monkeypatch):
     values = [5.0, 6.0]
     known_means(monkeypatch, {id(values): shuffled(float(i) for i in range(100))})

@@ -82,7 +82,14 @@ def bootstrap(values: list[float], *, samples: int = 1000, seed: int = 0) -> tup
         return (math.nan, math.nan)
     rng = random.Random(seed)
     means = sorted(sum(rng.choices(values, k=len(values))) / len(values) for _ in range(samples))
-    return means[int(0.025 * samples)], means[int(0.975 * samples) - 1]
+    return central_95(means)
+
+
+def central_95(ordered: list[float]) -> tuple[float, float]:
+    """The 95 % percentile interval of sorted resamples: as many left below its lower end as above its upper one
+    (⌊0.025·B⌋ each side, for any number B of resamples)."""
+    tail = int(0.025 * len(ordered))
+    return ordered[tail], ordered[len(ordered) - 1 - tail]
 
 
 def bootstrap_ratio(top: list[float], bottom: list[float], *, samples: int = 1000,
@@ -94,8 +101,7 @@ def bootstrap_ratio(top: list[float], bottom: list[float], *, samples: int = 100
         t = sum(rng.choices(top, k=len(top))) / len(top)
         b = sum(rng.choices(bottom, k=len(bottom))) / len(bottom)
         ratios.append(t / b if b > 0 else math.inf)
-    ratios.sort()
-    return ratios[int(0.025 * samples)], ratios[int(0.975 * samples) - 1]
+    return central_95(sorted(ratios))
 
 
 def verdict(probe_rows: list[dict], control_rows: list[dict], nulls: dict, *, min_effect: float = MIN_EFFECT) -> dict:

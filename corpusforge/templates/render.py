@@ -142,8 +142,20 @@ def _guarded(f):
     return guarded
 
 
+def printable(value):
+    """What ``{{ … }}`` may print: text, numbers and containers of them — never a Python object whose text is
+    its repr with a memory address (a function, Jinja's cycler or joiner), which would differ from run to run."""
+    if isinstance(value, jinja2.Undefined):   # printing it raises StrictUndefined's own message
+        return value
+    if callable(value) or (type(value).__repr__ is object.__repr__ and type(value).__str__ is object.__str__):
+        raise SecurityError(f"a {type(value).__name__} object is printed, not text: its text differs from run to "
+                            "run (print a value, or call the object's method)")
+    return value
+
+
 def make_environment() -> LimitedSandbox:
-    env = LimitedSandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env = LimitedSandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
+                         finalize=printable)
     env.filters["cap"] = capfirst
     env.filters["a"] = with_article
     env.filters = {name: _guarded(f) for name, f in env.filters.items()}
@@ -209,7 +221,7 @@ def _apply(value: Word, steps: list) -> str:
         out = ENV.getattr(out, name) if kind == "attr" else ENV.filters[name](out)
         if isinstance(out, jinja2.Undefined):
             str(out)  # StrictUndefined raises with Jinja's own message
-    return str(out)
+    return str(printable(out))
 
 
 class CompiledString:
@@ -254,6 +266,11 @@ class CompiledString:
     def fast(self) -> bool:
         return self._fast is not None
 
+    def can_render_empty(self) -> bool:
+        """On the fast path: whether some choice of slot values renders ``""`` (no text between the expressions and
+        an empty output possible for each); a sandboxed string answers through its renders instead."""
+        return self._fast is not None and self._fast.can_be_empty
+
     def render(self, choice: dict[str, int], slot_values: dict[str, Sequence[Word]]) -> str:
         """Render with ``choice`` (slot → value index)."""
         if self._fast is not None:
@@ -285,6 +302,12 @@ def _renderer(pieces: list):
     record)."""
     fmt = "".join(p.replace("%", "%%") if p.__class__ is str else "%s" for p in pieces)
     lookups = [p for p in pieces if p.__class__ is not str]
+    render = _join(fmt, lookups)
+    render.can_be_empty = not (fmt % (("",) * len(lookups))) and all("" in values for _, values in lookups)
+    return render
+
+
+def _join(fmt: str, lookups: list):
     if not lookups:
         text = fmt % ()
         return lambda choice: text

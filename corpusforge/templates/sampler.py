@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Sequence
 
 from ..draw import cumulative, key64, normalise, pick, premise_id, split_bounds, split_of, uniforms, uniforms_from
-from ..errors import GenerateError
+from ..errors import GenerateError, TemplateError
 from ..records import build_record
 from .spec import Template
 
@@ -43,6 +43,15 @@ class Unit(NamedTuple):
 # the draw loop makes a million of these: build them without NamedTuple's keyword handling
 _candidate = Candidate._make
 _unit = Unit._make
+
+
+def _check_required(tmpl: Template, roles: list, texts: list[str]) -> None:
+    """A draw the load's trial render did not see rendered the premise or a required role empty: a record
+    without it would be invalid, so it is an error at that role's line, never a record left short."""
+    for index, ((role, cs), text) in enumerate(zip(roles, texts)):
+        if not text and (index == 0 or role in tmpl.pattern.required):
+            raise TemplateError(f"role {role!r} renders empty for this draw, and {tmpl.pattern.name} requires it",
+                                file=cs.where[0], line=cs.where[1], hint="give the role text for every slot value")
 
 
 def sample(template: Template, n: int, seed: int = 0) -> list[dict]:
@@ -183,6 +192,8 @@ class Drawer:
                 rest = [cs.render(choice, values) for _, cs in roles[1:]]
             if self.k > 1:
                 seen_rest.add(tuple(rest))
+            if not premise_text or not all(rest):
+                _check_required(prep.tmpl, roles, [premise_text, *rest])
             parts = [(premise_role, premise_text)]
             parts += [(role, text) for (role, _), text in zip(roles[1:], rest) if text]
             meta = {"variant": variant.index} if self.k == 1 else {"variant": variant.index, "continuation": j}

@@ -336,13 +336,17 @@ def _trial_render(tmpl: Template) -> None:
     for every slot value through the sandbox."""
     longest = max((len(v) for v in tmpl.slot_values.values()), default=1)
     for variant in tmpl.variants:
+        for role, cs in variant.roles:
+            if cs.can_render_empty() and _needs_text(tmpl, variant, role):
+                _empty_role(tmpl, variant, role)
         # a fast string's output for every slot value was computed through the sandbox already
         slow = [(role, cs) for role, cs in variant.roles if not cs.fast]
         for i in range(longest if slow else 0):
             choice = {s: i % len(tmpl.slot_values[s]) for s in variant.slots}
             for role, cs in slow:
                 try:
-                    cs.render_sandboxed(choice, tmpl.slot_values)
+                    if not cs.render_sandboxed(choice, tmpl.slot_values) and _needs_text(tmpl, variant, role):
+                        _empty_role(tmpl, variant, role)
                 except jinja2.exceptions.SecurityError as e:
                     _fail(f"role {role!r} was refused by the sandbox: {e}", tmpl.path, tmpl.lines,
                           ("variants", variant.index, role))
@@ -356,6 +360,17 @@ def _trial_render(tmpl: Template) -> None:
                 except Exception as e:  # a template may raise anything Jinja can (e.g. division by zero)
                     _fail(f"role {role!r} failed to render: {type(e).__name__}: {e}", tmpl.path, tmpl.lines,
                           ("variants", variant.index, role))
+
+
+def _needs_text(tmpl: Template, variant, role: str) -> bool:
+    """A variant's first role (the premise) and the pattern's required roles must render text; an optional role
+    that renders empty is left out of its record."""
+    return role == variant.roles[0][0] or role in tmpl.pattern.required
+
+
+def _empty_role(tmpl: Template, variant, role: str):
+    _fail(f"role {role!r} renders empty, and {tmpl.pattern.name} requires it (a record would lack it)", tmpl.path,
+          tmpl.lines, ("variants", variant.index, role), hint="give the role text, or make it optional in the pattern")
 
 
 def load_template(path: str | Path, *, patterns: Mapping[str, Pattern], source: str = "file",
