@@ -119,13 +119,13 @@ def run_transfer_demo(out: str | Path, *, n: int = 600, seed: int = 0, model: st
     laps.lap("train")
     echo("[5/5] the shift report, with the transfer measure")
     result.report, result.report_dir = demo_report(corpus, adapter, out / "report", transfer=True, model=model,
-                                                   echo=echo)
+                                                   max_controls=None, echo=echo)   # every held-out control
     result.adapter = adapter
     laps.lap("report")
     return result
 
 
-def demo_report(corpus: Path, adapter: Path, out: Path, *, max_probes: int = 12, max_controls: int = 12,
+def demo_report(corpus: Path, adapter: Path, out: Path, *, max_probes: int = 12, max_controls: int | None = 12,
                 transfer: bool = False, model: str = "smollm2-135m",
                 echo: Callable[[str], None] = print) -> tuple[dict, Path]:
     """The demo's report: lighter than the benchmark's 20 probes and 20 controls, so the demo stays within
@@ -160,10 +160,13 @@ def demo_summary(result: DemoResult) -> str:
         top1 = sum(r["rank_after"] == 1 for r in rows)
         lines.append(f"  {target!r:<14} median rank {rb} → {ra}, mean p {pb:.3f} → {pa:.3f}, "
                      f"top-1 on {top1}/{len(rows)} probes")
+    from .shift.page import control_groups_line, transfer_lines, unasked_line
+
     rep = result.report
     deg = rep["degeneration"]["greedy"]
     lines += [f"  control drift (held-out controls, English and Russian): mean KL {h['mean_control_kl']:.4f} nats, "
               f"top-1 kept on {h['top1_kept_share']:.0%}",
+              "  " + control_groups_line(rep["control_groups"]),
               f"  selectivity (target Δlog-prob ÷ control KL): {h['selectivity']:.0f} "
               f"[{h['selectivity_ci95'][0]:.0f}, {h['selectivity_ci95'][1]:.0f}]",
               f"  the floor: random adapters of the same norm move the targets {h['null_mean_abs_delta_logp']:.3f} "
@@ -173,7 +176,6 @@ def demo_summary(result: DemoResult) -> str:
               f"{deg['after']['repeated_3gram_rate']:.0%}, looping {deg['before']['loop_share']:.0%} → "
               f"{deg['after']['loop_share']:.0%}"]
     lines += _structure_lines(rep)
-    from .shift.page import transfer_lines, unasked_line
 
     lines.append("  " + unasked_line(rep["unasked"]))
     if rep.get("transfer"):

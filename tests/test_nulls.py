@@ -209,3 +209,19 @@ def test_verdict_reports_each_interval_of_the_right_numbers():
     assert out["clears_floor_by"] == pytest.approx(statistics.fmean(deltas) / floor)
     assert out["min_effect"] == nulls.MIN_EFFECT and out["null_mean_control_kl"] == 0.002
     assert out["selectivity_ci95"][0] > 10   # target Δ (mean 1.6) over KL (mean 0.03): about 53, not its inverse
+
+
+def test_control_groups_read_each_kind_and_language_apart():
+    """One moved kind is visible beside the others: means, counts and top-1 kept per (kind, language)."""
+    rows = [{"kind": "fact", "prompt": "Paris is", "kl": 0.001, "top1_kept": True},
+            {"kind": "fact", "prompt": "Байкал —", "kl": 0.003, "top1_kept": False},
+            {"kind": "fact", "prompt": "Луна —", "kl": 0.005, "top1_kept": True},
+            {"kind": "chat", "prompt": "User: hi", "kl": 0.7, "top1_kept": True},
+            {"kind": "", "prompt": "x", "kl": 0.02, "top1_kept": True}]
+    groups = nulls.control_groups(rows, lambda r: "ru" if r["prompt"][0] in "БЛ" else "en")
+    by = {(g["kind"], g["language"]): g for g in groups}
+    assert set(by) == {("fact", "en"), ("fact", "ru"), ("chat", "en"), ("unlabelled", "en")}
+    assert by[("fact", "ru")]["n"] == 2 and by[("fact", "ru")]["mean_kl"] == pytest.approx(0.004)
+    assert by[("fact", "ru")]["top1_kept_share"] == 0.5 and by[("chat", "en")]["mean_kl"] == 0.7
+    lo, hi = by[("fact", "ru")]["kl_ci95"]
+    assert 0.003 <= lo <= 0.004 <= hi <= 0.005

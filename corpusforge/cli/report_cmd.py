@@ -18,7 +18,8 @@ from .options import domain_errors
               type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
               help="auto: bfloat16 on a GPU that supports it, float32 elsewhere.")
 @click.option("--chat/--text", "chat", default=None, help="Probes in chat form (the model's chat template) or as plain "
-              "text; default: as the adapter was trained.")
+              "text; default: as the adapter was trained (an adapter trained with --format answer: each held-out "
+              "record after its prompt and a line break).")
 @click.option("--transfer", is_flag=True, help="Also continue 200 neutral prompts (English and Russian) with the base, "
               "the LoRA and the base prompted with 3 of the corpus's records, and count the patterns realised "
               "(needs --corpus; a few minutes on a CPU).")

@@ -47,7 +47,7 @@ def _adapter_base(adapter: Path, run: AdapterRun | None) -> str | None:
 
 
 def choose_inputs(model_spec: str, adapter: str | Path, *, probes_file=None, controls_file=None, corpus=None,
-                  max_probes: int = 20, max_controls: int = 20, chat: bool | None = None) -> Inputs:
+                  max_probes: int = 20, max_controls: int | None = 20, chat: bool | None = None) -> Inputs:
     """Check the adapter against ``model_spec`` and pick the probes and controls."""
     adapter = Path(adapter)
     if not adapter.is_dir():
@@ -69,21 +69,24 @@ def choose_inputs(model_spec: str, adapter: str | Path, *, probes_file=None, con
         if source is None:
             raise ReportError("no probes: pass --probes FILE or --corpus DIR (the adapter's run.json names no "
                               "corpus that exists here)")
-        if chat is None:   # measure where the adapter will be used: chat form for a chat-trained adapter
-            chat = bool(run and run.config.format == "chat")
-        probes = probes_from_corpus(source, limit=max_probes, chat=chat)
+        answer = False
+        if chat is None:   # measure where the adapter will be used: in the form it was trained on
+            form = run.config.format if run else "text"
+            chat, answer = form == "chat", form == "answer"
+        probes = probes_from_corpus(source, limit=max_probes, chat=chat, answer=answer)
     controls, info = _controls(controls_file, max_controls, run)
     return Inputs(adapter, run, probes, controls, info, source)
 
 
-def _spread(prompts: list[dict], count: int) -> list[dict]:
-    """``count`` prompts taken evenly across the list (the shipped sets are grouped by kind and language)."""
-    if len(prompts) <= count:
+def _spread(prompts: list[dict], count: int | None) -> list[dict]:
+    """``count`` prompts taken evenly across the list (the shipped sets are grouped by kind and language); None:
+    all of them."""
+    if count is None or len(prompts) <= count:
         return prompts
     return [prompts[round(i * (len(prompts) - 1) / (count - 1))] for i in range(count)] if count > 1 else prompts[:1]
 
 
-def _controls(controls_file, max_controls: int, run: AdapterRun | None) -> tuple[list[dict], dict]:
+def _controls(controls_file, max_controls: int | None, run: AdapterRun | None) -> tuple[list[dict], dict]:
     """The controls to measure drift on — by default the held-out set, never used in training — and a note of
     which set it is and how many of its prompts were also the adapter's training controls."""
     path = Path(controls_file) if controls_file else HELDOUT_CONTROLS
@@ -277,9 +280,9 @@ def headline(probe_rows: list[dict], control_rows: list[dict], null: dict, min_e
 
 def build_report(model_spec: str, adapter: str | Path, *, probes_file: str | Path | None = None,
                  controls_file: str | Path | None = None, corpus: str | Path | None = None, max_probes: int = 20,
-                 max_controls: int = 20, device: str = "auto", dtype: str = "auto", null_draws: int = nulls.DRAWS,
-                 neutral_prompts: int = 12, min_effect: float = nulls.MIN_EFFECT, chat: bool | None = None,
-                 extra_probes: list[Probe] = (), transfer: bool = False,
+                 max_controls: int | None = 20, device: str = "auto", dtype: str = "auto",
+                 null_draws: int = nulls.DRAWS, neutral_prompts: int = 12, min_effect: float = nulls.MIN_EFFECT,
+                 chat: bool | None = None, extra_probes: list[Probe] = (), transfer: bool = False,
                  echo: Callable[[str], None] = print) -> dict:
     """Measure the adapter against its base model and return the report as a dict (see ShiftReport)."""
     inputs = choose_inputs(model_spec, adapter, probes_file=probes_file, controls_file=controls_file, corpus=corpus,
@@ -301,7 +304,9 @@ def build_report(model_spec: str, adapter: str | Path, *, probes_file: str | Pat
         "format": "corpusforge.report/1", "corpusforge_version": __version__, "model": model_spec,
         "adapter": str(inputs.adapter), "device": placement.device, "dtype": placement.dtype,
         "headline": headline(sections["probes"], sections["controls"], sections["nulls"], min_effect),
-        "controls_info": inputs.controls_info, **sections, "timings": laps.seconds,
+        "controls_info": inputs.controls_info,
+        "control_groups": nulls.control_groups(sections["controls"], prompt_language), **sections,
+        "timings": laps.seconds,
         "run": {"steps": run.steps, "config": run.config.model_dump(mode="json"),
                 "non_padding_tokens_per_s": run.non_padding_tokens_per_s} if run else {},
     }

@@ -130,3 +130,17 @@ def verdict(probe_rows: list[dict], control_rows: list[dict], nulls: dict, *, mi
         "significant": paired_ci[0] > 0 and paired_ci[0] >= min_effect,
         "significant_probes": sum(r["significant"] for r in probe_rows),
     }
+
+
+def control_groups(control_rows: list[dict], language_of) -> list[dict]:
+    """The controls' drift by kind and language (facts, code, chat …): a mean hides one moved kind behind the
+    others. Per group: its count, mean KL with its bootstrap interval, and the share whose top-1 is kept."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in control_rows:
+        groups.setdefault((row.get("kind") or "unlabelled", language_of(row)), []).append(row)
+    out = []
+    for (kind, language), rows in sorted(groups.items()):
+        kls = [r["kl"] for r in rows]
+        out.append({"kind": kind, "language": language, "n": len(rows), "mean_kl": sum(kls) / len(kls),
+                    "kl_ci95": list(bootstrap(kls)), "top1_kept_share": sum(r["top1_kept"] for r in rows) / len(rows)})
+    return out

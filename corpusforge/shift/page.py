@@ -53,6 +53,7 @@ def summary_table(report: dict) -> str:
         f"probes; controls ({report['controls_info']['count']}, held out: "
         f"{report['controls_info']['also_training_controls']} also trained on): top-1 kept on "
         f"{h['top1_kept_share']:.0%}",
+        control_groups_line(report["control_groups"]),
         f"floor: random adapters of the same norm move the targets {h['null_mean_abs_delta_logp']:.4f} nats; the "
         f"shift clears it {h['clears_floor_by']:.0f}× — " + ("significant" if h["significant"] else
                                                              f"NOT significant (needs ≥ {h['min_effect']} nats over "
@@ -73,6 +74,20 @@ def summary_table(report: dict) -> str:
                      f"{p['rank_before']:>5}→{p['rank_after']:<5}  {tail(p['prompt'], 50)!r}"
                      + ("" if p["significant"] else "  *"))
     return "\n".join(lines)
+
+
+def control_groups_line(groups: list[dict]) -> str:
+    """The controls' drift by kind (the languages of a kind pooled): mean KL and top-1 kept."""
+    kinds: dict[str, list[dict]] = {}
+    for g in groups:
+        kinds.setdefault(g["kind"], []).append(g)
+    parts = []
+    for kind, rows in kinds.items():
+        n = sum(g["n"] for g in rows)
+        kl = sum(g["mean_kl"] * g["n"] for g in rows) / n
+        kept = sum(g["top1_kept_share"] * g["n"] for g in rows) / n
+        parts.append(f"{kind} ({n}) KL {kl:.4f}, top-1 kept {kept:.0%}")
+    return "controls by kind: " + "; ".join(parts)
 
 
 def transfer_lines(t: dict) -> list[str]:

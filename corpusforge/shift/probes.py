@@ -119,11 +119,21 @@ def _chat_probe(rec: dict, target: dict) -> Probe | None:
     return Probe(prompt=rec["text"][:cut].strip(), prefix=before, targets=[marker], name=rec["pattern"], chat=True)
 
 
-def probes_from_corpus(corpus: str | Path, limit: int = 20, *, chat: bool = False) -> list[Probe]:
+def _answer_probe(rec: dict, target: dict) -> Probe | None:
+    prompt = (rec.get("meta") or {}).get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        return None
+    return Probe(prompt=f"{prompt}\n{rec['text'][:target['start']]}", targets=[target["text"]], name=rec["pattern"])
+
+
+def probes_from_corpus(corpus: str | Path, limit: int = 20, *, chat: bool = False,
+                       answer: bool = False) -> list[Probe]:
     """Probes from the held-out split (validation, else test): text before the first marker → the marker.
 
     ``chat``: in chat form — the premise (first role) as the user's turn, the answer's text before the marker as
-    its prefix (the marker at the very start of the answer loses its leading space, as chat answers do)."""
+    its prefix (the marker at the very start of the answer loses its leading space, as chat answers do).
+    ``answer``: in answer form, as ``train --format answer`` reads a record — its prompt (``meta.prompt``), a line
+    break, then the record's text before the marker; records without a prompt give none."""
     corpus = Path(corpus)
     files = [f for f in sorted((corpus / "data").glob("*")) if f.name.split(".")[0] in ("validation", "test")]
     if not files:
@@ -137,7 +147,8 @@ def probes_from_corpus(corpus: str | Path, limit: int = 20, *, chat: bool = Fals
         prompt = rec["text"][:t["start"]]
         if not prompt.strip() or prompt in seen:
             continue
-        probe = _chat_probe(rec, t) if chat else Probe(prompt=prompt, targets=[t["text"]], name=rec["pattern"])
+        probe = _chat_probe(rec, t) if chat else _answer_probe(rec, t) if answer \
+            else Probe(prompt=prompt, targets=[t["text"]], name=rec["pattern"])
         if probe is None:
             continue
         seen.add(prompt)

@@ -31,6 +31,15 @@ class ControlResult(BaseModel):
     top1_kept: bool
 
 
+class ControlGroup(BaseModel):
+    kind: str = Field(description="the controls' kind (fact, code, chat …; 'unlabelled' where a file names none)")
+    language: str
+    n: int
+    mean_kl: float = Field(description="mean KL(base ‖ LoRA) of the group's next-token distributions, nats")
+    kl_ci95: list[float] = _CI
+    top1_kept_share: float
+
+
 class Headline(BaseModel):
     model_config = ConfigDict(extra="allow")
     selectivity: float = Field(description="mean target Δlog-prob ÷ mean control KL")
@@ -67,6 +76,7 @@ class ShiftReport(BaseModel):
                                                       "training controls")
     probes: list[ProbeResult]
     controls: list[ControlResult]
+    control_groups: list[ControlGroup] = Field(description="the controls' drift by kind and language")
     logits_diff: dict[str, Any]
     nulls: dict[str, Any] = Field(description="per probe and control, what each random adapter of the same norm did")
     dose_response: list[dict[str, Any]]
