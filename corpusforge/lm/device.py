@@ -2,11 +2,10 @@
 
 ``auto`` picks the accelerator when there is one (CUDA, then Apple's MPS), else the
 CPU; the dtype ``auto`` is bfloat16 on a CUDA GPU that supports it and float32
-everywhere else. On a CPU without bf16 units TRL's bf16 default ran about 10x
-slower; on one with them (a Xeon with AMX: bf16 matrix products 5x faster than
-fp32) a bf16 training step of the embedded model was still only 10 % faster —
-attention's backward pass and the casts eat the gain — so float32 stays the CPU
-default. The choice is a pure function of what the machine offers, so its GPU
+everywhere else: on a CPU without bf16 units bf16 is much slower, and on one with
+them (AMX) a bf16 training step of the embedded model gained little — attention's
+backward pass and the casts eat the gain (the training guide, "Your own model, your
+GPU") — so float32 stays the CPU default. The choice is a pure function of what the machine offers, so its GPU
 branches are tested on a CPU by describing a GPU machine to it.
 """
 

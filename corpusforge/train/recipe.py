@@ -5,17 +5,13 @@
 where k is the most tokens any target marker of the training records takes (1 when there is none) and
 "examples per step" is batch size × grad accumulation × processes — with batch 8: max(40, 12·(k + 1)). A
 marker the tokenizer splits into many pieces (SmolLM2: " then" is 1 token, " движение" 6) belongs to a
-language the model knows less well and needs more steps; and under 40 steps the control KL has too little
-time to pull drift back (English alone: 18 steps drifted 0.028 nats, 40 steps 0.005). English if_then +
-paradox_conclusion: 40 steps; Russian, alone or mixed with English: 84. Measured with
-``benchmarks/quality.py`` (README, "The default recipe"): at 72 in place of 96 (63 steps) one training seed in
-three left «Смысл — это» → « движение» at rank 6 and a third of the Russian probes below rank 1; at 96 all
-three seeds put every Russian probe at rank 1.
+language the model knows less well and needs more steps; and too few steps leave the control KL too little
+time to pull drift back. The constants are measured, per training seed, by ``benchmarks/quality.py``
+(``benchmarks/quality_results.md``: why 96 and not 72).
 
 Records written in answer to prompts (``--format answer``) teach more than a marker — how an answer opens, its
-roles, where it ends — and the rule asks for two passes over the training split besides (``ANSWER_EPOCHS``):
-measured on 546 such records (README, "The transfer recipe"), 40 steps moved the held-out transfer prompts
-1 % → 1 %, 120 steps (1.8 passes) 62.5 %.
+roles, where it ends — and the rule asks for two passes over the training split besides (``ANSWER_EPOCHS``;
+``benchmarks/transfer_results.md``: transfer by number of steps).
 """
 
 from __future__ import annotations

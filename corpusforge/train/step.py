@@ -18,8 +18,8 @@ Below the first layer the LoRA adapts (``Head.entry``: layer 15 of SmolLM2's 30 
 ``last-half``), the adapted model computes what the base computes. So the controls' inputs to that layer
 are computed once, with their base log-probabilities, and each step's control pass starts there; and the
 base's side of the premise hold starts there from the training pass's own inputs to that layer (a premise is
-a prefix of its record). Same numbers, a step 1.16x faster on the demo corpus (``benchmarks/steps.py``);
-where ``lm.arch.check_entry`` does not hold on a model, every pass runs whole. (Same numbers where the model
+a prefix of its record). Same numbers, a faster step (``benchmarks/steps.py`` measures by how much); where
+``lm.arch.check_entry`` does not hold on a model, every pass runs whole. (Same numbers where the model
 has no dropout, as SmolLM2 and the Llama family: with dropout — GPT-2, OPT, Phi — the kept control inputs are
 dropout-free below the entry layer, and the premises' base pass shares the training pass's dropout draw.)
 """
@@ -204,9 +204,8 @@ class StepInputs:
     seed: int = 0   # of the premise positions drawn
 
 
-#: premise positions held per record and step, drawn at random. Measured on the embedded model, 16 steps of the
-#: mixed corpus: no hold 1.87 s a step, four positions 2.11 s (+13 %), every position 2.39 s (+28 %); holding
-#: half the records instead left the Russian controls below 90 % on a training seed
+#: premise positions held per record and step, drawn at random: four cost about half of holding every position,
+#: and holding half the records instead let the Russian controls drift (benchmarks/quality_results.md)
 PREMISE_POSITIONS_PER_RECORD = 4
 
 
