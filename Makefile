@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test fuzz bench lint schemas constraints clean browser
+.PHONY: demo test fuzz bench docs lint schemas constraints clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,8 +34,12 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[bench]'
 	$(PY) -m benchmarks
 
+# the measured figures of README.md and docs/*.md, rendered from benchmarks/results.json (run after make bench)
+docs:
+	$(PYTHON) scripts/render_docs.py
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check corpusforge tests benchmarks
+	$(VENV)/bin/ruff check corpusforge tests benchmarks scripts
 
 schemas: $(STAMP)
 	$(VENV)/bin/corpusforge schema export --out schemas

@@ -1,0 +1,268 @@
+"""Render the measured figures of README.md and docs/*.md from the benchmarks' results file.
+
+A measured figure in the documentation lives between two markers,
+
+    <!-- rendered: NAME -->
+    ...what RENDERERS[NAME] makes of benchmarks/results.json...
+    <!-- /rendered -->
+
+on lines of their own (a block) or inside a line (inline: ``<!-- rendered: NAME -->…<!-- /rendered -->``).
+Nothing between the markers is written by hand: this script writes it.
+
+    python scripts/render_docs.py           rewrite every block in place
+    python scripts/render_docs.py --check   change nothing; exit 1 naming each block that differs
+
+Only results.json is read (what `python -m benchmarks` writes). The hand-written result pages
+(benchmarks/quality_results.md, benchmarks/transfer_results.md) are not parsed: figures that only they hold
+are quoted, with their date and machine, in docs/benchmarks.md. Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results.json"
+BLOCK = re.compile(r"<!-- rendered: ([A-Za-z0-9_-]+) -->(.*?)<!-- /rendered -->", re.S)
+OPEN = re.compile(r"<!-- rendered: ([A-Za-z0-9_-]+) -->")
+
+
+class RenderError(Exception):
+    """A marker without its end, an unknown block name, or a result the block needs that is missing."""
+
+
+def doc_files(root: Path = ROOT) -> list[Path]:
+    """The files whose blocks are rendered: README.md and every page in docs/."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def load_results(path: Path = RESULTS) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# --- formatting helpers --------------------------------------------------------------------------------------
+
+
+def bench(results: dict, name: str) -> dict:
+    try:
+        return results["benchmarks"][name]
+    except KeyError:
+        raise RenderError(f"benchmarks/results.json has no '{name}' benchmark") from None
+
+
+def from_summary(b: dict, pattern: str, name: str) -> str:
+    """A figure the benchmark printed only in its summary line (no key of its own)."""
+    m = re.search(pattern, b["summary"])
+    if not m:
+        raise RenderError(f"the '{name}' summary in results.json no longer says {pattern!r}")
+    return m.group(1)
+
+
+def machine(b: dict) -> str:
+    """Where a benchmark ran, as results.json records it for that benchmark (never the file's last run's)."""
+    m = b.get("machine")
+    if not m:
+        return "machine not recorded"
+    flags = ", ".join(f.upper() for f in m.get("flags") or []) or "flags not recorded"
+    return f"{m['cores']}-core {m['cpu']} ({flags})"
+
+
+def run_of(b: dict) -> str:
+    return f"{b.get('date', 'date not recorded')}, {machine(b)}"
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def times(x: float, digits: int = 2) -> str:
+    return f"{x:.{digits}f}×"
+
+
+# --- the blocks ----------------------------------------------------------------------------------------------
+
+
+def benchmarks_table(results: dict) -> str:
+    """README's summary table: speed and memory beside each baseline, the goals judged from the numbers."""
+    v, g, t = bench(results, "validation"), bench(results, "generation"), bench(results, "training")
+    r, s, w = bench(results, "report"), bench(results, "steps"), bench(results, "writing")
+    gen_1m_s = from_summary(g, r"1,000,000 records: ([\d.]+) s", "generation")
+    probes = from_summary(r, r"report on (\d+) probes", "report")
+    controls = from_summary(r, r"and (\d+) held-out controls", "report")
+    steps, pairs = (from_summary(s, p, "steps") for p in (r"(\d+) steps x", r"x (\d+) alternating"))
+    entered, whole = statistics.mean(s["seconds"]["entered"]), statistics.mean(s["seconds"]["whole"])
+    loss_e, loss_w = (f"{s['final_loss'][k]:.5f}" for k in ("entered", "whole"))
+    cc = w["constraint_cost"]
+    refused = ", ".join(f"{n} {why}" for why, n in w["refused"].items())
+    rows = [
+        ["benchmark", "corpusforge", "baseline", "ratio", "goal", "run"],
+        [f"validation, one core, {v['table']['records']} records",
+         f"{v['records_per_s']:,.0f} records/s, peak RSS {v['peak_rss_mib']:,.0f} MiB (streamed)",
+         f"`jsonschema` Draft202012Validator: {v['baseline_records_per_s']:,.0f} records/s"
+         + ("; the same verdicts" if v["verdicts_agree"] else "; verdicts **differ**"),
+         times(v["ratio"], 1),
+         f"≥ 100,000/s {met(v['records_per_s'] >= 100_000)}; ≥ 25× {met(v['ratio'] >= 25)}", run_of(v)],
+        [f"generation, `--workers 2`, {g['table']['records (timed runs)']} records",
+         f"{g['records_per_s']:,.0f} records/s (1 worker: {g['records_per_s_1_worker']:,.0f})"
+         + ("; byte-identical for 1 and 2 workers" if g["identical_across_workers"] else "; workers **differ**"),
+         f"naive sandboxed-Jinja loop, one core: {g['baseline_records_per_s']:,.0f} records/s",
+         times(g["ratio"]), f"≥ 3× {met(g['ratio'] >= 3)}; ≥ 100,000/s {met(g['records_per_s'] >= 100_000)}",
+         run_of(g)],
+        ["generation memory, 1,000,000 records", f"peak RSS {g['peak_rss_mib_1m']:,.0f} MiB, {gen_1m_s} s", "", "",
+         f"< 300 MB {met(g['peak_rss_mib_1m'] * 2**20 < 300e6)}", run_of(g)],
+        ["training, LoRA r8 q,k,v,gate,up,down of layers 20-29, batch 8, fp32 CPU",
+         f"{t['tokens_per_s']:,.0f} non-padding tokens/s, peak RSS {t['peak_rss_mib']:,.0f} MiB",
+         f"TRL `SFTTrainer`, completion-only loss: {t['baseline_tokens_per_s']:,.0f} tokens/s, "
+         f"{t['baseline_peak_rss_mib']:,.0f} MiB", times(t["ratio"]),
+         f"≥ 2× with memory no higher {met(t['ratio'] >= 2 and t['peak_rss_mib'] <= t['baseline_peak_rss_mib'])}",
+         run_of(t)],
+        [f"shift report, embedded model, {probes} probes, {controls} held-out controls, every section",
+         f"{r['seconds']:.0f} s, peak RSS {r['peak_rss_mib']:,.0f} MiB",
+         f"every pass whole, the head at every position, a `generate` call per side: {r['baseline_seconds']:.0f} s, "
+         f"{r['baseline_peak_rss_mib']:,.0f} MiB; "
+         + ("the same headline to 1e-4" if r["same_headline"] else "the headline **differs**"),
+         times(r["ratio"]), f"< 120 s {met(r['seconds'] < 120)}", run_of(r)],
+        [f"a training step, default recipe, demo corpus ({steps} steps × {pairs} alternating pairs)",
+         f"controls' and premises' passes entered at the first adapted layer: {entered:.2f} s/step",
+         f"every pass whole: {whole:.2f} s/step; final loss {loss_w}"
+         + (" (the same to 5 digits)" if loss_e == loss_w else f" (entered: {loss_e})"),
+         times(s["ratio"]), "", run_of(s)],
+        [f"model-written corpus: {w['table']['records (en / ru)']} records of `if_then.en`, "
+         "`paradox_conclusion.en`, `if_then.ru` by the embedded model",
+         f"{w['wall_first_s']:.0f} s for {w['asked']:,} answers; refused: {refused}; "
+         + ("all valid" if w["valid"] else "**not all valid**")
+         + f", the detector finds the pattern in {w['detected_share']:.0%}; distinct-1/2/3 "
+         f"{w['table']['distinct-1/2/3 written']}; near-duplicates {w['near_dup_share']:.0%}; the rerun from the "
+         f"cache {w['wall_cached_s']:.1f} s" + (", byte-identical" if w["identical"] else ", **not identical**"),
+         f"the templates' corpus of the same mix and size: distinct-2 {w['distinct_2_templates']}; plain sampling on "
+         f"the same prompts: {cc['plain_s_per_answer']:.3f} s an answer, constrained "
+         f"{cc['constrained_s_per_answer']:.3f} s",
+         f"{times(cc['ratio'])} the cost of plain sampling",
+         f"distinct-2 ≥ 0.40 {met(w['distinct_2'] >= 0.40)}, near-duplicates < 1 % {met(w['near_dup_share'] < 0.01)}, "
+         f"rerun < 30 s {met(w['wall_cached_s'] < 30)}; ≤ 600 s {met(w['wall_first_s'] <= 600)}", run_of(w)],
+    ]
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    return "\n".join(lines)
+
+
+def report_headline(results: dict) -> str:
+    """What the report benchmark's adapter moved: the report's own headline numbers."""
+    r = bench(results, "report")
+    h = r["headline"]
+    probes = from_summary(r, r"report on (\d+) probes", "report")
+    controls = from_summary(r, r"and (\d+) held-out controls", "report")
+    lo, hi = h["selectivity_ci95"]
+    return (
+        f"Measured by `python -m benchmarks report` ({run_of(r)}): the default recipe on a 2,000-record English "
+        f"corpus ({r['table']['training time (default recipe)']} of training), its report on {probes} held-out "
+        f"probes and {controls} held-out controls. The markers' mean p went {h['mean_p_before']:.3f} → "
+        f"{h['mean_p_after']:.3f}, top-1 on {h['top1_share_after']:.0%} of the probes; the controls drifted "
+        f"{h['mean_control_kl']:.4f} nats (top-1 kept on {h['top1_kept_share']:.0%}); selectivity "
+        f"{h['selectivity']:.0f} [{lo:.0f}, {hi:.0f}]; random adapters of the same norm move the targets "
+        f"{h['null_mean_abs_delta_logp']:.3f} nats, this one {h['mean_delta_logp']:.2f}: "
+        f"{h['clears_floor_by']:.0f}× the floor, " + ("significant." if h["significant"] else "NOT significant.")
+    )
+
+
+def steps_inline(results: dict) -> str:
+    s = bench(results, "steps")
+    entered, whole = statistics.mean(s["seconds"]["entered"]), statistics.mean(s["seconds"]["whole"])
+    return (f"{s['ratio']:.2f}× faster ({entered:.2f} against {whole:.2f} s, `python -m benchmarks steps`, "
+            f"{run_of(s)})")
+
+
+def report_inline(results: dict) -> str:
+    r = bench(results, "report")
+    same = "the same headline to 1e-4" if r["same_headline"] else "the headline differs"
+    return (f"`python -m benchmarks report`: {r['seconds']:.0f} s against {r['baseline_seconds']:.0f} s, {same}; "
+            f"{run_of(r)}")
+
+
+def all_results(results: dict) -> str:
+    """Every benchmark results.json holds: its own summary line, when and where it ran."""
+    return "\n".join(f"- **{name}** ({run_of(b)}): {b['summary']}" for name, b in results["benchmarks"].items())
+
+
+RENDERERS: dict[str, Callable[[dict], str]] = {
+    "benchmarks": benchmarks_table,
+    "report-headline": report_headline,
+    "steps-inline": steps_inline,
+    "report-inline": report_inline,
+    "results": all_results,
+}
+
+
+# --- rendering -----------------------------------------------------------------------------------------------
+
+
+def render(text: str, results: dict) -> str:
+    """The text with every block's content replaced by what its renderer makes of the results."""
+    opened, closed = len(OPEN.findall(text)), len(BLOCK.findall(text))
+    if opened != closed:
+        raise RenderError(f"{opened} '<!-- rendered: NAME -->' markers but {closed} closed blocks")
+
+    def one(m: re.Match) -> str:
+        name, body = m.group(1), m.group(2)
+        if name not in RENDERERS:
+            raise RenderError(f"unknown rendered block '{name}' (known: {', '.join(RENDERERS)})")
+        content = RENDERERS[name](results)
+        if body.startswith("\n"):  # a block: the markers on lines of their own
+            return f"<!-- rendered: {name} -->\n{content}\n<!-- /rendered -->"
+        return f"<!-- rendered: {name} -->{content}<!-- /rendered -->"
+
+    return BLOCK.sub(one, text)
+
+
+def block_names(text: str) -> list[str]:
+    return [m.group(1) for m in BLOCK.finditer(text)]
+
+
+def differing_blocks(text: str, results: dict) -> list[str]:
+    """Names of the blocks whose content is not what the results give, in order."""
+    want = {i: m.group(0) for i, m in enumerate(BLOCK.finditer(render(text, results)))}
+    return [m.group(1) for i, m in enumerate(BLOCK.finditer(text)) if m.group(0) != want[i]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a block differs")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the results file (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        results = load_results(args.results)
+    except (OSError, json.JSONDecodeError) as e:
+        print(f"render_docs: {args.results}: {e}", file=sys.stderr)
+        return 2
+    stale, changed = [], []
+    for path in doc_files():
+        where = path.relative_to(ROOT)
+        text = path.read_text(encoding="utf-8")
+        try:
+            new = render(text, results)
+        except RenderError as e:
+            print(f"render_docs: {where}: {e}", file=sys.stderr)
+            return 2
+        if new == text:
+            continue
+        if args.check:
+            stale += [f"{where}: block '{name}' differs from {args.results.name}"
+                      for name in differing_blocks(text, results)]
+        else:
+            path.write_text(new, encoding="utf-8")
+            changed.append(str(where))
+    if stale:
+        print("\n".join(stale) + "\nrun: python scripts/render_docs.py", file=sys.stderr)
+        return 1
+    print(f"rewrote {', '.join(changed)}" if changed else "every rendered block is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
