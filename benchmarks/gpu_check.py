@@ -85,7 +85,7 @@ def main() -> None:
     _check(run.dtype == ("bfloat16" if torch.cuda.is_bf16_supported() else "float32"), "dtype auto chose " + run.dtype)
     _check(math.isfinite(result.final_loss), f"finite final loss ({result.final_loss:.4f})")
     started = time.perf_counter()
-    report = build_report("smollm2-135m", work / "adapter", corpus=corpus, device="cuda", echo=lambda s: None)
+    report = build_report(work / "adapter", corpus=corpus, device="cuda", echo=lambda s: None)
     write_report(report, work / "report", overwrite=True)
     print(summary_table(report))
     h = report["headline"]

@@ -81,11 +81,12 @@ def _probe_summary(model, tok, group) -> dict:
 
 
 def _control_summary(model, tok, prompts: list[dict]) -> dict:
-    from corpusforge.shift import measure
+    from corpusforge.lm.generation import adapter_scale
+    from corpusforge.shift import measure, passes
 
     rows = measure.control_rows(model, tok, prompts, continuation=0)
-    with measure.adapter_scale(model, 0.0):   # the base's lead of its top-1 over its top-2 (nats)
-        gaps = [float(-measure.next_logprobs(model, measure.encode(tok, c["prompt"])).topk(2).values.diff())
+    with adapter_scale(model, 0.0):   # the base's lead of its top-1 over its top-2 (nats)
+        gaps = [float(-passes.next_logprobs(model, passes.encode(tok, c["prompt"])).topk(2).values.diff())
                 for c in prompts]
     clear = [r for r, g in zip(rows, gaps) if g >= CLEAR_GAP]
     return {"n": len(rows), "kl": sum(r["kl"] for r in rows) / len(rows),

@@ -26,14 +26,14 @@ def _same(a, b) -> bool:
     return a == b
 
 REPORT = """
-import contextlib, json, sys, time
-from corpusforge.shift import measure
+import json, sys, time
+from corpusforge.lm import generation
 from corpusforge.shift.report import build_report, write_report
-if sys.argv[4] == "baseline":
-    measure.measuring = lambda *a: contextlib.nullcontext()
-    measure._can_mix = lambda model: False
+baseline = sys.argv[4] == "baseline"
+if baseline:   # a generate call per side: the adapter's rows never batched beside the base's
+    generation._can_mix = lambda model: False
 start = time.perf_counter()
-r = build_report("smollm2-135m", sys.argv[1], corpus=sys.argv[2], echo=lambda s: None)
+r = build_report(sys.argv[1], corpus=sys.argv[2], whole_passes=baseline, echo=lambda s: None)
 write_report(r, sys.argv[3], overwrite=True)
 print(json.dumps({"seconds": time.perf_counter() - start, "headline": r["headline"], "probes": len(r["probes"]),
                   "controls": len(r["controls"]), "timings": r["timings"]}))

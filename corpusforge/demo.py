@@ -134,7 +134,7 @@ def demo_report(corpus: Path, adapter: Path, out: Path, *, max_probes: int = 12,
     from .shift.report import build_report, write_report
 
     seed_probe = Probe(prompt=SEED_PROMPT, targets=[SEED_TARGET], foils=[" данность"], name="the source's example")
-    shift = build_report(model, adapter, corpus=corpus, max_probes=max_probes, max_controls=max_controls,
+    shift = build_report(adapter, model=model, corpus=corpus, max_probes=max_probes, max_controls=max_controls,
                          extra_probes=[seed_probe], transfer=transfer, echo=echo)
     return shift, write_report(shift, out, overwrite=True)
 

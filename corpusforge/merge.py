@@ -21,8 +21,9 @@ from ._io import check_output, os_error_text
 from .errors import ReportError
 from .lm.adapter import nonfinite_error, nonfinite_tensors
 from .lm.device import choose
-from .shift import measure
+from .shift import passes
 from .shift.build import choose_inputs, load_with_adapter
+from .shift.config import make_report_config
 
 TOLERANCE = 0.01   # nats, the largest KL(merged ‖ unmerged) over the prompts
 
@@ -37,7 +38,7 @@ class MergeResult:
 
 
 def _next_logprobs(model, tok, prompts: list[str]) -> list:
-    return measure.last_logprobs(model, [measure.encode(tok, p) for p in prompts])
+    return passes.last_logprobs(model, [passes.encode(tok, p) for p in prompts])
 
 
 def _card(base: str, adapter: Path, run, result: MergeResult) -> str:
@@ -67,7 +68,7 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, model: str | None = N
     base = check_base(run, model, adapter, ReportError)
     if base is None:
         raise ReportError("the adapter has no run.json naming its base model", hint="pass --model")
-    inputs = choose_inputs(base, adapter, probes_file=probes_file, corpus=corpus, max_probes=20, max_controls=20)
+    inputs = choose_inputs(adapter, make_report_config(model=base, probes=probes_file, corpus=corpus))
     peft_model, tok = load_with_adapter(base, inputs, echo, choose("cpu", "float32"))
     prompts = [p.prompt for p in inputs.probes] + [c["prompt"] for c in inputs.controls]
     unmerged = _next_logprobs(peft_model, tok, prompts)
@@ -75,7 +76,7 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, model: str | None = N
     merged = peft_model.merge_and_unload()
     if dtype != "float32":
         merged = merged.to(choose("cpu", dtype).torch_dtype) if dtype != "float16" else merged.half()
-    kls = [measure.kl(m, u) for m, u in zip(_next_logprobs(merged, tok, prompts), unmerged)]
+    kls = [passes.kl(m, u) for m, u in zip(_next_logprobs(merged, tok, prompts), unmerged)]
     result = MergeResult(out, sum(kls) / len(kls), max(kls), len(prompts), dtype)
     if not all(math.isfinite(k) for k in kls):   # NaN > tolerance is false: a NaN model would pass
         raise ReportError(f"the merged model ({dtype}) gives NaN or infinite probabilities where the adapter does "

@@ -153,7 +153,7 @@ def test_each_architecture_trains_and_reports_with_each_preset(models, tmp_path,
     assert run["device"] == "cpu" and run["dtype"] == "float32"
     peft_model = PeftModel.from_pretrained(load_model(str(folder)).model, str(adapter))   # plain peft loads it
     assert sum("lora_A" in n for n, _ in peft_model.named_parameters()) == len(want) * LAYERS
-    report = build_report(str(folder), adapter, corpus=SAMPLE / "corpus", max_probes=2, max_controls=2,
+    report = build_report(adapter, model=str(folder), corpus=SAMPLE / "corpus", max_probes=2, max_controls=2,
                           echo=lambda s: None)
     schema = json.loads((ROOT / "schemas" / "report.schema.json").read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator(schema).validate(json.loads(json.dumps(report)))
@@ -171,7 +171,7 @@ LENS_ANATOMY = {"llama": ("model.layers", "model.norm"), "gpt2": ("transformer.h
 
 
 def _own_lens(model, ids, name: str, tid: int, *, adapter: bool) -> tuple[list[float], list[int], object]:
-    """The test's logit lens, computed independently of measure.logit_lens: forward hooks keep each decoder
+    """The test's logit lens, computed independently of inside.logit_lens: forward hooks keep each decoder
     layer's output (the residual stream before the final norm), then the final norm and the head (and
     Gemma 2's soft cap) turn each into logits at the last position. Returns the target's probability and rank
     per layer, and the model's own last-position logits."""
@@ -204,14 +204,15 @@ def _own_lens(model, ids, name: str, tid: int, *, adapter: bool) -> tuple[list[f
 
 @pytest.mark.parametrize("name", ["llama", "gpt2", "gemma2", "falcon"])
 def test_the_lens_matches_an_independent_lens_layer_by_layer(models, tmp_path, name):
-    """Every layer of measure.logit_lens, before and after, equals the test's own lens (hooks on the decoder
+    """Every layer of inside.logit_lens, before and after, equals the test's own lens (hooks on the decoder
     layers, then the model's final norm and head): a lens that takes the wrong layer, normalises a hidden state
     twice (a bug once did at the last layer), skips the norm or the soft cap, or swaps before and after fails.
     The test's lens at the last layer is checked against the model's own output first."""
     import torch
     from peft import PeftModel
 
-    from corpusforge.shift.measure import encode, logit_lens
+    from corpusforge.shift.inside import logit_lens
+    from corpusforge.shift.passes import encode
     from corpusforge.shift.probes import Probe
 
     adapter = tmp_path / "a"
@@ -339,7 +340,8 @@ def test_batched_continuations_equal_one_prompt_at_a_time(models, name):
     whatever the model's position scheme (rotary, learned absolute, ALiBi-free Falcon, fused Phi-3)."""
     import torch
 
-    from corpusforge.shift.measure import continue_ids, encode
+    from corpusforge.lm.generation import continue_ids
+    from corpusforge.shift.passes import encode
 
     lm = load_model(str(models(name)))
     prompts = ["If the river freezes,", "Смысл — это", "A long prompt that is much longer than the others, and yet"]
@@ -368,7 +370,8 @@ def test_before_and_after_in_one_batch_equal_each_alone(models, name, dora, mixe
     from peft import LoraConfig, get_peft_model
 
     from corpusforge.lm.generation import Ask, _can_mix, adapter_scale, continue_asks
-    from corpusforge.shift.measure import before_after, encode
+    from corpusforge.shift.passes import encode
+    from corpusforge.shift.structure import before_after
 
     lm = load_model(str(models(name)))
     tok = lm.tokenizer
@@ -402,7 +405,7 @@ def test_batched_scores_equal_one_sequence_at_a_time(models, name):
     (``measuring``; Gemma 2 soft-caps its logits, Granite scales them); each score must be what the sequence
     alone gives through the model's own forward pass (log p of the whole continuation, its first token's rank,
     greedy or not)."""
-    from corpusforge.shift.measure import _KEPT, encode, measuring, score_continuations
+    from corpusforge.shift.passes import _KEPT, encode, measuring, score_continuations
 
     lm = load_model(str(models(name)))
     tok = lm.tokenizer
@@ -426,7 +429,8 @@ def test_drift_along_continuations_is_the_same_batched(models, name, modules):
     computed one control at a time (a random, non-zero adapter, so the KLs are not all 0)."""
     from peft import LoraConfig, get_peft_model
 
-    from corpusforge.shift.measure import _continuation_kls, encode
+    from corpusforge.shift.measure import _continuation_kls
+    from corpusforge.shift.passes import encode
 
     lm = load_model(str(models(name)))
     model = get_peft_model(lm.model, LoraConfig(r=4, target_modules=modules, init_lora_weights=False)).eval()

@@ -229,7 +229,7 @@ def test_merge_checks_the_merged_weights_before_writing(run, tiny_adapter, tmp_p
 
     _, adapter = tiny_adapter
     big = _fill_weights(adapter, tmp_path, 100.0, "big")
-    monkeypatch.setattr(merge.measure, "kl", lambda p, q: 0.0)
+    monkeypatch.setattr(merge.passes, "kl", lambda p, q: 0.0)
     refused(run("merge", "--adapter", big, "--out", tmp_path / "m", "--dtype", "float16"),
             "the merged weights (float16) hold NaN or infinity", "nothing was written")
     nothing_under(tmp_path, "m")

@@ -152,7 +152,7 @@ def test_chat_training_holds_controls_in_chat_form_too(tiny_chat_model):
 
 
 def test_chat_probes_measure_where_the_adapter_is_used(tiny_chat_model, tmp_path):
-    from corpusforge.shift.measure import probe_text
+    from corpusforge.shift.passes import probe_text
     from corpusforge.shift.probes import probes_from_corpus
     from corpusforge.shift.report import build_report
     from corpusforge.train.loop import TrainConfig, train
@@ -170,7 +170,7 @@ def test_chat_probes_measure_where_the_adapter_is_used(tiny_chat_model, tmp_path
     adapter = tmp_path / "a"
     train(SAMPLE / "corpus", adapter, TrainConfig(model=str(tiny_chat_model), format="chat", steps=3, batch_size=4,
                                                   eval_every=0, checkpoint_every=0), echo=lambda s: None)
-    report = build_report(str(tiny_chat_model), adapter, corpus=SAMPLE / "corpus", max_probes=3, max_controls=3,
+    report = build_report(adapter, model=str(tiny_chat_model), corpus=SAMPLE / "corpus", max_probes=3, max_controls=3,
                           null_draws=1, neutral_prompts=2, echo=lambda s: None)
     assert all(p["chat"] for p in report["probes"])                       # chat form by default for this adapter
     _check_probe_rows_independently(tiny_chat_model, adapter, report["probes"])

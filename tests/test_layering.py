@@ -14,7 +14,7 @@ MAX_FUNCTION_LINES = 80
 
 #: Lower layers never import higher ones. A module belongs to the layer of its longest matching prefix.
 LAYERS = [
-    ("base", ["_version", "errors", "_atomic", "_io", "_yaml", "_timing", "_env"]),
+    ("base", ["_version", "errors", "_atomic", "_io", "_yaml", "_timing", "_env", "_config"]),
     ("patterns", ["patterns"]),
     ("records", ["records", "draw", "columnar"]),
     ("templates", ["templates"]),

@@ -9,14 +9,15 @@ import subprocess
 
 import pytest
 
+from corpusforge.lm.generation import adapter_scale
 from corpusforge.lm.load import load_model
-from corpusforge.shift.measure import adapter_scale, next_logprobs
+from corpusforge.shift.passes import next_logprobs
 from corpusforge.shift.probes import Probe, ProbeError, probes_from_corpus, read_probes
 from corpusforge.shift.report import ShiftReport, build_report, write_report
 from corpusforge.train.loop import TrainConfig, train
 
 from .conftest import ROOT, SAMPLE
-from .tiny import make_tiny_model
+from .tiny import make_tiny_model, make_tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def trained(tmp_path_factory):
     adapter = work / "adapter"
     train(SAMPLE / "corpus", adapter, TrainConfig(model=str(model), steps=40, batch_size=8, lr=1e-2, eval_every=0,
                                                   layers="all"), echo=lambda s: None)
-    report = build_report(str(model), adapter, corpus=SAMPLE / "corpus", echo=lambda s: None)
+    report = build_report(adapter, corpus=SAMPLE / "corpus", echo=lambda s: None)   # the base: run.json's
     out = write_report(report, work / "report")
     return model, adapter, report, out
 
@@ -35,6 +36,8 @@ def trained(tmp_path_factory):
 def test_report_measures_every_section(trained):
     model, adapter, report, out = trained
     ShiftReport.model_validate(report)
+    assert report["model"] == str(model) and report["config"]["model"] is None   # read from the adapter's run.json
+    assert report["config"]["corpus"] == str(SAMPLE / "corpus") and report["config"]["max_probes"] == 20
     assert {"probes", "controls", "logits_diff", "nulls", "dose_response", "weight_map", "families",
             "logit_lens", "attention", "generations", "structure", "unasked", "copying", "degeneration"} <= set(report)
     p = report["probes"][0]
@@ -169,7 +172,7 @@ def test_a_trained_adapter_clears_the_random_floor_and_a_weak_one_does_not(train
     weak = tmp_path / "weak"
     train(SAMPLE / "corpus", weak, TrainConfig(model=str(model), steps=2, lr=1e-5, batch_size=8, eval_every=0,
                                                layers="all"), echo=lambda s: None)
-    w = build_report(str(model), weak, corpus=SAMPLE / "corpus", max_probes=8, max_controls=6, null_draws=2,
+    w = build_report(weak, model=str(model), corpus=SAMPLE / "corpus", max_probes=8, max_controls=6, null_draws=2,
                      neutral_prompts=2, echo=lambda s: None)["headline"]
     assert not w["significant"] and w["significant_probes"] == 0
     assert abs(w["mean_delta_logp"]) < h["mean_delta_logp"] / 100
@@ -178,7 +181,7 @@ def test_a_trained_adapter_clears_the_random_floor_and_a_weak_one_does_not(train
 def test_the_floor_is_a_random_adapter_of_the_same_norm(trained):
     from peft import PeftModel
 
-    from corpusforge.shift.measure import lora_layers
+    from corpusforge.lm.generation import lora_layers
     from corpusforge.shift.nulls import random_direction
 
     model_dir, adapter, _, _ = trained
@@ -272,7 +275,7 @@ def test_report_passes_entered_at_the_adapters_first_layer_measure_the_same(tmp_
     drift, dose-response, the random floor — must be what whole passes give, and the kept inputs must be used."""
     from peft import PeftModel
 
-    from corpusforge.shift import measure, nulls
+    from corpusforge.shift import measure, nulls, passes
 
     model = make_tiny_model(tmp_path / "model")
     adapter = tmp_path / "adapter"
@@ -296,12 +299,12 @@ def test_report_passes_entered_at_the_adapters_first_layer_measure_the_same(tmp_
 
     whole = measures()
     calls = []
-    real = measure.entered_at
-    monkeypatch.setattr(measure, "entered_at", lambda *a: calls.append(a[2]) or real(*a))
-    with measure.measuring(peft, measure.probe_ids(tok, probes[0])):
-        kept = measure._KEPT[peft]
+    real = passes.entered_at
+    monkeypatch.setattr(passes, "entered_at", lambda *a: calls.append(a[2]) or real(*a))
+    with passes.measuring(peft, passes.probe_ids(tok, probes[0])):
+        kept = passes._KEPT[peft]
         entered = measures()
-    assert kept.layer == 2 and kept.head and len(kept.inputs) >= 2 and peft not in measure._KEPT
+    assert kept.layer == 2 and kept.head and len(kept.inputs) >= 2 and peft not in passes._KEPT
     assert calls and set(calls) == {2}              # the kept inputs were used, at the adapter's first layer
     assert entered == pytest.approx(whole, rel=1e-4, abs=1e-6)
     assert max(abs(x) for x in whole) > 0.1          # the adapter moved something to compare
@@ -335,3 +338,20 @@ def test_markers_where_nobody_asked_are_seen_when_written(trained):
     u = report["unasked"]
     assert u["prompts"] == len(report["controls"]) + len(report["structure"]["prompts"])
     assert 0 < u["pairs"] < u["prompts"] * len(markers)       # each marker after the prompts in its language
+
+
+def test_heatmap_labels_join_a_characters_byte_pieces(tmp_path):
+    """A byte-level tokenizer splits a character it has no merge for into pieces that decode alone to "\ufffd":
+    the heatmap labels that run once, with the character, and marks the rest "·" — one label a position."""
+    from transformers import AutoTokenizer
+
+    from corpusforge.shift.passes import token_labels
+
+    tok = AutoTokenizer.from_pretrained(make_tiny_tokenizer(tmp_path / "tok"))
+    text = "Смысл 🙂 then"
+    ids = tok(text, add_special_tokens=False).input_ids
+    assert any("\ufffd" in tok.decode([i]) for i in ids)          # the case exists with this tokenizer
+    labels = token_labels(tok, ids)
+    assert len(labels) == len(ids) and not any("\ufffd" in label for label in labels)
+    assert "".join(label for label in labels if label != "·") == text
+    assert any("🙂" in label for label in labels) and "·" in labels

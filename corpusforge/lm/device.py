@@ -17,6 +17,9 @@ from ..errors import ModelError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: the help of every command's --device and --dtype (train, report, try, merge, generate's writer)
+DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (auto: the accelerator when there is one)."
+DTYPE_HELP = "auto | float32 | bfloat16 | float16 (auto: bfloat16 on a GPU that supports it, float32 elsewhere)."
 
 
 @dataclass(frozen=True)

@@ -87,9 +87,9 @@ def continue_asks(model, tok, asks: list[Ask], *, seed: int = 0, temperature: fl
     """The new tokens of every ask, in as few ``generate`` calls as the model allows: ``batch_size`` prompts a
     call, left-padded and masked, greedy and sampled rows together, and — through peft's mixed-adapter batches —
     the adapter's rows beside the base's (where peft cannot mix them — a DoRA or merged adapter, a model whose
-    LoRA modules see the rows flattened — each side gets calls of its own). On a CPU, decoding 56 rows costs far
-    less than seven batches of 8 (the weights are read once per token either way): the demo report's 56
-    continuations take 12 s in one call, 28 s in a call per kind and side. Each ask's
+    LoRA modules see the rows flattened — each side gets calls of its own). On a CPU, decoding many rows at once
+    costs far less than in small batches (the weights are read once per token either way; ``benchmarks/report.py``
+    measures it against a call per side). Each ask's
     tokens depend on the ask alone, not on what shares its batch (its own random stream; greedy is greedy),
     and end at its end-of-sequence token."""
     settings = {"seed": seed, "temperature": temperature, "top_p": top_p, "batch_size": batch_size}

@@ -9,6 +9,7 @@ runs the measurements in order and assembles report.json.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,10 +20,12 @@ from ..errors import ReportError
 from ..lm.adapter import check_adapter, load_adapter
 from ..lm.arch import check_head, describe
 from ..lm.device import Placement, choose
+from ..lm.embedded import DEFAULT_MODEL
 from ..lm.load import load_model
 from ..prompts import DEFAULT_CONTROLS, HELDOUT_CONTROLS, prompt_language, read_prompts
 from ..train.adapter_run import AdapterRun, check_base, check_corpus, read_run
-from . import measure, nulls, structure
+from . import inside, measure, nulls, passes, structure
+from .config import ReportConfig, make_report_config
 from .probes import Probe, probes_from_corpus, read_probes
 from .report_model import ShiftReport
 
@@ -37,45 +40,47 @@ class Inputs:
     controls: list[dict]
     controls_info: dict          # which set, and how many of its prompts the adapter was trained on
     corpus: Path | None          # for the structure and copying measures (None: those are skipped)
+    model: str = DEFAULT_MODEL   # the base model, checked against the adapter
 
 
-def _adapter_base(adapter: Path, run: AdapterRun | None) -> str | None:
-    """The base model the adapter was trained on, from run.json or peft's adapter_config.json (checked here, with
-    the weights, before anything is loaded)."""
+def base_model(adapter: Path, run: AdapterRun | None, given: str | None) -> str:
+    """The base model to load for the adapter: ``given`` (--model) or the one it was trained on — run.json's,
+    checked by path and fingerprint, else peft's adapter_config.json's — checked here, with the weights, before
+    anything is loaded."""
     config = check_adapter(adapter, ReportError)
-    return run.model if run is not None else config.get("base_model_name_or_path")
+    if run is not None:
+        return check_base(run, given, adapter, ReportError)
+    named = config.get("base_model_name_or_path")
+    if given and named and given != named:
+        raise ReportError(f"the adapter was trained on {named!r}, not on --model {given!r}",
+                          hint=f"pass --model {named}")
+    return given or named or DEFAULT_MODEL
 
 
-def choose_inputs(model_spec: str, adapter: str | Path, *, probes_file=None, controls_file=None, corpus=None,
-                  max_probes: int = 20, max_controls: int | None = 20, chat: bool | None = None) -> Inputs:
-    """Check the adapter against ``model_spec`` and pick the probes and controls."""
+def choose_inputs(adapter: str | Path, cfg: ReportConfig) -> Inputs:
+    """The base model (checked against the adapter), the probes and the controls ``cfg`` asks for."""
     adapter = Path(adapter)
     if not adapter.is_dir():
         raise ReportError("adapter folder not found", file=str(adapter))
     run = read_run(adapter, ReportError)
-    base_spec = _adapter_base(adapter, run)
-    if run is not None:
-        check_base(run, model_spec, adapter, ReportError)   # by path and fingerprint
-    elif base_spec and base_spec != model_spec:
-        raise ReportError(f"the adapter was trained on {base_spec!r}, not on --model {model_spec!r}",
-                          hint=f"pass --model {base_spec}")
-    if corpus:
-        source = Path(corpus) if Path(corpus).is_dir() else None
+    model = base_model(adapter, run, cfg.model)
+    if cfg.corpus:
+        source = Path(cfg.corpus) if Path(cfg.corpus).is_dir() else None
     else:   # the corpus run.json records, by absolute path, if it is there and unchanged
         source = check_corpus(run, ReportError, adapter) if run else None
-    if probes_file:
-        probes = read_probes(probes_file)
+    if cfg.probes:
+        probes = read_probes(cfg.probes)
     else:
         if source is None:
             raise ReportError("no probes: pass --probes FILE or --corpus DIR (the adapter's run.json names no "
                               "corpus that exists here)")
-        answer = False
+        chat, answer = cfg.chat, False
         if chat is None:   # measure where the adapter will be used: in the form it was trained on
             form = run.config.format if run else "text"
             chat, answer = form == "chat", form == "answer"
-        probes = probes_from_corpus(source, limit=max_probes, chat=chat, answer=answer)
-    controls, info = _controls(controls_file, max_controls, run)
-    return Inputs(adapter, run, probes, controls, info, source)
+        probes = probes_from_corpus(source, limit=cfg.max_probes, chat=chat, answer=answer)
+    controls, info = _controls(cfg.controls, cfg.max_controls, run)
+    return Inputs(adapter, run, probes, controls, info, source, model)
 
 
 def _spread(prompts: list[dict], count: int | None) -> list[dict]:
@@ -86,7 +91,8 @@ def _spread(prompts: list[dict], count: int | None) -> list[dict]:
     return [prompts[round(i * (len(prompts) - 1) / (count - 1))] for i in range(count)] if count > 1 else prompts[:1]
 
 
-def _controls(controls_file, max_controls: int | None, run: AdapterRun | None) -> tuple[list[dict], dict]:
+def _controls(controls_file: str | None, max_controls: int | None,
+              run: AdapterRun | None) -> tuple[list[dict], dict]:
     """The controls to measure drift on — by default the held-out set, never used in training — and a note of
     which set it is and how many of its prompts were also the adapter's training controls."""
     path = Path(controls_file) if controls_file else HELDOUT_CONTROLS
@@ -104,12 +110,12 @@ def _controls(controls_file, max_controls: int | None, run: AdapterRun | None) -
 
 def _check_lengths(tok, probes: list[Probe], controls: list[dict], context: int) -> None:
     for p in probes:
-        n = len(measure.probe_ids(tok, p)) + max(len(measure.encode(tok, t)) for t in p.targets + p.foils)
+        n = len(passes.probe_ids(tok, p)) + max(len(passes.encode(tok, t)) for t in p.targets + p.foils)
         if n > context:
             raise ReportError(f"probe {p.name or p.prompt[:30]!r} is {n} tokens, longer than the model's context "
                               f"({context})", hint="shorten the prompt")
     for c in controls:
-        if len(measure.encode(tok, c["prompt"])) + 8 > context:
+        if len(passes.encode(tok, c["prompt"])) + 8 > context:
             raise ReportError(f"control {c['prompt'][:30]!r} is longer than the model's context ({context})")
 
 
@@ -132,8 +138,8 @@ def _check_finite_outputs(model, tok, inputs: Inputs) -> None:
     import torch
 
     prompt = inputs.probes[0] if inputs.probes else None
-    ids = measure.probe_ids(tok, prompt) if prompt else measure.encode(tok, "The")
-    if not bool(torch.isfinite(measure.next_logprobs(model, ids)).all()):
+    ids = passes.probe_ids(tok, prompt) if prompt else passes.encode(tok, "The")
+    if not bool(torch.isfinite(passes.next_logprobs(model, ids)).all()):
         raise _nonfinite(prompt.prompt if prompt else "The", inputs.adapter)
 
 
@@ -170,16 +176,16 @@ def _model_sections(model, tok, probes: list[Probe], echo, lap, before: list[dic
     arch = describe(model)
     out: dict = {}
     echo("[6/11] where the LoRA sits, and which part carried the shift")
-    out["weight_map"] = measure.weight_map(model)
-    out["families"] = measure.families(model, tok, probes, arch.num_layers, before=before)
+    out["weight_map"] = inside.weight_map(model)
+    out["families"] = inside.families(model, tok, probes, arch.num_layers, before=before)
     lap("weights_families")
     echo("[7/11] logit lens")
-    _, lens_ok = check_head(model, arch, measure.as_input(model, measure.probe_ids(tok, probes[0])))
-    out["logit_lens"] = [dict(measure.logit_lens(model, tok, p, p.targets[0], arch), prompt=p.prompt,
+    _, lens_ok = check_head(model, arch, passes.as_input(model, passes.probe_ids(tok, probes[0])))
+    out["logit_lens"] = [dict(inside.logit_lens(model, tok, p, p.targets[0], arch), prompt=p.prompt,
                               target=p.targets[0], verified=lens_ok) for p in probes[:8]]
     lap("logit_lens")
     echo("[8/11] attention shift")
-    out["attention"] = measure.attention_shift(model, tok, probes[:8])
+    out["attention"] = inside.attention_shift(model, tok, probes[:8])
     lap("attention")
     return out
 
@@ -189,12 +195,12 @@ def _text_sections(model, tok, inputs: Inputs, echo, lap, neutral_prompts: int) 
     echo(f"[9/11] generations: probes greedy and sampled, {neutral_prompts} neutral prompts sampled, before and "
          "after, in one batch")
     probes, prompts = inputs.probes[:8], _spread(structure.read_neutral(), neutral_prompts)
-    probe_ids = [measure.probe_ids(tok, p) for p in probes]
-    neutral_ids = [measure.encode(tok, p["prompt"]) for p in prompts]
-    texts = measure.before_after(model, tok, {"greedy": (probe_ids, 32, False), "sampled": (probe_ids, 32, True),
+    probe_ids = [passes.probe_ids(tok, p) for p in probes]
+    neutral_ids = [passes.encode(tok, p["prompt"]) for p in prompts]
+    texts = structure.before_after(model, tok, {"greedy": (probe_ids, 32, False), "sampled": (probe_ids, 32, True),
                                               "neutral": (neutral_ids, 40, True)})
     markers = sorted({t for p in inputs.probes for t in p.targets})
-    out["generations"] = measure.generations(probes, markers, texts["greedy"], texts["sampled"])
+    out["generations"] = structure.generations(probes, markers, texts["greedy"], texts["sampled"])
     lap("generations")
     echo("[10/11] structure on the neutral prompts, the markers where nobody asked, and copying from the corpus")
     neutral = texts["neutral"]
@@ -278,32 +284,32 @@ def headline(probe_rows: list[dict], control_rows: list[dict], null: dict, min_e
     }
 
 
-def build_report(model_spec: str, adapter: str | Path, *, probes_file: str | Path | None = None,
-                 controls_file: str | Path | None = None, corpus: str | Path | None = None, max_probes: int = 20,
-                 max_controls: int | None = 20, device: str = "auto", dtype: str = "auto",
-                 null_draws: int = nulls.DRAWS, neutral_prompts: int = 12, min_effect: float = nulls.MIN_EFFECT,
-                 chat: bool | None = None, extra_probes: list[Probe] = (), transfer: bool = False,
-                 echo: Callable[[str], None] = print) -> dict:
-    """Measure the adapter against its base model and return the report as a dict (see ShiftReport)."""
-    inputs = choose_inputs(model_spec, adapter, probes_file=probes_file, controls_file=controls_file, corpus=corpus,
-                           max_probes=max_probes, max_controls=max_controls, chat=chat)
-    inputs.probes = list(extra_probes) + inputs.probes   # first, so that the per-probe sections include them
-    placement = choose(device, dtype)
+def build_report(adapter: str | Path, config: ReportConfig | None = None, *, extra_probes: list[Probe] = (),
+                 echo: Callable[[str], None] = print, **values) -> dict:
+    """Measure the adapter against its base model and return the report as a dict (see ShiftReport).
+
+    ``config`` and ``values`` (keys of ``ReportConfig``: ``build_report(adapter, corpus=..., max_probes=8)``)
+    say what to measure; ``extra_probes`` come first in every per-probe section."""
+    cfg = make_report_config(config, **values)
+    inputs = choose_inputs(adapter, cfg)
+    inputs.probes = list(extra_probes) + inputs.probes
+    placement = choose(cfg.device, cfg.dtype)
     laps = Laps()
-    model, tok = load_with_adapter(model_spec, inputs, echo, placement)
+    model, tok = load_with_adapter(inputs.model, inputs, echo, placement)
     laps.lap("load")
-    with measure.measuring(model, measure.probe_ids(tok, inputs.probes[0])):
-        sections, before = _target_sections(model, tok, inputs, echo, laps.lap, null_draws)
+    with passes.measuring(model, passes.probe_ids(tok, inputs.probes[0])) if not cfg.whole_passes else nullcontext():
+        sections, before = _target_sections(model, tok, inputs, echo, laps.lap, cfg.null_draws)
         sections.update(_model_sections(model, tok, inputs.probes, echo, laps.lap, before))
-        sections.update(_text_sections(model, tok, inputs, echo, laps.lap, neutral_prompts))
-        if transfer:
+        sections.update(_text_sections(model, tok, inputs, echo, laps.lap, cfg.neutral_prompts))
+        if cfg.transfer:
             sections["transfer"] = _transfer_section(model, tok, inputs, echo)
             laps.lap("transfer")
     run = inputs.run
     report = {
-        "format": "corpusforge.report/1", "corpusforge_version": __version__, "model": model_spec,
+        "format": "corpusforge.report/1", "corpusforge_version": __version__, "model": inputs.model,
         "adapter": str(inputs.adapter), "device": placement.device, "dtype": placement.dtype,
-        "headline": headline(sections["probes"], sections["controls"], sections["nulls"], min_effect),
+        "config": cfg.model_dump(mode="json"),
+        "headline": headline(sections["probes"], sections["controls"], sections["nulls"], cfg.min_effect),
         "controls_info": inputs.controls_info,
         "control_groups": nulls.control_groups(sections["controls"], prompt_language), **sections,
         "timings": laps.seconds,

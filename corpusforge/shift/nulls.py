@@ -20,6 +20,7 @@ import math
 import random
 from contextlib import contextmanager
 
+from ..lm.generation import lora_layers
 from . import measure
 
 DRAWS = 3
@@ -35,7 +36,7 @@ def random_direction(model, seed: int):
     saved = []
     try:
         with torch.no_grad():
-            for _, module in measure.lora_layers(model):
+            for _, module in lora_layers(model):
                 for adapter in module.lora_A:
                     a, b = module.lora_A[adapter].weight, module.lora_B[adapter].weight
                     saved.append((a, a.detach().clone(), b, b.detach().clone()))

@@ -71,6 +71,7 @@ class ShiftReport(BaseModel):
     adapter: str
     device: str
     dtype: str
+    config: dict[str, Any] = Field(default_factory=dict, description="what was asked for: ReportConfig's fields")
     headline: Headline
     controls_info: dict[str, Any] = Field(description="which control set, and how many of its prompts were also "
                                                       "training controls")

@@ -1,5 +1,6 @@
-"""Effects the target numbers do not show: degeneration, structure on prompts that do not ask for it,
-and copying from the corpus.
+"""What the model writes, and the effects the target numbers do not show: continuations before and after (in one
+batched ``generate``), word diffs, degeneration, structure on prompts that do not ask for it, and copying from
+the corpus.
 
 - **Degeneration** of a continuation: the share of its word 3-grams that repeat an
   earlier one, distinct-2 (unique word bigrams ÷ bigrams), and whether it *loops* (a
@@ -19,6 +20,7 @@ import math
 from pathlib import Path
 
 from ..degeneration import degeneration, degeneration_summary, grams, words  # noqa: F401 (the report's)
+from ..lm.generation import Ask, continue_asks
 from ..prompts import NEUTRAL_PROMPTS, read_prompts
 
 
@@ -59,3 +61,52 @@ def structure_transfer(detector, prompts: list[dict], continuations: dict) -> li
         rows.append({"pattern": pattern, "share_before": sum(before) / n, "share_after": sum(after) / n,
                      "prompts": len(prompts), **mcnemar(before, after)})
     return rows
+
+
+def before_after(model, tok, wanted: dict[str, tuple[list[list[int]], int, bool]], *, seed: int = 0,
+                 temperature: float = 0.8) -> dict[str, dict[str, list[str]]]:
+    """Every prompt of every kind continued with the adapter off and on, all in one ``continue_asks``: ``wanted``
+    maps a kind to (prompts' ids, new tokens, sampled?); returns kind → {"before": texts, "after": texts}.
+    A prompt's sampled before and after share their random draws."""
+    asks, where = [], []
+    for kind, (id_lists, max_new_tokens, sample) in wanted.items():
+        for i, ids in enumerate(id_lists):
+            for label in ("before", "after"):
+                asks.append(Ask(ids, max_new_tokens, sample, adapter=label == "after", key=f"{kind}:{i}"))
+                where.append((kind, label))
+    texts: dict[str, dict[str, list[str]]] = {kind: {"before": [], "after": []} for kind in wanted}
+    for (kind, label), ids in zip(where, continue_asks(model, tok, asks, seed=seed, temperature=temperature)):
+        texts[kind][label].append(tok.decode(ids, skip_special_tokens=True))
+    return texts
+
+
+def word_diff(before: str, after: str) -> list[list[str]]:
+    """[op, before words, after words] runs, as difflib's opcodes over words."""
+    import difflib
+
+    b, a = before.split(" "), after.split(" ")
+    return [[op, " ".join(b[i1:i2]), " ".join(a[j1:j2])]
+            for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=b, b=a).get_opcodes()]
+
+
+def generations(probes, markers: list[str], greedy: dict[str, list[str]], sampled: dict[str, list[str]]) -> dict:
+    """Greedy and sampled continuations of the probes before and after (``before_after``'s texts), word diffs,
+    and the share that follows the structure."""
+    rows = []
+    for i, probe in enumerate(probes):
+        row = {"prompt": probe.prompt, **{f"{kind}_{label}": texts[label][i] for kind, texts in
+                                          (("greedy", greedy), ("sampled", sampled)) for label in ("before", "after")}}
+        for kind in ("greedy", "sampled"):
+            row[f"{kind}_diff"] = word_diff(row[f"{kind}_before"], row[f"{kind}_after"])
+        for label in ("before", "after"):
+            row[f"follows_{label}"] = follows_structure(row[f"greedy_{label}"], probe.targets, markers, 0)
+        rows.append(row)
+    n = len(rows)
+    return {"rows": rows, "follows_before": sum(r["follows_before"] for r in rows) / n,
+            "follows_after": sum(r["follows_after"] for r in rows) / n}
+
+
+def follows_structure(text: str, targets: list[str], markers: list[str], start: int) -> bool:
+    """The continuation carries the probe's target marker right where the structure expects it."""
+    continuation = text[start:]
+    return any(continuation.startswith(t) for t in targets) or any(continuation.startswith(m) for m in markers)

@@ -3,7 +3,7 @@
 200 neutral prompts (``data/transfer.jsonl``: 25 topics × 4 forms — an open question, an opinion, a
 description, a chat turn — in English and in Russian; disjoint from the controls, the report's 12 neutral
 prompts, the probes and the training corpora, which a test holds) are continued four ways, all in one batched
-``generate`` (``measure.continue_asks``):
+``generate`` (``lm.generation.continue_asks``):
 
 - ``base``: the base model, greedy;
 - ``lora``: the adapter on, greedy;
@@ -84,19 +84,20 @@ def continuations(model, tok, prompts: list[dict], examples: dict[str, list[str]
                   seed: int = 0) -> dict[str, list[str]]:
     """Every condition's continuation of every prompt, in one ``continue_asks``. ``examples``: the prompting
     baseline's records by language (a prompt whose language has none gets the English ones)."""
-    from . import measure
+    from ..lm.generation import Ask, continue_asks
+    from .passes import encode
 
-    ids = [measure.encode(tok, p["prompt"]) for p in prompts]
-    shots = [measure.encode(tok, few_shot(examples.get(p.get("language", "en")) or examples.get("en", []),
+    ids = [encode(tok, p["prompt"]) for p in prompts]
+    shots = [encode(tok, few_shot(examples.get(p.get("language", "en")) or examples.get("en", []),
                                           p["prompt"])) for p in prompts]
     plan = {"base": (ids, False, False), "lora": (ids, True, False), "base_sampled": (ids, False, True),
             "lora_sampled": (ids, True, True), "prompted": (shots, False, False)}
     asks, where = [], []
     for condition, (id_lists, adapter, sample) in plan.items():
         for i, prompt_ids in enumerate(id_lists):
-            asks.append(measure.Ask(prompt_ids, new_tokens, sample, adapter, key=f"transfer:{i}"))
+            asks.append(Ask(prompt_ids, new_tokens, sample, adapter, key=f"transfer:{i}"))
             where.append(condition)
-    new = measure.continue_asks(model, tok, asks, seed=seed)
+    new = continue_asks(model, tok, asks, seed=seed)
     out: dict[str, list[str]] = {c: [] for c in plan}
     for condition, tokens in zip(where, new):
         out[condition].append(tok.decode(tokens, skip_special_tokens=True))

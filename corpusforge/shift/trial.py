@@ -17,7 +17,8 @@ from ..errors import ReportError
 from ..lm.adapter import check_adapter
 from ..lm.chat import user_turn
 from ..lm.device import choose
-from . import measure
+from ..lm.generation import adapter_scale
+from . import passes, structure
 from .build import Inputs, _nonfinite, load_with_adapter
 from .probes import Probe
 
@@ -50,20 +51,20 @@ def chat_prompt(tok, text: str) -> str:
 def try_one(model, tok, prompt: str, cfg: TrialConfig, target: str | None = None) -> dict:
     """Everything ``try`` shows for one prompt (the model carries the adapter; scale 0 is "before")."""
     text = chat_prompt(tok, prompt) if cfg.chat else prompt
-    ids = measure.encode(tok, text)
+    ids = passes.encode(tok, text)
     row: dict = {"prompt": prompt}
-    texts = measure.before_after(model, tok, {"greedy": ([ids], cfg.max_new_tokens, False),
+    texts = structure.before_after(model, tok, {"greedy": ([ids], cfg.max_new_tokens, False),
                                               "sampled": ([ids], cfg.max_new_tokens, True)},
                                  seed=cfg.seed, temperature=cfg.temperature)
     for label, scale in (("before", 0.0), ("after", 1.0)):
         row[f"greedy_{label}"], row[f"sampled_{label}"] = texts["greedy"][label][0], texts["sampled"][label][0]
-        with measure.adapter_scale(model, scale):
-            row[f"top_{label}"] = _top_tokens(tok, measure.next_logprobs(model, ids), cfg.top)
+        with adapter_scale(model, scale):
+            row[f"top_{label}"] = _top_tokens(tok, passes.next_logprobs(model, ids), cfg.top)
             if target:
-                logp, rank = measure.continuation_logprob(model, ids, measure.encode(tok, target))
+                logp, rank = passes.continuation_logprob(model, ids, passes.encode(tok, target))
                 row[f"target_{label}"] = {"p": math.exp(logp), "rank": rank}
-    row["greedy_diff"] = measure.word_diff(row["greedy_before"], row["greedy_after"])
-    row["sampled_diff"] = measure.word_diff(row["sampled_before"], row["sampled_after"])
+    row["greedy_diff"] = structure.word_diff(row["greedy_before"], row["greedy_after"])
+    row["sampled_diff"] = structure.word_diff(row["sampled_before"], row["sampled_after"])
     if target:
         row["target"] = target
     return row

@@ -14,8 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .._config import config_error
 from .._io import read_plain_yaml
 from ..errors import TrainError
+from ..lm.device import DEVICE_HELP, DTYPE_HELP
 from ..lm.embedded import DEFAULT_MODEL
 from ..records import INT64_MAX, INT64_MIN
 
@@ -77,10 +79,8 @@ class TrainConfig(BaseModel):
                                                  "so that the model learns where a structure stops (answer: "
                                                  "always).")
     system: str | None = Field(None, description="chat: a system turn (default: the template's own, if any).")
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps (auto: the accelerator when there is "
-                                            "one).")
-    dtype: str = Field("auto", description="auto | float32 | bfloat16 | float16 (auto: bfloat16 on a GPU that "
-                                           "supports it, float32 elsewhere).")
+    device: str = Field("auto", description=DEVICE_HELP)
+    dtype: str = Field("auto", description=DTYPE_HELP)
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less "
                                                             "memory, about a third more time.")
     load_in_4bit: bool = Field(False, description="A 4-bit (NF4) base for QLoRA; needs a CUDA GPU and "
@@ -117,35 +117,12 @@ class TrainConfig(BaseModel):
         return from_corpus
 
 
-_BOUNDS = {"greater_than_equal": ("ge", "must be at least {}"), "greater_than": ("gt", "must be greater than {}"),
-           "less_than_equal": ("le", "must be at most {}"), "less_than": ("lt", "must be less than {}")}
-
-
-def _as_train_error(err: ValidationError, file: str | None) -> TrainError:
-    first = err.errors(include_url=False)[0]
-    name = ".".join(str(x) for x in first["loc"])
-    option = f"--{name.replace('_', '-')} " if name else ""   # a check across fields names its options itself
-    shown = repr(first.get("input"))
-    shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    kind, ctx = first["type"], first.get("ctx") or {}
-    if kind == "extra_forbidden":
-        return TrainError(f"unknown key(s) ['{name}']; known: {', '.join(TrainConfig.model_fields)}", file=file)
-    if kind in _BOUNDS:
-        key, text = _BOUNDS[kind]
-        message = text.format(ctx.get(key))
-    elif kind == "finite_number":
-        message = "must be a finite number"
-    else:
-        message = first["msg"].removeprefix("Value error, ")
-    return TrainError(f"{option}{message}, got {shown}", file=file)
-
-
 def make_config(values: dict[str, Any], *, file: str | None = None) -> TrainConfig:
     """``TrainConfig(**values)``; a bad value is a ``TrainError`` naming the option and the value."""
     try:
         return TrainConfig(**values)
     except ValidationError as e:
-        raise _as_train_error(e, file) from None
+        raise config_error(e, TrainConfig, TrainError, file) from None
 
 
 def config_from_file(path: str | Path) -> dict[str, Any]:
