@@ -38,9 +38,10 @@ def test_the_cli_help_is_the_fields_and_shares_device_help_with_training(run):
     assert ReportConfig.model_fields["dtype"].description == TrainConfig.model_fields["dtype"].description
 
 
-def test_a_bad_flag_value_is_one_line_and_exit_1(run, tmp_path):
+def test_a_bad_flag_value_is_a_usage_error_naming_the_flag(run, tmp_path):
+    """The option's range is the field's (1..100,000): click refuses it before anything is loaded (exit 2)."""
     (tmp_path / "adapter").mkdir()
     result = run("report", "--adapter", tmp_path / "adapter", "--out", tmp_path / "r", "--max-probes", "0")
-    assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "--max-probes must be at least 1, got 0" in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "'--max-probes': 0 is not in the range 1<=x<=100000" in result.output
     assert not (tmp_path / "r").exists()
