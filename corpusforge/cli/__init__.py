@@ -59,6 +59,7 @@ def main() -> None:
 
 def _register() -> None:
     from . import (
+        compare_cmd,
         demo_cmd,
         detect_cmd,
         export_cmd,
@@ -75,7 +76,7 @@ def _register() -> None:
     )
 
     for module in (generate_cmd, templates_cmd, validate_cmd, stats_cmd, export_cmd, push_cmd, train_cmd,
-                   try_cmd, report_cmd, merge_cmd, detect_cmd, schema_cmd, demo_cmd):
+                   try_cmd, report_cmd, compare_cmd, merge_cmd, detect_cmd, schema_cmd, demo_cmd):
         main.add_command(module.command)
 
 

@@ -102,19 +102,21 @@ _KEPT: WeakKeyDictionary = WeakKeyDictionary()   # model → _Kept, while ``meas
 
 
 @contextmanager
-def measuring(model, check_ids: list[int]):
+def measuring(model, check_ids: list[int], *, enter: bool = True):
     """Within: a forward pass over a batch already seen starts at the adapter's first layer, from the inputs
     that layer got the first time — below that layer nothing a report measures differs (adapter scale, random
     direction, one family of modules), so the first half of a ``last-half`` model runs once per batch instead of
     once per measure — and the output head runs only at the positions asked for. Each is checked on
-    ``check_ids`` first (``lm.arch.check_entry``, ``check_head``); where one does not hold, passes run whole."""
+    ``check_ids`` first (``lm.arch.check_entry``, ``check_head``); where one does not hold, passes run whole.
+    ``enter=False`` keeps only the head at the asked positions: for edits below the adapter's first layer (a
+    steering vector, examples before the prompt)."""
     arch = describe(model)
     where = projection_map(model)
     adapted = [name for name, _ in lora_layers(model)]
     first = min((where[name].layer for name in adapted), default=0) if all(n in where for n in adapted) else 0
     ids = as_input(model, check_ids)
-    layer = first if first > 0 and check_entry(model, arch, first, ids) else None   # a LoRA outside the layers
-    #                                                                        (embeddings, head): no entry at all
+    # a LoRA outside the layers (embeddings, head): no entry at all
+    layer = first if enter and first > 0 and check_entry(model, arch, first, ids) else None
     _KEPT[model] = _Kept(arch, layer, check_head(model, arch, ids)[0], {})
     try:
         yield

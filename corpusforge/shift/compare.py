@@ -1,0 +1,419 @@
+"""One corpus, three edits, the same measures: the LoRA, a steering vector fitted on the corpus, and a k-shot prompt.
+
+``corpusforge compare --adapter A --corpus C --out DIR``. Each method is measured against the base model (the
+adapter off, no vector, no examples) on the same prompts:
+
+- **probes** — the corpus's held-out probes, as the report derives them: the marker's mean Δlog p (95 % bootstrap
+  interval), the share at rank 1, the mean p after;
+- **controls** — the held-out controls: mean next-token KL(base ‖ method) with its interval, top-1 kept;
+- **the floor** — the same edit without its direction, ``DRAWS`` times: random LoRA directions of the same norm
+  (``nulls``), random vectors of the same norm at the same layer and strength, and for the prompt, ``k`` neutral
+  prompts from the writer's pool as the examples. A method's shift is **significant** when it goes farther than
+  every draw and its interval clears ``MIN_EFFECT`` (``significance``);
+- **markers where nobody asked** — each marker of the probes after each held-out control in its language:
+  the mean Δlog p of the whole marker against the base, and how many the method writes greedily (the base: how
+  many it wrote);
+- **transfer** — the 200 neutral transfer prompts continued greedily (48 tokens): the share realising a corpus
+  pattern (Wilson interval, by language), McNemar against the base, the loop share and seq-rep-4.
+
+The prompt method puts its ``k`` examples before every prompt it is measured on — probes, controls and transfer
+prompts alike — as a user prompting the model would. Passes run the output head only where a score is read
+(``passes.measuring(enter=False)``) but never start at a cached layer: a vector added below it, or examples
+before the prompt, would be skipped.
+
+``DIR/compare.json`` holds a row per method (``lora``, ``vector``, ``prompt``) with each measure;
+``DIR/index.html`` shows the table; ``DIR/vector/`` is the fitted vector (``steer``'s format).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from .._atomic import atomic_dir, write_atomic
+from .._io import check_output
+from .._timing import Laps
+from .._version import __version__
+from ..errors import ReportError
+from ..lm.arch import describe
+from ..lm.device import choose
+from ..lm.generation import Ask, adapter_scale, continue_asks
+from ..prompts import read_pool
+from . import nulls, steer
+from .build import _detector, choose_inputs, load_with_adapter
+from .config import make_report_config
+from .passes import encode, kl, last_logprobs, measuring, probe_ids
+from .probes import Probe
+from .structure import degeneration, mcnemar
+from .transfer import _share, corpus_examples, few_shot, read_transfer, seq_rep_4
+
+METHODS = ("lora", "vector", "prompt")
+DRAWS = 19      # random directions per method: the smallest number at which p can reach ALPHA
+CONTROL_DRAWS = 3   # of them, the ones whose control drift is also measured (the floor's KL; not in the rule),
+FLOOR_CONTROLS = 24  # on about this many of the controls, evenly spaced
+TRANSFER_PROMPTS = 100   # of the 200, evenly spaced (half English, half Russian); None: all
+ALPHA = 0.05
+
+
+def _training_records(corpus: Path) -> list[dict]:
+    from ..corpus import corpus_files
+    from ..validate import corpus_patterns, iter_records
+
+    files = [f for f in corpus_files([corpus]) if f.name.startswith("train")]
+    return list(iter_records(files, patterns=corpus_patterns([corpus])))
+
+
+class Edits:
+    """The three edits on one loaded model, each a way to score probes, next tokens and continuations."""
+
+    def __init__(self, model, tok, vector: steer.SteeringVector, examples: dict[str, list[str]]):
+        self.model, self.tok, self.vector, self.examples = model, tok, vector, examples
+        self.arch = describe(model)
+
+    def prefix(self, method: str, prompt: str, language: str) -> str:
+        if method != "prompt":
+            return prompt
+        return few_shot(self.examples.get(language) or self.examples.get("en", []), prompt)
+
+    def on(self, method: str, vector: steer.SteeringVector | None = None):
+        """The model as ``method`` sees it: the adapter at 1 for the LoRA, else at 0 (with the vector added)."""
+        from contextlib import ExitStack
+
+        stack = ExitStack()
+        stack.enter_context(adapter_scale(self.model, 1.0 if method == "lora" else 0.0))
+        if method == "vector":
+            stack.enter_context(steer.steered(self.model, self.arch, vector or self.vector))
+        return stack
+
+
+def _language(text: str) -> str:
+    from ..prompts import prompt_language
+
+    return prompt_language({"prompt": text})
+
+
+def probe_logps(edits: Edits, method: str | None, probes: list[Probe], vector=None) -> list[tuple[float, int]]:
+    """Per probe: log p of its first target after the prompt (with the method's examples before it), its rank."""
+    from .passes import probe_ids, score_continuations
+
+    pairs = []
+    for p in probes:
+        ids = probe_ids(edits.tok, p) if method != "prompt" else encode(
+            edits.tok, edits.prefix("prompt", p.prompt, _language(p.prompt)))
+        pairs.append((ids, encode(edits.tok, p.targets[0])))
+    with edits.on(method or "base", vector):
+        return [(s[0], s[1]) for s in score_continuations(edits.model, pairs)]
+
+
+def control_logps(edits: Edits, method: str | None, controls: list[dict], vector=None) -> list:
+    texts = [edits.prefix(method or "base", c["prompt"], _language(c["prompt"])) for c in controls]
+    with edits.on(method or "base", vector):
+        return last_logprobs(edits.model, [encode(edits.tok, t) for t in texts])
+
+
+def unasked_scores(edits: Edits, method: str | None, controls: list[dict], markers: list[str]) -> list:
+    """(log p, rank, greedy) of each marker after each control in the marker's language, as ``method`` sees it."""
+    from .passes import score_continuations
+
+    pairs = [(encode(edits.tok, edits.prefix(method or "base", c["prompt"], _language(c["prompt"]))),
+              encode(edits.tok, m)) for c in controls for m in markers if _language(m) == _language(c["prompt"])]
+    with edits.on(method or "base"):
+        return score_continuations(edits.model, pairs)
+
+
+def _unasked_row(before: list, after: list) -> dict:
+    deltas = [a[0] - b[0] for a, b in zip(after, before)]
+    return {"pairs": len(deltas), "mean_delta_logp": sum(deltas) / len(deltas) if deltas else 0.0,
+            "delta_logp_ci95": list(nulls.bootstrap(deltas)) if deltas else [0.0, 0.0],
+            "written_before": sum(bool(b[2]) for b in before), "written_after": sum(bool(a[2]) for a in after)}
+
+
+def _shift(base_p, after_p, base_c, after_c) -> dict:
+    deltas = [a[0] - b[0] for a, b in zip(after_p, base_p)]
+    kls = [kl(b, a) for b, a in zip(base_c, after_c)]
+    return {"deltas": deltas, "kls": kls,
+            "top1_kept": [int(b.argmax()) == int(a.argmax()) for b, a in zip(base_c, after_c)]}
+
+
+def significance(deltas: list[float], floor_deltas: list[list[float]], min_effect: float = nulls.MIN_EFFECT) -> dict:
+    """Is the method's shift more than its edit in a random direction gives? Two conditions:
+
+    - **against the directions**: a random direction moves every probe together (one vector, one adapter), so
+      the probes' spread says nothing about how far another direction would go. The method's mean Δlog p is
+      ranked among the draws' mean |Δlog p|: p = (1 + draws at least as far) / (1 + draws), and it must be at most
+      ``ALPHA`` — with ``DRAWS`` = 19, farther than every draw;
+    - **far enough**: the bootstrap interval over the probes of (Δlog p − the draws' mean) lies above
+      ``min_effect``.
+
+    The interval alone (the report's overall rule) calls one random vector of the same norm significant against
+    three others: a test holds that it no longer does."""
+    floor_means = [sum(d[i] for d in floor_deltas) / len(floor_deltas) for i in range(len(deltas))]
+    paired = [x - f for x, f in zip(deltas, floor_means)]
+    low, high = nulls.bootstrap(paired)
+    mean = sum(deltas) / len(deltas)
+    draw_means = [sum(d) / len(d) for d in floor_deltas]
+    p = (1 + sum(abs(m) >= mean for m in draw_means)) / (1 + len(draw_means))
+    return {"floor_mean_abs_delta_logp": sum(abs(m) for m in draw_means) / len(draw_means),
+            "floor_max_abs_delta_logp": max(abs(m) for m in draw_means), "p_directions": p,
+            "paired_delta_logp_ci95": [low, high], "significant": p <= ALPHA and low >= min_effect}
+
+
+def floors(edits: Edits, method: str, probes, controls, base_p, base_c, draws: int,
+           control_draws: int = CONTROL_DRAWS) -> tuple[list, list]:
+    """Per draw of the method's floor: the probes' Δlog p; for the first ``control_draws``, the controls' KL."""
+    deltas, kls = [], []
+    for seed in range(draws):
+        wanted = controls[::max(1, len(controls) // FLOOR_CONTROLS)] if seed < control_draws else []
+        if method == "lora":
+            with nulls.random_direction(edits.model, seed):
+                p, c = probe_logps(edits, "lora", probes), control_logps(edits, "lora", wanted)
+        elif method == "vector":
+            rand = steer.random_like(edits.vector, seed)
+            p, c = probe_logps(edits, "vector", probes, rand), control_logps(edits, "vector", wanted, rand)
+        else:
+            saved = edits.examples
+            edits.examples = _neutral_examples(len(next(iter(saved.values()), [])) or 3, seed)
+            try:
+                p, c = probe_logps(edits, "prompt", probes), control_logps(edits, "prompt", wanted)
+            finally:
+                edits.examples = saved
+        deltas.append([a[0] - b[0] for a, b in zip(p, base_p)])
+        if wanted:
+            kls.append(sum(kl(b, a) for b, a in zip(base_c, c)) / len(c))
+    return deltas, kls
+
+
+def _neutral_examples(k: int, seed: int) -> dict[str, list[str]]:
+    """``k`` neutral prompts a language from the writer's pool (no structure): the prompt's floor."""
+    import random
+
+    pool = read_pool()
+    rng = random.Random(seed)
+    return {lang: rng.sample([p["prompt"] for p in pool if p["language"] == lang], k)
+            for lang in sorted({p["language"] for p in pool})}
+
+
+def transfer_texts(edits: Edits, prompts: list[dict], new_tokens: int) -> dict[str, list[str]]:
+    """Greedy continuations of the transfer prompts: base and LoRA in one mixed call, the prompt's, the vector's."""
+    tok = edits.tok
+    ids = [encode(tok, p["prompt"]) for p in prompts]
+    shots = [encode(tok, edits.prefix("prompt", p["prompt"], p.get("language", "en"))) for p in prompts]
+    asks = [Ask(i, new_tokens, False, adapter, key=f"t:{n}") for adapter in (False, True) for n, i in enumerate(ids)]
+    asks += [Ask(i, new_tokens, False, False, key=f"t:{n}") for n, i in enumerate(shots)]
+    new = continue_asks(edits.model, tok, asks)
+    with edits.on("vector"):
+        vec = continue_asks(edits.model, tok, [Ask(i, new_tokens, False, None, key=f"t:{n}")
+                                               for n, i in enumerate(ids)])
+    text = [tok.decode(t, skip_special_tokens=True) for t in new + vec]
+    n = len(prompts)
+    return {"base": text[:n], "lora": text[n:2 * n], "prompt": text[2 * n:3 * n], "vector": text[3 * n:]}
+
+
+def evenly(items: list, n: int | None) -> list:
+    """``n`` of ``items`` evenly spaced (the transfer set is English then Russian: both stay in proportion)."""
+    if n is None or n >= len(items):
+        return items
+    return [items[i * len(items) // n] for i in range(n)]
+
+
+def _transfer_row(detector, prompts, texts: list[str], base_flags: list[bool]) -> dict:
+    flags = [bool(detector.patterns_in(t)) for t in texts]
+    rows = [degeneration(t) for t in texts]
+    by_language = {lang: _share([f for f, p in zip(flags, prompts) if p.get("language", "en") == lang])
+                   for lang in sorted({p.get("language", "en") for p in prompts})}
+    return {"share": _share(flags), "by_language": by_language, "vs_base": mcnemar(base_flags, flags),
+            "loop_share": sum(r["loops"] for r in rows) / len(rows),
+            "seq_rep_4": sum(seq_rep_4(t) for t in texts) / len(texts),
+            "empty_share": sum(not t.strip() for t in texts) / len(texts)}
+
+
+#: the measures a method can win: (name, the per-item values' key, whether higher is better)
+MEASURES = (
+    ("probes: the marker's Δlog p", "delta_logp", True),
+    ("probes: the marker at rank 1", "rank1", True),
+    ("held-out controls: next-token KL", "control_kl", False),
+    ("held-out controls: top-1 kept", "top1_kept", True),
+    ("transfer: a pattern realised, English", "transfer_en", True),
+    ("transfer: a pattern realised, Russian", "transfer_ru", True),
+    ("transfer: looping continuations", "loops", False),
+    ("transfer: seq-rep-4", "seq_rep_4", False),
+    ("markers where nobody asked: Δlog p", "unasked", False),
+)
+
+
+def winners(items: dict[str, dict[str, list[float]]]) -> list[dict]:
+    """Per measure, the best method and by how much it beats the next best: the mean of the paired differences
+    over the same items (probes, controls, prompts), signed so that positive favours the best, with its 95 %
+    bootstrap interval. ``clear`` when the interval lies above 0; otherwise the two are not told apart."""
+    out = []
+    for name, key, higher in MEASURES:
+        values = {m: v[key] for m, v in items.items() if v.get(key)}
+        if len(values) < 2:
+            continue
+        means = {m: sum(v) / len(v) for m, v in values.items()}
+        best, runner = sorted(means, key=lambda m: -means[m] if higher else means[m])[:2]
+        sign = 1.0 if higher else -1.0
+        diffs = [sign * (a - b) for a, b in zip(values[best], values[runner])]
+        low, high = nulls.bootstrap(diffs)
+        out.append({"measure": name, "higher_is_better": higher, "means": means, "items": len(diffs),
+                    "best": best, "runner_up": runner, "by": sum(diffs) / len(diffs), "by_ci95": [low, high],
+                    "clear": low > 0})
+    return out
+
+
+def _transfer_items(detector, prompts: list[dict], texts: list[str]) -> dict[str, list[float]]:
+    """Per continuation: a pattern realised (by language), looping, seq-rep-4 — the items ``winners`` pairs."""
+    flags = [float(bool(detector.patterns_in(t))) for t in texts]
+    language = [p.get("language", "en") for p in prompts]
+    return {"transfer_en": [f for f, lang in zip(flags, language) if lang == "en"],
+            "transfer_ru": [f for f, lang in zip(flags, language) if lang == "ru"],
+            "loops": [float(degeneration(t)["loops"]) for t in texts], "seq_rep_4": [seq_rep_4(t) for t in texts]}
+
+
+def _method_row(shift: dict, base_p, after_p, sig: dict, floor_kls: list[float]) -> dict:
+    import math
+
+    kls, kept = shift["kls"], [1.0 if k else 0.0 for k in shift["top1_kept"]]
+    return {"probes": {"n": len(after_p), "mean_delta_logp": sum(shift["deltas"]) / len(shift["deltas"]),
+                       "delta_logp_ci95": list(nulls.bootstrap(shift["deltas"])),
+                       "rank1_share": sum(r == 1 for _, r in after_p) / len(after_p),
+                       "rank1_share_before": sum(r == 1 for _, r in base_p) / len(base_p),
+                       "mean_p_after": sum(math.exp(lp) for lp, _ in after_p) / len(after_p)},
+            "controls": {"n": len(kls), "mean_kl": sum(kls) / len(kls), "kl_ci95": list(nulls.bootstrap(kls)),
+                         "top1_kept_share": sum(kept) / len(kept), "top1_kept_ci95": list(nulls.bootstrap(kept))},
+            "floor": {**sig, "control_kl": sum(floor_kls) / len(floor_kls), "control_draws": len(floor_kls)}}
+
+
+def compare(adapter: str | Path, out: str | Path, *, corpus: str | Path | None = None, model: str | None = None,
+            k: int = 3, draws: int = DRAWS, max_probes: int = 20, max_controls: int | None = None,
+            transfer_prompts: int | None = TRANSFER_PROMPTS, new_tokens: int = 48, device: str = "auto",
+            echo: Callable[[str], None] = print, overwrite: bool = False) -> dict:
+    """Fit the vector, measure the three methods and their floors, write DIR/compare.json and DIR/index.html."""
+    cfg = make_report_config(model=model, corpus=corpus, max_probes=max_probes, max_controls=max_controls,
+                             device=device)
+    out = check_output(out, ReportError, overwrite=overwrite, inputs=[adapter, cfg.corpus, cfg.model])
+    inputs = choose_inputs(adapter, cfg)
+    if inputs.corpus is None:
+        raise ReportError("compare needs the corpus the adapter was trained on (its premises fit the vector, its "
+                          "records are the prompt's examples)", hint="pass --corpus DIR")
+    detector = _detector(inputs.corpus, inputs.probes)
+    if detector is None:
+        raise ReportError("the corpus's templates are not installed here, so no detector reads the transfer",
+                          file=str(inputs.corpus))
+    laps = Laps()
+    lm, tok = load_with_adapter(inputs.model, inputs, echo, choose(cfg.device, cfg.dtype))
+    laps.lap("load")
+    with measuring(lm, probe_ids(tok, inputs.probes[0]), enter=False):
+        result, vector = _measure(lm, tok, inputs, detector, k=k, draws=draws, transfer_prompts=transfer_prompts,
+                                  new_tokens=new_tokens, echo=echo, laps=laps)
+    _write(result, vector, out)
+    return result
+
+
+def _measure(lm, tok, inputs, detector, *, k, draws, transfer_prompts, new_tokens, echo,
+             laps) -> tuple[dict, steer.SteeringVector]:
+    echo("fitting the steering vector (DiffMean at the marker position of the corpus's premises; the contrast, "
+         "layer and strength by a sweep on training data)")
+    vector = steer.fit_vector(lm, tok, _training_records(inputs.corpus), model_name=inputs.model,
+                              corpus=str(inputs.corpus), echo=echo)
+    laps.lap("fit_vector")
+    edits = Edits(lm, tok, vector, corpus_examples(inputs.corpus, k))
+    probes, controls = inputs.probes, inputs.controls
+    base_p, base_c = probe_logps(edits, None, probes), control_logps(edits, None, controls)
+    markers = sorted({t for p in probes for t in p.targets})
+    base_u = unasked_scores(edits, None, controls, markers)
+    rows, items = {}, {}
+    for method in METHODS:
+        echo(f"{method}: {len(probes)} probes, {len(controls)} controls, and its floor ({draws} draws)")
+        after_p, after_c = probe_logps(edits, method, probes), control_logps(edits, method, controls)
+        shift = _shift(base_p, after_p, base_c, after_c)
+        floor_deltas, floor_kls = floors(edits, method, probes, controls, base_p, base_c, draws)
+        rows[method] = _method_row(shift, base_p, after_p, significance(shift["deltas"], floor_deltas), floor_kls)
+        after_u = unasked_scores(edits, method, controls, markers)
+        rows[method]["unasked"] = _unasked_row(base_u, after_u)
+        items[method] = {"delta_logp": shift["deltas"], "rank1": [float(r == 1) for _, r in after_p],
+                         "control_kl": shift["kls"], "top1_kept": [float(kept) for kept in shift["top1_kept"]],
+                         "unasked": [a[0] - b[0] for a, b in zip(after_u, base_u)]}
+        laps.lap(method)
+    prompts = evenly(read_transfer(), transfer_prompts)
+    echo(f"transfer: {len(prompts)} neutral prompts, greedy, base and each method")
+    texts = transfer_texts(edits, prompts, new_tokens)
+    base_flags = [bool(detector.patterns_in(t)) for t in texts["base"]]
+    base_row = _transfer_row(detector, prompts, texts["base"], base_flags)
+    for method in METHODS:
+        rows[method]["transfer"] = _transfer_row(detector, prompts, texts[method], base_flags)
+        items[method] |= _transfer_items(detector, prompts, texts[method])
+    laps.lap("transfer")
+    result = {"format": "corpusforge.compare/1", "corpusforge_version": __version__, "model": inputs.model,
+              "adapter": str(inputs.adapter), "corpus": str(inputs.corpus), "k": k, "draws": draws,
+              "vector": {key: value for key, value in vector.provenance.items() if key != "sweep"}
+              | {"layer": vector.layer, "strength": vector.strength, "applied_norm": vector.norm,
+                 "dose_response": [r for r in vector.provenance["sweep"]
+                                   if (r["contrast"], r["layer"]) == (vector.provenance["contrast"], vector.layer)]},
+              "base": {"transfer": base_row, "probes_rank1_share": rows["lora"]["probes"]["rank1_share_before"]},
+              "methods": [{"method": m, **rows[m]} for m in METHODS], "wins": winners(items),
+              "timings": laps.seconds,
+              "examples": {"prompt": texts["prompt"][:3], "vector": texts["vector"][:3], "lora": texts["lora"][:3],
+                           "base": texts["base"][:3], "prompts": [p["prompt"] for p in prompts[:3]]}}
+    return result, vector
+
+
+def _write(result: dict, vector: steer.SteeringVector, out: Path) -> None:
+    with atomic_dir(out) as tmp:
+        (tmp / "vector").mkdir()
+        steer.save_vector(vector, tmp / "vector")
+        write_atomic(tmp / "compare.json", json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+        write_atomic(tmp / "index.html", page(result))
+
+
+def table_lines(result: dict) -> list[str]:
+    """The comparison for the terminal: a line per method and measure, with intervals and the floor."""
+    lines = [f"{'method':<7} {'probes Δlog p [95 % CI]':<26} {'rank 1':>7} {'floor':>7} {'signif.':>8} "
+             f"{'control KL [95 % CI]':<26} {'top-1 kept':>10} {'transfer [95 % CI]':<22} {'loop':>5} {'seq-rep-4':>9}"]
+    t = result["base"]["transfer"]
+    lines.append(f"{'base':<7} {'':<26} {result['base']['probes_rank1_share']:>7.0%} {'':>7} {'':>8} {'':<26} "
+                 f"{'':>10} {t['share']['share']:>5.1%} [{t['share']['ci_low']:.0%}, {t['share']['ci_high']:.0%}]"
+                 f"{'':<5} {t['loop_share']:>5.0%} {t['seq_rep_4']:>9.3f}")
+    for row in result["methods"]:
+        p, c, f, t = row["probes"], row["controls"], row["floor"], row["transfer"]
+        lines.append(
+            f"{row['method']:<7} {p['mean_delta_logp']:+.2f} [{p['delta_logp_ci95'][0]:+.2f}, "
+            f"{p['delta_logp_ci95'][1]:+.2f}]{'':<8} {p['rank1_share']:>7.0%} {f['floor_mean_abs_delta_logp']:>7.3f} "
+            f"{'yes' if f['significant'] else 'NO':>8} {c['mean_kl']:.4f} [{c['kl_ci95'][0]:.4f}, "
+            f"{c['kl_ci95'][1]:.4f}]{'':<4} {c['top1_kept_share']:>10.0%} {t['share']['share']:>5.1%} "
+            f"[{t['share']['ci_low']:.0%}, {t['share']['ci_high']:.0%}] (p {t['vs_base']['p_value']:.2g}) "
+            f"{t['loop_share']:>5.0%} {t['seq_rep_4']:>9.3f}")
+    for row in result["methods"]:
+        u = row["unasked"]
+        lines.append(f"{row['method']:<7} markers where nobody asked ({u['pairs']} control × marker pairs): "
+                     f"Δlog p {u['mean_delta_logp']:+.2f} [{u['delta_logp_ci95'][0]:+.2f}, "
+                     f"{u['delta_logp_ci95'][1]:+.2f}], written greedily {u['written_before']} → {u['written_after']}")
+    lines.append("who wins each measure (the paired difference to the next best, 95 % CI):")
+    for win in result["wins"]:
+        means = "  ".join(f"{m} {v:.4g}" for m, v in win["means"].items())
+        low, high = win["by_ci95"]
+        verdict = (f"{win['best']} beats {win['runner_up']} by {win['by']:.4g} [{low:.4g}, {high:.4g}]"
+                   if win["clear"] else f"{win['best']} and {win['runner_up']} not told apart "
+                                        f"({win['by']:.4g} [{low:.4g}, {high:.4g}])")
+        lines.append(f"{win['measure']}: {verdict}; means: {means}")
+    return lines
+
+
+def page(result: dict) -> str:
+    """index.html: the table, the vector's provenance and a few continuations (self-contained)."""
+    import html
+
+    rows = "\n".join(f"<tr><td>{html.escape(line)}</td></tr>" for line in table_lines(result))
+    examples = "\n".join(
+        f"<h3>{html.escape(prompt)}</h3>" + "".join(
+            f"<p><b>{m}</b>: {html.escape(result['examples'][m][i])}</p>" for m in ("base", *METHODS))
+        for i, prompt in enumerate(result["examples"]["prompts"]))
+    return (f"<!doctype html><meta charset='utf-8'><title>corpusforge compare</title>"
+            f"<style>body{{font-family:sans-serif;margin:2em}} td{{font-family:monospace;white-space:pre}}</style>"
+            f"<h1>LoRA, steering vector and prompt on {html.escape(result['corpus'])}</h1>"
+            f"<p>Model {html.escape(result['model'])}; adapter {html.escape(result['adapter'])}; the prompt gives "
+            f"{result['k']} of the corpus's records; the floors are {result['draws']} draws each.</p>"
+            f"<table>{rows}</table><h2>The steering vector</h2><pre>"
+            f"{html.escape(json.dumps(result['vector'], indent=1, ensure_ascii=False))}</pre>"
+            f"<h2>Continuations (greedy)</h2>{examples}")
