@@ -190,12 +190,72 @@ def all_results(results: dict) -> str:
     return "\n".join(f"- **{name}** ({run_of(b)}): {b['summary']}" for name, b in results["benchmarks"].items())
 
 
+def _pct(x: float) -> str:
+    return f"{x:.0%}"
+
+
+def compare_table(results: dict) -> str:
+    """The three edits side by side, a row per measure: each method's value and who wins by how much (the paired
+    difference to the next best with its 95 % interval; "not told apart" when the interval reaches 0)."""
+    c = bench(results, "compare")
+    m, base = c["methods"], c["base"]
+
+    def ci(pair: list[float], fmt: str) -> str:
+        return f" [{pair[0]:{fmt}}, {pair[1]:{fmt}}]"
+
+    def share(r: dict) -> str:
+        t = r["transfer"]
+        langs = " / ".join(f"{lang} {_pct(v['share'])}" for lang, v in r["transfer_by_language"].items())
+        return f"{t['share']:.1%}{ci([t['ci_low'], t['ci_high']], '.0%')} ({langs})"
+
+    values = {
+        "probes: the marker's Δlog p": lambda r: f"{r['delta_logp']:+.2f}{ci(r['delta_logp_ci95'], '+.2f')}",
+        "probes: the marker at rank 1": lambda r: _pct(r["rank1_share"]),
+        "significant against its floor (19 random directions)":
+            lambda r: f"{'yes' if r['significant'] else 'no'} (p {r['p_directions']:.2f}; floor "
+                      f"{r['floor_mean_abs_delta_logp']:.3f})",
+        "held-out controls: next-token KL": lambda r: f"{r['control_kl']:.4f}{ci(r['control_kl_ci95'], '.4f')}",
+        "held-out controls: top-1 kept": lambda r: _pct(r["top1_kept_share"]),
+        "transfer: a pattern realised": share,
+        "transfer: looping continuations": lambda r: _pct(r["loop_share"]),
+        "transfer: seq-rep-4": lambda r: f"{r['seq_rep_4']:.3f}",
+        "markers where nobody asked: Δlog p": lambda r: f"{r['unasked_delta_logp']:+.2f}"
+                                                        f"{ci(r['unasked_ci95'], '+.2f')}",
+    }
+    base_cells = {"probes: the marker at rank 1": _pct(base["rank1_share"]),
+                  "transfer: a pattern realised": f"{base['transfer']['share']:.1%}",
+                  "transfer: looping continuations": _pct(base["loop_share"]),
+                  "transfer: seq-rep-4": f"{base['seq_rep_4']:.3f}"}
+    wins = {w["measure"]: w for w in c["wins"]}
+    methods = list(m)
+    lines = ["| measure | base | " + " | ".join(methods) + " | who wins, by (95 % CI) |",
+             "|" + "---|" * (len(methods) + 3)]
+    for measure, cell in values.items():
+        verdict = []
+        for name, w in wins.items():   # "transfer: a pattern realised, English" is read on the transfer row
+            if name == measure or name.startswith(measure + ", "):
+                lang = name.removeprefix(measure + ", ") + ": " if name != measure else ""
+                by = f"{w['by']:.3g} [{w['by_ci95'][0]:.3g}, {w['by_ci95'][1]:.3g}]"
+                verdict.append(f"{lang}**{w['best']}** over {w['runner_up']} by {by}" if w["clear"]
+                               else f"{lang}{w['best']} and {w['runner_up']} not told apart ({by})")
+        lines.append(f"| {measure} | {base_cells.get(measure, '')} | " + " | ".join(cell(m[k]) for k in methods)
+                     + f" | {'; '.join(verdict)} |")
+    v = c["vector"]
+    lines += ["", f"Measured by `python -m benchmarks compare` ({run_of(c)}): `corpusforge compare` on the quick "
+                  f"demo's corpus and adapter took {c['seconds']:.0f} s (goal ≤ 600 s) for {c['probes']} held-out "
+                  f"probes, {c['controls']} held-out controls, {c['draws']} random directions per method and the "
+                  f"transfer prompts; the prompt gives {c['k']} of the corpus's records; the vector: "
+                  f"{v['contrast']} contrast, layer {v['layer']}, strength {v['strength']:g}."]
+    return "\n".join(lines)
+
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "benchmarks": benchmarks_table,
     "report-headline": report_headline,
     "steps-inline": steps_inline,
     "report-inline": report_inline,
     "results": all_results,
+    "compare": compare_table,
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from corpusforge.shift import compare as cmp
 from corpusforge.shift import nulls, steer
+from corpusforge.shift.compare_page import table_lines
 from corpusforge.shift.transfer import read_transfer
 from corpusforge.train.loop import TrainConfig, train
 
@@ -48,7 +49,7 @@ def test_one_row_per_method_with_every_measure(compared):
     assert [r["strength"] for r in dose] == list(steer.STRENGTHS[:len(dose)]) and len(dose) >= 2
     assert all(a["score"] <= b["score"] for a, b in zip(dose[:-2], dose[1:-1]))
     assert len(dose) == len(steer.STRENGTHS) or dose[-1]["score"] < dose[-2]["score"]
-    lines = cmp.table_lines(result)
+    lines = table_lines(result)
     assert [line.split()[0] for line in lines[1:8]] == ["base", *cmp.METHODS, *cmp.METHODS]
     assert len(result["wins"]) == len(lines) - 9 == len(cmp.MEASURES)
     assert {p["language"] for p in cmp.evenly(read_transfer(), 24)} == {"en", "ru"}
@@ -125,3 +126,39 @@ def test_compare_without_a_corpus_is_one_clear_error(run, compared, tmp_path):
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "--probes FILE or --corpus DIR" in result.output or "needs the corpus" in result.output
     assert not (tmp_path / "c").exists()
+
+
+def test_a_shared_prefix_gives_the_rows_of_the_whole_pass(compared):
+    """The prompt method's examples are one prefix whose keys and values its prompts share: the rows equal those of
+    the whole sequences, on the adapted model, to float32 summation order."""
+    from peft import PeftModel
+
+    from corpusforge.lm.load import load_model
+    from corpusforge.shift.passes import logprob_rows, prefixed_rows
+
+    model, adapter, _, _ = compared
+    adapted = PeftModel.from_pretrained(load_model(str(model)).model, str(adapter)).eval()
+    prefix, seqs, starts = [5, 9, 13, 22, 40, 41, 7], [[7, 8, 9], [3, 4, 5, 6, 7, 8], [11], [12, 13]], [2, 0, 0, 1]
+    shared = list(prefixed_rows(adapted, prefix, seqs, starts, batch_size=3))
+    whole = list(logprob_rows(adapted, [prefix + s for s in seqs], starts=[len(prefix) + s for s in starts]))
+    assert [tuple(r.shape) for r in shared] == [tuple(r.shape) for r in whole] == [(1, 600), (6, 600), (1, 600),
+                                                                                   (1, 600)]
+    assert max(float((a - b).abs().max()) for a, b in zip(shared, whole)) < 1e-4
+
+
+def test_the_sweep_can_try_both_contrasts_and_keeps_the_best(compared):
+    from corpusforge.lm.load import load_model
+
+    model, _, _, _ = compared
+    lm = load_model(str(model))
+    records = cmp._training_records(SAMPLE / "corpus")
+    vector = steer.fit_vector(lm.model, lm.tokenizer, records, model_name=str(model), corpus="sample", n=16,
+                              contrasts=steer.CONTRASTS)
+    sweep = vector.provenance["sweep"]
+    assert {r["contrast"] for r in sweep} == set(steer.CONTRASTS)
+    best = max(sweep, key=lambda r: r["score"])
+    assert (vector.provenance["contrast"], vector.layer, vector.strength) == (best["contrast"], best["layer"],
+                                                                              best["strength"])
+    cut = steer.cut_earlier("If the river freezes,", 0)     # an earlier word's end, where no marker is due
+    assert "If the river freezes,".startswith(cut) and 1 <= len(cut.split(" ")) < 4
+    assert steer.cut_earlier("one", 3) == "one"

@@ -91,14 +91,14 @@ def test_the_two_setup_commands_are_the_makefiles():
 
 
 def test_the_model_commands_parse(tmp_path, monkeypatch):
-    """train, report, try and merge as the README writes them: every option and argument is one the command
+    """train, report, try, merge and compare as the README writes them: every option and argument is one the command
     takes (they need a model to run; test_train and test_report run them on a tiny one). The folders the tour
     made before them are made here, empty, for the checks that a path exists."""
     monkeypatch.chdir(tmp_path)
     for folder in ("my-corpus", "my-adapter"):
         (tmp_path / folder).mkdir()
     commands = model_commands()
-    assert [c[0] for c in commands] == ["train", "report", "try", "merge"]
+    assert [c[0] for c in commands] == ["train", "report", "try", "merge", "compare"]
     for args in commands:
         ctx = parse(args)
         assert ctx.command.name == args[0]

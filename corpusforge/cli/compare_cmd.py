@@ -27,7 +27,8 @@ def command(adapter, corpus, out, model, k, transfer_prompts, device, overwrite)
     Example:
       corpusforge compare --adapter demo-out/adapter --corpus demo-out/corpus --out cmp
     """
-    from ..shift.compare import compare, table_lines
+    from ..shift.compare import compare
+    from ..shift.compare_page import table_lines
 
     result = compare(adapter, out, corpus=corpus, model=model, k=k, transfer_prompts=transfer_prompts,
                      device=device, echo=click.echo, overwrite=overwrite)

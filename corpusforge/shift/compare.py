@@ -40,10 +40,10 @@ from ..lm.arch import describe
 from ..lm.device import choose
 from ..lm.generation import Ask, adapter_scale, continue_asks
 from ..prompts import read_pool
-from . import nulls, steer
+from . import compare_page, nulls, steer
 from .build import _detector, choose_inputs, load_with_adapter
 from .config import make_report_config
-from .passes import encode, kl, last_logprobs, measuring, probe_ids
+from .passes import encode, kl, logprob_rows, measuring, prefixed_rows, probe_ids
 from .probes import Probe
 from .structure import degeneration, mcnemar
 from .transfer import _share, corpus_examples, few_shot, read_transfer, seq_rep_4
@@ -65,16 +65,20 @@ def _training_records(corpus: Path) -> list[dict]:
 
 
 class Edits:
-    """The three edits on one loaded model, each a way to score probes, next tokens and continuations."""
+    """The three edits on one loaded model, each a way to read log-probabilities after a prompt."""
 
     def __init__(self, model, tok, vector: steer.SteeringVector, examples: dict[str, list[str]]):
         self.model, self.tok, self.vector, self.examples = model, tok, vector, examples
         self.arch = describe(model)
 
     def prefix(self, method: str, prompt: str, language: str) -> str:
+        """The text ``method`` is given for ``prompt``: the prompt's examples before it, for the prompt method."""
         if method != "prompt":
             return prompt
-        return few_shot(self.examples.get(language) or self.examples.get("en", []), prompt)
+        return few_shot(self.examples_for(language), prompt)
+
+    def examples_for(self, language: str) -> list[str]:
+        return self.examples.get(language) or self.examples.get("en", [])
 
     def on(self, method: str, vector: steer.SteeringVector | None = None):
         """The model as ``method`` sees it: the adapter at 1 for the LoRA, else at 0 (with the vector added)."""
@@ -86,6 +90,26 @@ class Edits:
             stack.enter_context(steer.steered(self.model, self.arch, vector or self.vector))
         return stack
 
+    def rows(self, method: str | None, prompts: list[list[int]], tails: list[list[int]], languages: list[str],
+             vector: steer.SteeringVector | None = None) -> list:
+        """Log-probability rows from each prompt's last position to the end of its tail, as ``method`` sees it.
+        The prompt method's examples (a language's, tokenized apart and joined at a line break) are one prefix
+        whose keys and values every prompt of that language shares (``passes.prefixed_rows``)."""
+        method = method or "base"
+        with self.on(method, vector):
+            if method != "prompt":
+                return list(logprob_rows(self.model, [p + t for p, t in zip(prompts, tails)],
+                                         starts=[len(p) - 1 for p in prompts]))
+            out: list = [None] * len(prompts)
+            for language in sorted(set(languages)):
+                mine = [i for i, lang in enumerate(languages) if lang == language]
+                prefix = encode(self.tok, few_shot(self.examples_for(language), ""))
+                rows = prefixed_rows(self.model, prefix, [prompts[i] + tails[i] for i in mine],
+                                     [len(prompts[i]) - 1 for i in mine])
+                for i, row in zip(mine, rows):
+                    out[i] = row
+            return out
+
 
 def _language(text: str) -> str:
     from ..prompts import prompt_language
@@ -93,33 +117,34 @@ def _language(text: str) -> str:
     return prompt_language({"prompt": text})
 
 
+def _tail_score(rows, tail: list[int]) -> tuple[float, int, bool]:
+    """The tail as a whole: the sum of its tokens' log p, the rank of its first token, whether greedy writes it."""
+    total = sum(float(rows[i, t]) for i, t in enumerate(tail))
+    rank = int((rows[0] > rows[0, tail[0]]).sum()) + 1
+    return total, rank, all(int(rows[i].argmax()) == t for i, t in enumerate(tail))
+
+
 def probe_logps(edits: Edits, method: str | None, probes: list[Probe], vector=None) -> list[tuple[float, int]]:
     """Per probe: log p of its first target after the prompt (with the method's examples before it), its rank."""
-    from .passes import probe_ids, score_continuations
-
-    pairs = []
-    for p in probes:
-        ids = probe_ids(edits.tok, p) if method != "prompt" else encode(
-            edits.tok, edits.prefix("prompt", p.prompt, _language(p.prompt)))
-        pairs.append((ids, encode(edits.tok, p.targets[0])))
-    with edits.on(method or "base", vector):
-        return [(s[0], s[1]) for s in score_continuations(edits.model, pairs)]
+    tails = [encode(edits.tok, p.targets[0]) for p in probes]
+    rows = edits.rows(method, [probe_ids(edits.tok, p) for p in probes], tails,
+                      [_language(p.prompt) for p in probes], vector)
+    return [_tail_score(r, t)[:2] for r, t in zip(rows, tails)]
 
 
 def control_logps(edits: Edits, method: str | None, controls: list[dict], vector=None) -> list:
-    texts = [edits.prefix(method or "base", c["prompt"], _language(c["prompt"])) for c in controls]
-    with edits.on(method or "base", vector):
-        return last_logprobs(edits.model, [encode(edits.tok, t) for t in texts])
+    """Per control: the next token's log-probabilities, as ``method`` sees it."""
+    rows = edits.rows(method, [encode(edits.tok, c["prompt"]) for c in controls], [[] for _ in controls],
+                      [_language(c["prompt"]) for c in controls], vector)
+    return [r[0] for r in rows]
 
 
 def unasked_scores(edits: Edits, method: str | None, controls: list[dict], markers: list[str]) -> list:
     """(log p, rank, greedy) of each marker after each control in the marker's language, as ``method`` sees it."""
-    from .passes import score_continuations
-
-    pairs = [(encode(edits.tok, edits.prefix(method or "base", c["prompt"], _language(c["prompt"]))),
-              encode(edits.tok, m)) for c in controls for m in markers if _language(m) == _language(c["prompt"])]
-    with edits.on(method or "base"):
-        return score_continuations(edits.model, pairs)
+    pairs = [(c["prompt"], m) for c in controls for m in markers if _language(m) == _language(c["prompt"])]
+    tails = [encode(edits.tok, m) for _, m in pairs]
+    rows = edits.rows(method, [encode(edits.tok, c) for c, _ in pairs], tails, [_language(c) for c, _ in pairs])
+    return [_tail_score(r, t) for r, t in zip(rows, tails)]
 
 
 def _unasked_row(before: list, after: list) -> dict:
@@ -364,56 +389,4 @@ def _write(result: dict, vector: steer.SteeringVector, out: Path) -> None:
         (tmp / "vector").mkdir()
         steer.save_vector(vector, tmp / "vector")
         write_atomic(tmp / "compare.json", json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-        write_atomic(tmp / "index.html", page(result))
-
-
-def table_lines(result: dict) -> list[str]:
-    """The comparison for the terminal: a line per method and measure, with intervals and the floor."""
-    lines = [f"{'method':<7} {'probes Δlog p [95 % CI]':<26} {'rank 1':>7} {'floor':>7} {'signif.':>8} "
-             f"{'control KL [95 % CI]':<26} {'top-1 kept':>10} {'transfer [95 % CI]':<22} {'loop':>5} {'seq-rep-4':>9}"]
-    t = result["base"]["transfer"]
-    lines.append(f"{'base':<7} {'':<26} {result['base']['probes_rank1_share']:>7.0%} {'':>7} {'':>8} {'':<26} "
-                 f"{'':>10} {t['share']['share']:>5.1%} [{t['share']['ci_low']:.0%}, {t['share']['ci_high']:.0%}]"
-                 f"{'':<5} {t['loop_share']:>5.0%} {t['seq_rep_4']:>9.3f}")
-    for row in result["methods"]:
-        p, c, f, t = row["probes"], row["controls"], row["floor"], row["transfer"]
-        lines.append(
-            f"{row['method']:<7} {p['mean_delta_logp']:+.2f} [{p['delta_logp_ci95'][0]:+.2f}, "
-            f"{p['delta_logp_ci95'][1]:+.2f}]{'':<8} {p['rank1_share']:>7.0%} {f['floor_mean_abs_delta_logp']:>7.3f} "
-            f"{'yes' if f['significant'] else 'NO':>8} {c['mean_kl']:.4f} [{c['kl_ci95'][0]:.4f}, "
-            f"{c['kl_ci95'][1]:.4f}]{'':<4} {c['top1_kept_share']:>10.0%} {t['share']['share']:>5.1%} "
-            f"[{t['share']['ci_low']:.0%}, {t['share']['ci_high']:.0%}] (p {t['vs_base']['p_value']:.2g}) "
-            f"{t['loop_share']:>5.0%} {t['seq_rep_4']:>9.3f}")
-    for row in result["methods"]:
-        u = row["unasked"]
-        lines.append(f"{row['method']:<7} markers where nobody asked ({u['pairs']} control × marker pairs): "
-                     f"Δlog p {u['mean_delta_logp']:+.2f} [{u['delta_logp_ci95'][0]:+.2f}, "
-                     f"{u['delta_logp_ci95'][1]:+.2f}], written greedily {u['written_before']} → {u['written_after']}")
-    lines.append("who wins each measure (the paired difference to the next best, 95 % CI):")
-    for win in result["wins"]:
-        means = "  ".join(f"{m} {v:.4g}" for m, v in win["means"].items())
-        low, high = win["by_ci95"]
-        verdict = (f"{win['best']} beats {win['runner_up']} by {win['by']:.4g} [{low:.4g}, {high:.4g}]"
-                   if win["clear"] else f"{win['best']} and {win['runner_up']} not told apart "
-                                        f"({win['by']:.4g} [{low:.4g}, {high:.4g}])")
-        lines.append(f"{win['measure']}: {verdict}; means: {means}")
-    return lines
-
-
-def page(result: dict) -> str:
-    """index.html: the table, the vector's provenance and a few continuations (self-contained)."""
-    import html
-
-    rows = "\n".join(f"<tr><td>{html.escape(line)}</td></tr>" for line in table_lines(result))
-    examples = "\n".join(
-        f"<h3>{html.escape(prompt)}</h3>" + "".join(
-            f"<p><b>{m}</b>: {html.escape(result['examples'][m][i])}</p>" for m in ("base", *METHODS))
-        for i, prompt in enumerate(result["examples"]["prompts"]))
-    return (f"<!doctype html><meta charset='utf-8'><title>corpusforge compare</title>"
-            f"<style>body{{font-family:sans-serif;margin:2em}} td{{font-family:monospace;white-space:pre}}</style>"
-            f"<h1>LoRA, steering vector and prompt on {html.escape(result['corpus'])}</h1>"
-            f"<p>Model {html.escape(result['model'])}; adapter {html.escape(result['adapter'])}; the prompt gives "
-            f"{result['k']} of the corpus's records; the floors are {result['draws']} draws each.</p>"
-            f"<table>{rows}</table><h2>The steering vector</h2><pre>"
-            f"{html.escape(json.dumps(result['vector'], indent=1, ensure_ascii=False))}</pre>"
-            f"<h2>Continuations (greedy)</h2>{examples}")
+        write_atomic(tmp / "index.html", compare_page.page(result))

@@ -85,6 +85,37 @@ def logprob_rows(model, id_lists: list[list[int]], *, batch_size: int = 16, star
             yield F.log_softmax(logits.float(), dim=-1)
 
 
+def prefixed_rows(model, prefix: list[int], id_lists: list[list[int]], starts: list[int], *, batch_size: int = 16):
+    """``logprob_rows`` over ``prefix + ids`` for each of ``id_lists``, with the prefix's keys and values computed
+    once and shared by every sequence (k examples before each prompt cost one pass, not one a prompt).
+    ``starts[i]`` is a position within ``id_lists[i]`` (the rows from there predict its following tokens), so
+    each sequence holds at least one token. The head runs over the sequences' own positions only."""
+    import copy
+    import inspect
+
+    import torch
+    import torch.nn.functional as F
+
+    from ..lm.generation import padded
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    # transformers 5.24 names the argument ``cache`` (``past_key_values`` goes in 5.40); 4.x knows only the old name
+    name = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+    with torch.no_grad():
+        cache = model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True).past_key_values
+        for at in range(0, len(id_lists), batch_size):
+            chunk, firsts = id_lists[at:at + batch_size], starts[at:at + batch_size]
+            input_ids, mask = padded(model, chunk, 0, left=False)
+            shared = copy.deepcopy(cache)
+            shared.batch_repeat_interleave(len(chunk))
+            ones = torch.ones((len(chunk), len(prefix)), dtype=mask.dtype, device=mask.device)
+            positions = torch.arange(len(prefix), len(prefix) + input_ids.shape[1], device=input_ids.device)
+            logits = model(input_ids=input_ids, attention_mask=torch.cat([ones, mask], dim=1), **{name: shared},
+                           position_ids=positions.expand(len(chunk), -1), use_cache=True).logits
+            for i, (ids, first) in enumerate(zip(chunk, firsts)):
+                yield F.log_softmax(logits[i, first:len(ids)].float(), dim=-1)
+
+
 @dataclass
 class _Kept:
     """While ``measuring``: the adapter's first layer, where a pass over a batch seen before starts (None: none

@@ -9,7 +9,8 @@ the mean over a contrast, one of two (``CONTRASTS``):
 - ``neutral``: the writer's prompt pool in the corpus's languages (disjoint from the held-out controls and the
   transfer prompts).
 
-Applied, ``strength · vector`` is added to the input of that decoder layer at every position.
+The sweep tries ``DEFAULT_CONTRASTS`` (``earlier``; ``fit_vector(contrasts=CONTRASTS)`` tries both). Applied,
+``strength · vector`` is added to the input of that decoder layer at every position.
 
 The contrast, the layer and the strength are chosen by a sweep on **training** data only — other training
 premises (their marker's log-probability should rise) and the training control set (their next-token KL should
@@ -38,6 +39,9 @@ CONTROL_WEIGHT = 20.0
 STRENGTHS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)   # tried in turn until the score falls
 SWEEP_PREMISES = SWEEP_CONTROLS = 24
 CONTRASTS = ("earlier", "neutral")
+#: the sweep's contrasts by default: on the demo's corpus "earlier" scored +0.11 at its best and "neutral" -0.73
+#: (benchmarks/compare.py, docs/compare.md), so the neutral one is tried only when asked for
+DEFAULT_CONTRASTS = ("earlier",)
 LAYERS_TRIED = 6
 FORMAT = "corpusforge.steering-vector/1"
 
@@ -150,24 +154,25 @@ def sweep_score(model, tok, arch, candidate: SteeringVector, premises: list[Prob
 
 
 def fit_vector(model, tok, records: list[dict], *, model_name: str, corpus: str, n: int = 128,
-               echo=lambda s: None) -> SteeringVector:
+               contrasts: tuple[str, ...] = DEFAULT_CONTRASTS, echo=lambda s: None) -> SteeringVector:
     """The corpus's steering vector: DiffMean at each candidate layer, the (layer, strength) the sweep on
     training data prefers. The model's adapter, if any, is off throughout."""
     arch = describe(model)
     fit = premises_of(records, n)
     held = premises_of(list(reversed(records)), SWEEP_PREMISES)   # the sweep's premises: others, from the end
     languages = {prompt_language({"prompt": p.prompt}) for p in fit}
-    negatives = {"earlier": [cut_earlier(p.prompt, i) for i, p in enumerate(fit)],
-                 "neutral": neutral_texts(languages, n)}
+    make = {"earlier": lambda: [cut_earlier(p.prompt, i) for i, p in enumerate(fit)],
+            "neutral": lambda: neutral_texts(languages, n)}
+    negatives = {c: make[c]() for c in contrasts}
     controls = [encode(tok, c["prompt"]) for c in read_prompts(DEFAULT_CONTROLS)][:SWEEP_CONTROLS]
     with adapter_scale(model, 0.0):
         premise_mean = last_residuals(model, tok, [p.prompt for p in fit]).mean(1)     # (layers + 1, hidden)
-        diffs = {c: premise_mean - last_residuals(model, tok, negatives[c]).mean(1) for c in CONTRASTS}
+        diffs = {c: premise_mean - last_residuals(model, tok, negatives[c]).mean(1) for c in contrasts}
         pairs = [(probe_ids(tok, p), encode(tok, p.targets[0])) for p in held]
         before = ([s[0] for s in score_continuations(model, pairs)], last_logprobs(model, controls))
         layers = sorted({round(1 + i * (arch.num_layers - 2) / (LAYERS_TRIED - 1)) for i in range(LAYERS_TRIED)})
         sweep = []
-        for contrast in CONTRASTS:
+        for contrast in contrasts:
             for layer in layers:
                 previous = None
                 for strength in STRENGTHS:   # the score rises to one peak with the strength, then falls away
