@@ -13,11 +13,14 @@ adapter off, no vector, no examples) on the same prompts:
 - **markers where nobody asked** — each marker of the probes after each held-out control in its language:
   the mean Δlog p of the whole marker against the base, and how many the method writes greedily (the base: how
   many it wrote);
-- **transfer** — the 200 neutral transfer prompts continued greedily (48 tokens): the share realising a corpus
-  pattern (Wilson interval, by language), McNemar against the base, the loop share and seq-rep-4.
+- **transfer** — ``TRANSFER_PROMPTS`` of the 200 neutral transfer prompts, evenly spaced, continued greedily (48
+  tokens): the share realising a corpus pattern (Wilson interval, by language), McNemar against the base, the loop
+  share and seq-rep-4;
+- **who wins** each measure, by how much: the paired difference to the next best method (``winners``).
 
 The prompt method puts its ``k`` examples before every prompt it is measured on — probes, controls and transfer
-prompts alike — as a user prompting the model would. Passes run the output head only where a score is read
+prompts alike — as a user prompting the model would; scoring shares the examples' keys and values across prompts
+(``Edits.rows``), generation does not. Passes run the output head only where a score is read
 (``passes.measuring(enter=False)``) but never start at a cached layer: a vector added below it, or examples
 before the prompt, would be skipped.
 
@@ -50,7 +53,7 @@ from .transfer import _share, corpus_examples, few_shot, read_transfer, seq_rep_
 
 METHODS = ("lora", "vector", "prompt")
 DRAWS = 19      # random directions per method: the smallest number at which p can reach ALPHA
-CONTROL_DRAWS = 3   # of them, the ones whose control drift is also measured (the floor's KL; not in the rule),
+CONTROL_DRAWS = 3   # of them, the ones whose control drift is also measured (the floor's KL; not in the rule)
 FLOOR_CONTROLS = 24  # on about this many of the controls, evenly spaced
 TRANSFER_PROMPTS = 100   # of the 200, evenly spaced (half English, half Russian); None: all
 ALPHA = 0.05
