@@ -34,6 +34,7 @@ from ..lm.generation import adapter_scale
 from ..prompts import DEFAULT_CONTROLS, prompt_language, read_pool, read_prompts
 from .passes import encode, kl, last_logprobs, probe_ids, score_continuations
 from .probes import Probe
+from .transfer import in_turn
 
 CONTROL_WEIGHT = 20.0
 STRENGTHS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)   # tried in turn until the score falls
@@ -66,11 +67,7 @@ def premises_of(records: list[dict], limit: int) -> list[Probe]:
             t = rec["targets"][0]
             by_pattern.setdefault(rec["pattern"], []).append(
                 Probe(prompt=rec["text"][:t["start"]], targets=[t["text"]], name=rec["pattern"]))
-    out, turn = [], 0
-    while len(out) < limit and any(turn < len(v) for v in by_pattern.values()):
-        out += [v[turn] for v in by_pattern.values() if turn < len(v)][:limit - len(out)]
-        turn += 1
-    return out
+    return in_turn(by_pattern.values(), limit)
 
 
 def cut_earlier(prompt: str, seed: int) -> str:
@@ -90,11 +87,7 @@ def neutral_texts(languages: set[str], limit: int) -> list[str]:
     for item in read_pool():
         if item["language"] in languages:
             by_language.setdefault(item["language"], []).append(item["prompt"])
-    out, turn = [], 0
-    while len(out) < limit and any(turn < len(v) for v in by_language.values()):
-        out += [v[turn] for v in by_language.values() if turn < len(v)][:limit - len(out)]
-        turn += 1
-    return out
+    return in_turn(by_language.values(), limit)
 
 
 def last_residuals(model, tok, texts: list[str], batch_size: int = 16):
@@ -140,10 +133,10 @@ def steered(model, arch: Architecture, vector: SteeringVector | None):
         hook.remove()
 
 
-def sweep_score(model, tok, arch, candidate: SteeringVector, premises: list[Probe], controls: list[list[int]],
-                before: tuple[list[float], list], contrast: str) -> dict:
-    """A candidate's premises' mean Δlog p of their marker and the controls' mean next-token KL, and its score."""
-    pairs = [(probe_ids(tok, p), encode(tok, p.targets[0])) for p in premises]
+def sweep_score(model, arch, candidate: SteeringVector, pairs: list[tuple[list[int], list[int]]],
+                controls: list[list[int]], before: tuple[list[float], list], contrast: str) -> dict:
+    """A candidate's mean Δlog p of each premise's marker (``pairs``: premise ids, marker ids) and the controls'
+    mean next-token KL, and its score."""
     with steered(model, arch, candidate):
         logps = [s[0] for s in score_continuations(model, pairs)]
         after = last_logprobs(model, controls)
@@ -176,8 +169,8 @@ def fit_vector(model, tok, records: list[dict], *, model_name: str, corpus: str,
             for layer in layers:
                 previous = None
                 for strength in STRENGTHS:   # the score rises to one peak with the strength, then falls away
-                    row = sweep_score(model, tok, arch, SteeringVector(diffs[contrast][layer], layer, strength),
-                                      held, controls, before, contrast)
+                    row = sweep_score(model, arch, SteeringVector(diffs[contrast][layer], layer, strength),
+                                      pairs, controls, before, contrast)
                     sweep.append(row)
                     if previous is not None and row["score"] < previous:
                         break

@@ -118,13 +118,16 @@ def corpus_examples(corpus: Path, k: int = 3) -> dict[str, list[str]]:
         by_lang.setdefault(rec["language"], {}).setdefault(rec["pattern"], []).append(text)
         if sum(len(v) for by in by_lang.values() for v in by.values()) > 200 * k:
             break
-    out = {}
-    for lang, by_pattern in by_lang.items():
-        picked, turn = [], 0
-        while len(picked) < k and any(turn < len(v) for v in by_pattern.values()):
-            picked += [v[turn] for v in by_pattern.values() if turn < len(v)][:k - len(picked)]
-            turn += 1
-        out[lang] = picked
+    return {lang: in_turn(by_pattern.values(), k) for lang, by_pattern in by_lang.items()}
+
+
+def in_turn(groups, limit: int) -> list:
+    """At most ``limit`` items, the groups in turn: the first of each group, then the second of each, …"""
+    groups = list(groups)
+    out, turn = [], 0
+    while len(out) < limit and any(turn < len(g) for g in groups):
+        out += [g[turn] for g in groups if turn < len(g)][:limit - len(out)]
+        turn += 1
     return out
 
 
