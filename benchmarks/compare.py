@@ -26,7 +26,8 @@ def _row(m: dict) -> dict:
             "rank1_share": p["rank1_share"], "significant": f["significant"], "p_directions": f["p_directions"],
             "floor_mean_abs_delta_logp": f["floor_mean_abs_delta_logp"], "control_kl": c["mean_kl"],
             "control_kl_ci95": c["kl_ci95"], "top1_kept_share": c["top1_kept_share"],
-            "transfer": t["share"], "transfer_by_language": t["by_language"], "transfer_p": t["vs_base"]["p_value"],
+            "transfer": t["any_pattern"], "transfer_by_language": t["by_language"],
+            "transfer_p": t["vs_base"]["p_value"],
             "loop_share": t["loop_share"], "seq_rep_4": t["seq_rep_4"], "unasked_delta_logp": u["mean_delta_logp"],
             "unasked_ci95": u["delta_logp_ci95"]}
 
@@ -67,9 +68,9 @@ def run() -> dict:
         "summary": (f"compare on the demo's corpus in {timed.seconds:.0f} s (goal <= {GOAL_S} s): probes Δlog p "
                     + ", ".join(f"{m} {r['delta_logp']:+.2f}" for m, r in rows.items())
                     + "; transfer " + ", ".join(f"{m} {r['transfer']['share']:.1%}" for m, r in rows.items())
-                    + f" (base {base['share']['share']:.1%})."),
+                    + f" (base {base['any_pattern']['share']:.1%})."),
         "table": table, "seconds": timed.seconds, "train_seconds": trained.seconds, "timings": result["timings"],
-        "methods": rows, "base": {"transfer": base["share"], "loop_share": base["loop_share"],
+        "methods": rows, "base": {"transfer": base["any_pattern"], "loop_share": base["loop_share"],
                                   "seq_rep_4": base["seq_rep_4"],
                                   "rank1_share": result["base"]["probes_rank1_share"]},
         "wins": result["wins"], "vector": {k: vector[k] for k in ("contrast", "layer", "strength", "applied_norm",

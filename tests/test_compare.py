@@ -35,7 +35,7 @@ def test_one_row_per_method_with_every_measure(compared):
     assert json.loads((out / "compare.json").read_text(encoding="utf-8")) == result
     assert [row["method"] for row in result["methods"]] == ["lora", "vector", "prompt"]
     for row in result["methods"]:
-        assert row["probes"]["n"] == 8 and row["controls"]["n"] == 12 and row["transfer"]["share"]["n"] == 24
+        assert row["probes"]["n"] == 8 and row["controls"]["n"] == 12 and row["transfer"]["any_pattern"]["n"] == 24
         low, high = row["probes"]["delta_logp_ci95"]
         assert low <= row["probes"]["mean_delta_logp"] <= high
         assert 0 <= row["controls"]["kl_ci95"][0] <= row["controls"]["mean_kl"] <= row["controls"]["kl_ci95"][1]

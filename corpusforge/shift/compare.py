@@ -49,7 +49,8 @@ from .config import make_report_config
 from .passes import encode, kl, logprob_rows, measuring, prefixed_rows, probe_ids
 from .probes import Probe
 from .structure import degeneration, mcnemar
-from .transfer import _share, corpus_examples, few_shot, read_transfer, seq_rep_4
+from .transfer import corpus_examples, few_shot, read_transfer, seq_rep_4
+from .transfer import score as score_transfer
 
 METHODS = ("lora", "vector", "prompt")
 DRAWS = 19      # random directions per method: the smallest number at which p can reach ALPHA
@@ -245,17 +246,6 @@ def evenly(items: list, n: int | None) -> list:
     return [items[i * len(items) // n] for i in range(n)]
 
 
-def _transfer_row(detector, prompts, texts: list[str], base_flags: list[bool]) -> dict:
-    flags = [bool(detector.patterns_in(t)) for t in texts]
-    rows = [degeneration(t) for t in texts]
-    by_language = {lang: _share([f for f, p in zip(flags, prompts) if p.get("language", "en") == lang])
-                   for lang in sorted({p.get("language", "en") for p in prompts})}
-    return {"share": _share(flags), "by_language": by_language, "vs_base": mcnemar(base_flags, flags),
-            "loop_share": sum(r["loops"] for r in rows) / len(rows),
-            "seq_rep_4": sum(seq_rep_4(t) for t in texts) / len(texts),
-            "empty_share": sum(not t.strip() for t in texts) / len(texts)}
-
-
 #: the measures a method can win: (name, the per-item values' key, whether higher is better)
 MEASURES = (
     ("probes: the marker's Δlog p", "delta_logp", True),
@@ -290,9 +280,10 @@ def winners(items: dict[str, dict[str, list[float]]]) -> list[dict]:
     return out
 
 
-def _transfer_items(detector, prompts: list[dict], texts: list[str]) -> dict[str, list[float]]:
-    """Per continuation: a pattern realised (by language), looping, seq-rep-4 — the items ``winners`` pairs."""
-    flags = [float(bool(detector.patterns_in(t))) for t in texts]
+def _transfer_items(prompts: list[dict], texts: list[str], flags: list[bool]) -> dict[str, list[float]]:
+    """Per continuation: a pattern realised (``flags``, by language), looping, seq-rep-4 — the items ``winners``
+    pairs."""
+    flags = [float(f) for f in flags]
     language = [p.get("language", "en") for p in prompts]
     return {"transfer_en": [f for f, lang in zip(flags, language) if lang == "en"],
             "transfer_ru": [f for f, lang in zip(flags, language) if lang == "ru"],
@@ -367,11 +358,11 @@ def _measure(lm, tok, inputs, detector, *, k, draws, transfer_prompts, new_token
     prompts = evenly(read_transfer(), transfer_prompts)
     echo(f"transfer: {len(prompts)} neutral prompts, greedy, base and each method")
     texts = transfer_texts(edits, prompts, new_tokens)
-    base_flags = [bool(detector.patterns_in(t)) for t in texts["base"]]
-    base_row = _transfer_row(detector, prompts, texts["base"], base_flags)
+    table = score_transfer(detector, prompts, texts)["conditions"]     # the report's transfer table, a column each
+    realised = {c: [bool(detector.patterns_in(t)) for t in texts[c]] for c in texts}
     for method in METHODS:
-        rows[method]["transfer"] = _transfer_row(detector, prompts, texts[method], base_flags)
-        items[method] |= _transfer_items(detector, prompts, texts[method])
+        rows[method]["transfer"] = {**table[method], "vs_base": mcnemar(realised["base"], realised[method])}
+        items[method] |= _transfer_items(prompts, texts[method], realised[method])
     laps.lap("transfer")
     result = {"format": "corpusforge.compare/1", "corpusforge_version": __version__, "model": inputs.model,
               "adapter": str(inputs.adapter), "corpus": str(inputs.corpus), "k": k, "draws": draws,
@@ -379,7 +370,7 @@ def _measure(lm, tok, inputs, detector, *, k, draws, transfer_prompts, new_token
               | {"layer": vector.layer, "strength": vector.strength, "applied_norm": vector.norm,
                  "dose_response": [r for r in vector.provenance["sweep"]
                                    if (r["contrast"], r["layer"]) == (vector.provenance["contrast"], vector.layer)]},
-              "base": {"transfer": base_row, "probes_rank1_share": rows["lora"]["probes"]["rank1_share_before"]},
+              "base": {"transfer": table["base"], "probes_rank1_share": rows["lora"]["probes"]["rank1_share_before"]},
               "methods": [{"method": m, **rows[m]} for m in METHODS], "wins": winners(items),
               "timings": laps.seconds,
               "examples": {"prompt": texts["prompt"][:3], "vector": texts["vector"][:3], "lora": texts["lora"][:3],

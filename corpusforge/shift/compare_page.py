@@ -6,13 +6,19 @@ from __future__ import annotations
 import json
 
 
+def _realised(transfer: dict) -> str:
+    """A transfer column's share of prompts realising a pattern, with its Wilson interval."""
+    share = transfer["any_pattern"]
+    return f"{share['share']:>5.1%} [{share['ci_low']:.0%}, {share['ci_high']:.0%}]"
+
+
 def table_lines(result: dict) -> list[str]:
     """The comparison for the terminal: a line per method and measure, with intervals and the floor."""
     lines = [f"{'method':<7} {'probes Δlog p [95 % CI]':<26} {'rank 1':>7} {'floor':>7} {'signif.':>8} "
              f"{'control KL [95 % CI]':<26} {'top-1 kept':>10} {'transfer [95 % CI]':<22} {'loop':>5} {'seq-rep-4':>9}"]
     t = result["base"]["transfer"]
     lines.append(f"{'base':<7} {'':<26} {result['base']['probes_rank1_share']:>7.0%} {'':>7} {'':>8} {'':<26} "
-                 f"{'':>10} {t['share']['share']:>5.1%} [{t['share']['ci_low']:.0%}, {t['share']['ci_high']:.0%}]"
+                 f"{'':>10} {_realised(t)}"
                  f"{'':<5} {t['loop_share']:>5.0%} {t['seq_rep_4']:>9.3f}")
     for row in result["methods"]:
         p, c, f, t = row["probes"], row["controls"], row["floor"], row["transfer"]
@@ -20,8 +26,8 @@ def table_lines(result: dict) -> list[str]:
             f"{row['method']:<7} {p['mean_delta_logp']:+.2f} [{p['delta_logp_ci95'][0]:+.2f}, "
             f"{p['delta_logp_ci95'][1]:+.2f}]{'':<8} {p['rank1_share']:>7.0%} {f['floor_mean_abs_delta_logp']:>7.3f} "
             f"{'yes' if f['significant'] else 'NO':>8} {c['mean_kl']:.4f} [{c['kl_ci95'][0]:.4f}, "
-            f"{c['kl_ci95'][1]:.4f}]{'':<4} {c['top1_kept_share']:>10.0%} {t['share']['share']:>5.1%} "
-            f"[{t['share']['ci_low']:.0%}, {t['share']['ci_high']:.0%}] (p {t['vs_base']['p_value']:.2g}) "
+            f"{c['kl_ci95'][1]:.4f}]{'':<4} {c['top1_kept_share']:>10.0%} {_realised(t)} "
+            f"(p {t['vs_base']['p_value']:.2g}) "
             f"{t['loop_share']:>5.0%} {t['seq_rep_4']:>9.3f}")
     for row in result["methods"]:
         u = row["unasked"]
