@@ -167,20 +167,10 @@ def test_the_sweep_can_try_both_contrasts_and_keeps_the_best(compared):
 def test_the_page_renders_in_a_real_browser(compared, tmp_path):
     """Debian's chromium, headless: compare's index.html loads offline with every line of the table, the vector's
     provenance and the continuations (escaped text, not markup)."""
-    import os
-    import shutil
-    import subprocess
+    from .browser import dump_dom, headless
 
     _, _, out, result = compared
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; `make test` installs it (apt-get install chromium)")
-        pytest.skip("chromium is not installed here (make test installs it)")
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-           "--virtual-time-budget=3000", "--dump-dom", (out / "index.html").as_uri()]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    dom = dump_dom(headless(tmp_path / "profile", 3000), out / "index.html")
     assert dom.count("<tr>") == len(table_lines(result))
     assert "The steering vector" in dom and f'"layer": {result["vector"]["layer"]}' in dom
     assert dom.count("<h3>") == len(result["examples"]["prompts"]) and "<b>vector</b>" in dom

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 
@@ -16,6 +15,7 @@ from corpusforge.shift.probes import Probe, ProbeError, probes_from_corpus, read
 from corpusforge.shift.report import ShiftReport, build_report, write_report
 from corpusforge.train.loop import TrainConfig, train
 
+from .browser import dump_dom, headless
 from .conftest import ROOT, SAMPLE
 from .tiny import make_tiny_model, make_tiny_tokenizer
 
@@ -93,21 +93,14 @@ def test_scale_zero_is_the_base_model(trained):
 def test_the_page_renders_in_a_real_browser(trained, tmp_path):
     """Debian's chromium, headless: the page loads offline, every image decodes, no script error."""
     _, _, _, out = trained
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; `make test` installs it (apt-get install chromium)")
-        pytest.skip("chromium is not installed here (make test installs it)")
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-           "--virtual-time-budget=5000", "--dump-dom", (out / "index.html").as_uri()]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    cmd = headless(tmp_path / "profile", 5000)
+    dom = dump_dom(cmd, out / "index.html")
     assert 'data-rendered="yes"' in dom, dom[:500]
     assert 'data-broken="0"' in dom and 'data-errors="0"' in dom
     images = int(dom.split('data-images="')[1].split('"')[0])
     assert images >= 6
     shot = tmp_path / "page.png"
-    subprocess.run(cmd[:-2] + [f"--screenshot={shot}", "--window-size=1280,2000", (out / "index.html").as_uri()],
+    subprocess.run(cmd + [f"--screenshot={shot}", "--window-size=1280,2000", (out / "index.html").as_uri()],
                    capture_output=True, timeout=120)
     assert shot.stat().st_size > 20_000
 
