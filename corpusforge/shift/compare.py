@@ -201,12 +201,9 @@ def floors(edits: Edits, method: str, probes, controls, base_p, base_c, draws: i
             rand = steer.random_like(edits.vector, seed)
             p, c = probe_logps(edits, "vector", probes, rand), control_logps(edits, "vector", wanted, rand)
         else:
-            saved = edits.examples
-            edits.examples = _neutral_examples(len(next(iter(saved.values()), [])) or 3, seed)
-            try:
-                p, c = probe_logps(edits, "prompt", probes), control_logps(edits, "prompt", wanted)
-            finally:
-                edits.examples = saved
+            k = len(next(iter(edits.examples.values()), [])) or 3
+            neutral = Edits(edits.model, edits.tok, edits.vector, _neutral_examples(k, seed))
+            p, c = probe_logps(neutral, "prompt", probes), control_logps(neutral, "prompt", wanted)
         deltas.append([a[0] - b[0] for a, b in zip(p, base_p)])
         if wanted:
             kls.append(sum(kl(b, a) for b, a in zip(base_c, c)) / len(c))
