@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import click
 
-from .options import Int, domain_errors
+from ..shift.config import ReportConfig
+from .options import Int, config_option, domain_errors
 
 
 @click.command("compare")
@@ -12,11 +13,11 @@ from .options import Int, domain_errors
               "split gives the probes.")
 @click.option("--out", required=True, type=click.Path(), help="The folder to write: compare.json, index.html, "
               "vector/.")
-@click.option("--model", help="The base model (default: the one the adapter's run.json names).")
+@config_option(ReportConfig, "model")
 @click.option("--k", type=Int(1, 64), default=3, show_default=True, help="Examples the prompt method gives.")
 @click.option("--transfer-prompts", type=Int(1, 200), default=100, show_default=True,
               help="How many of the 200 transfer prompts to continue, evenly spaced (half English, half Russian).")
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N | mps.")
+@config_option(ReportConfig, "device")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @domain_errors
 def command(adapter, corpus, out, model, k, transfer_prompts, device, overwrite) -> None:
@@ -31,7 +32,7 @@ def command(adapter, corpus, out, model, k, transfer_prompts, device, overwrite)
     from ..shift.compare_page import table_lines
 
     result = compare(adapter, out, corpus=corpus, model=model, k=k, transfer_prompts=transfer_prompts,
-                     device=device, echo=click.echo, overwrite=overwrite)
+                     device=device or "auto", echo=click.echo, overwrite=overwrite)
     for line in table_lines(result):
         click.echo(line)
     click.echo(f"comparison: {out}/index.html")
