@@ -485,3 +485,32 @@ def test_premise_positions_come_from_the_training_forward(models, name):
     torch.testing.assert_close(shared, alone, atol=2e-4, rtol=1e-4)
     torch.testing.assert_close(some_shared, some_alone, atol=2e-4, rtol=1e-4)
     assert float((shared[0] - shared[-1]).abs().max()) > 1e-3   # different positions, different logits
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_compares_shared_prefix_and_steering_vector_work_on_every_architecture(models, name):
+    """`corpusforge compare`'s two mechanisms: the prompt's examples as one cached prefix give the rows of the whole
+    pass (``passes.prefixed_rows``), and a steering vector added at a layer's input moves the next token and leaves
+    nothing behind (``steer.steered``)."""
+    import torch
+
+    from corpusforge.shift.passes import logprob_rows, prefixed_rows
+    from corpusforge.shift.steer import SteeringVector, steered
+
+    lm = load_model(str(models(name)))
+    tok = lm.tokenizer
+    prefix = tok("If it rains, then it pours.\n", add_special_tokens=False).input_ids
+    seqs = [tok(t, add_special_tokens=False).input_ids for t in ("If the river freezes,", "Ice")]
+    starts = [len(seqs[0]) - 1, 0]
+    shared = list(prefixed_rows(lm.model, prefix, seqs, starts))
+    whole = list(logprob_rows(lm.model, [prefix + s for s in seqs], starts=[len(prefix) + s for s in starts]))
+    assert max(float((a - b).abs().max()) for a, b in zip(shared, whole)) < 1e-4
+    arch = describe(lm.model)
+    ids = [prefix + seqs[0]]
+    plain = next(logprob_rows(lm.model, ids, starts=[len(ids[0]) - 1]))
+    vector = SteeringVector(torch.randn(lm.model.config.get_text_config().hidden_size,
+                                        generator=torch.Generator().manual_seed(0)), 1, 4.0)
+    with steered(lm.model, arch, vector):
+        moved = next(logprob_rows(lm.model, ids, starts=[len(ids[0]) - 1]))
+    again = next(logprob_rows(lm.model, ids, starts=[len(ids[0]) - 1]))
+    assert float((moved - plain).abs().max()) > 1e-3 and torch.equal(again, plain)
