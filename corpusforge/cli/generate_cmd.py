@@ -8,7 +8,7 @@ from .options import Int, config_option, domain_errors, parse_shard, parse_weigh
 
 #: options that only a model-written corpus takes, and those only a template corpus takes
 WRITER_ONLY = ("temperature", "top_p", "min_words", "max_words", "max_new_tokens", "batch_size", "concurrency",
-               "cache", "offline", "min_distinct_2", "max_near_dup", "prompts")
+               "cache", "offline", "min_distinct_2", "max_near_dup", "prompts", "engine")
 TEMPLATE_ONLY = ("workers", "format", "continuations", "resume")
 
 
@@ -22,7 +22,7 @@ def _writer_options(command):
                                  ("concurrency", Int(1, 256)),
                                  ("cache", click.Path(file_okay=False)), ("offline", None),
                                  ("min_distinct_2", unit), ("max_near_dup", unit),
-                                 ("prompts", click.STRING)]):
+                                 ("prompts", click.STRING), ("engine", click.Choice(["xgrammar", "mask"]))]):
         extra = {"is_flag": True} if kind is None else {"type": kind}
         command = config_option(WriteConfig, field, **extra)(command)
     return config_option(WriteConfig, "writer", metavar="SPEC")(command)

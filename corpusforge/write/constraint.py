@@ -20,6 +20,10 @@ from dataclasses import asdict, dataclass
 
 _END = ".!?"
 STOPS = _END + ",;:"      # what may end a role written whole: a sentence end, or a pause before the next role
+#: what a clause never holds, as a regex character class's ranges: white space, control and format characters,
+#: unusual spaces, private use (the astral planes' unassigned characters are left to ``Clause.problem``)
+UNPRINTED = (r"\s\x00-\x1f\x7f-\x9f\u00a0\u00ad\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000"
+             r"\ue000-\uf8ff\ufeff\ufff0-\uffff")
 
 
 def cyrillic_share(text: str) -> float:
@@ -48,6 +52,13 @@ class Clause:
     @property
     def regex(self) -> str:
         return f" [^\\n{self.stops}]+[{self.end}]"    # none of STOPS needs escaping inside brackets
+
+    @property
+    def word_regex(self) -> str:
+        """The clause with its word bounds, for a grammar library: ``min_words`` to ``max_words`` words, each a
+        space and characters that are neither a stop, white space, a control or format character nor private
+        use (``UNPRINTED``), then the end — inside what ``problem`` accepts, but for rarer characters it refuses."""
+        return f"( [^{UNPRINTED}{self.stops}]+){{{self.min_words},{self.max_words}}}[{self.end}]"
 
     def spec(self) -> dict:
         spec = {"kind": "clause", "regex": self.regex, **asdict(self)}
@@ -84,7 +95,9 @@ class Clause:
 class TokenClasses:
     """Each vocabulary token's place in a clause, read once per tokenizer and clause ending: ``inner`` (no line
     break, nothing that ends a sentence or the clause), ``end`` (ends the clause and holds nothing else that
-    ends one), ``word`` (opens a new word)."""
+    ends one), ``word`` (opens a new word); ``clean``: no special token, no control character or unusual space,
+    though it may be part of a character (the grammar engine lets bytes join into characters; the mask does
+    not)."""
 
     def __init__(self, tok, clause: Clause = Clause()):
         import torch
@@ -92,42 +105,80 @@ class TokenClasses:
         stops, ends = clause.stops, clause.end
         size = len(tok)
         special = set(tok.all_special_ids)
-        inner, end, word = (torch.zeros(size, dtype=torch.bool) for _ in range(3))
+        inner, end, word, clean = (torch.zeros(size, dtype=torch.bool) for _ in range(4))
         for i, piece in enumerate(tok.convert_ids_to_tokens(list(range(size)))):
             if i in special or piece is None:
                 continue
             text = tok.convert_tokens_to_string([piece])
-            if not text or "\ufffd" in text or any(unicodedata.category(c)[0] in "CZ" and c != " " for c in text):
-                continue                   # pieces of a character, control characters, line breaks: never
+            if not text or any(unicodedata.category(c)[0] in "CZ" and c not in " \ufffd" for c in text):
+                continue                   # control characters, line breaks, unusual spaces: never
+            clean[i] = True
+            if "\ufffd" in text:
+                continue                   # a piece of a character: not under the mask
             body_has_end = any(c in stops for c in text[:-1])
             if not any(c in stops for c in text):
                 inner[i] = True
             elif text[-1] in ends and not body_has_end and not text.startswith(" "):
                 end[i] = True
             word[i] = text.startswith(" ")
-        self.inner, self.end, self.word = inner, end, word
+        self.inner, self.end, self.word, self.clean = inner, end, word, clean
         self.first, self.inner_or_end = inner & word, inner | end    # the masks of a step, made once
 
 
-class ClauseRule:
-    """A logits processor for a batch of clauses: before ``min_words`` only inner tokens; then inner or end
-    tokens; at ``max_words``, or when the token budget is all but spent, only end tokens; after the end only the
-    end-of-sequence token. The first token opens a word. Each row then picks its token from its own random
-    stream (``draw_token``) and the processor leaves only that token, so that ``generate``'s greedy step takes
-    it."""
+class RowSampler:
+    """A logits processor that picks each row's token itself: the row's constraint masks its scores
+    (``constrain``, by the subclass), then the row draws from its own random stream (``draw_token``) and the
+    processor leaves only that token, so that ``generate``'s greedy step takes it. A row that has ended may
+    only end the sequence."""
+
+    def __init__(self, prompt_width: int, streams: list, eos: int, temperature: float, top_p: float, budget: int):
+        self.width, self.streams, self.eos = prompt_width, streams, eos
+        self.temperature, self.top_p = temperature, top_p
+        self.budget = budget               # new tokens in all: the clause must have ended before the last
+        self.done = [False] * len(streams)
+
+    def advance(self, row: int, token: int) -> None:
+        """The token row ``row`` took last step (the row has not ended before it)."""
+        raise NotImplementedError
+
+    def constrain(self, scores, step: int):
+        """``scores`` (rows, vocab) with what each row may not take next at -inf."""
+        raise NotImplementedError
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        from ..lm.sampling import draw_token
+
+        step = input_ids.shape[1] - self.width
+        if step > 0:
+            for row, token in enumerate(input_ids[:, -1].tolist()):
+                if not self.done[row]:
+                    self.advance(row, token)
+        masked = self.constrain(scores.float(), step)
+        u = torch.tensor([s.random() for s in self.streams], device=scores.device)
+        chosen = draw_token(masked, u, self.temperature, self.top_p)
+        return torch.full_like(scores, -math.inf).scatter_(1, chosen[:, None], 0.0)
+
+
+class ClauseRule(RowSampler):
+    """The clause as a token mask of our own (``--engine mask``): before ``min_words`` only inner tokens; then
+    inner or end tokens; at ``max_words``, or when the token budget is all but spent, only end tokens; after the
+    end only the end-of-sequence token. The first token opens a word."""
 
     def __init__(self, classes: TokenClasses, clause: Clause, prompt_width: int, streams: list, eos: int,
                  temperature: float, top_p: float, budget: int):
-        self.classes, self.clause, self.width, self.streams, self.eos = classes, clause, prompt_width, streams, eos
-        self.budget = budget               # new tokens in all: the clause must have ended before the last
+        super().__init__(prompt_width, streams, eos, temperature, top_p, budget)
+        self.classes, self.clause = classes, clause
         self.eos_only = classes.inner.new_zeros(classes.inner.shape)   # a finished row's mask, made once
         self.eos_only[eos] = True
-        self.temperature, self.top_p = temperature, top_p
         self.words = [0] * len(streams)
-        self.done = [False] * len(streams)
+
+    def advance(self, row: int, token: int) -> None:
+        self.words[row] += bool(self.classes.word[token])
+        self.done[row] = bool(self.classes.end[token])
 
     def _allowed(self, row: int, step: int):
-
         c = self.classes
         if self.done[row]:
             return self.eos_only
@@ -139,23 +190,12 @@ class ClauseRule:
             return c.inner
         return c.inner_or_end
 
-    def __call__(self, input_ids, scores):
+    def constrain(self, scores, step: int):
         import torch
 
-        from ..lm.sampling import draw_token
-
-        step = input_ids.shape[1] - self.width
-        if step > 0:                       # the token chosen last step: count its word, see whether it ended
-            for row, token in enumerate(input_ids[:, -1].tolist()):
-                if not self.done[row]:
-                    self.words[row] += bool(self.classes.word[token])
-                    self.done[row] = bool(self.classes.end[token])
         vocab = scores.shape[1]
         mask = torch.zeros((len(self.streams), vocab), dtype=torch.bool)   # (batch, vocab): the head may be
         for row in range(len(self.streams)):                               # wider than the tokenizer
             allowed = self._allowed(row, step)[:vocab]
             mask[row, :len(allowed)] = allowed
-        masked = scores.masked_fill(~mask.to(scores.device), -math.inf)
-        u = torch.tensor([s.random() for s in self.streams], device=scores.device)
-        chosen = draw_token(masked, u, self.temperature, self.top_p)
-        return torch.full_like(scores, -math.inf).scatter_(1, chosen[:, None], 0.0)
+        return scores.masked_fill(~mask.to(scores.device), -math.inf)

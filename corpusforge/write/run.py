@@ -15,7 +15,7 @@ import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -66,6 +66,9 @@ class WriteConfig(BaseModel):
     batch_size: int = Field(default=32, ge=1, le=4096, description="Prompts a local writer decodes together "
                                                                     "(the cache is written after every 4).")
     concurrency: int = Field(default=4, ge=1, le=256, description="Requests in flight to a server writer.")
+    engine: Literal["xgrammar", "mask"] | None = Field(
+        default=None, description="How a local writer forces the clause: xgrammar (the grammar library, the "
+                                  "default) or mask (our own token mask). A server uses its own guided decoding.")
     cache: str | None = Field(default=None, description="The writers' cache folder (default: the user cache).")
     offline: bool = Field(default=False, description="Use only the cache; say what is missing.")
     min_distinct_2: float = Field(default=0.0, ge=0, le=1, description="Refuse to finish below this distinct-2.")
@@ -99,6 +102,7 @@ class WriteConfig(BaseModel):
                   "--min-words", str(self.min_words), "--max-words", str(self.max_words),
                   "--max-new-tokens", str(self.max_new_tokens)]
         parts += ["--prompts", self.prompts] if self.prompts else []
+        parts += ["--engine", self.engine] if self.engine else []
         return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -339,7 +343,8 @@ def write_corpus(cfg: WriteConfig, out: str | Path, *, observe: Callable[[int], 
     cache_root = Path(cfg.cache) if cfg.cache else default_cache()
     check_output(out, GenerateError, overwrite=cfg.overwrite,
                  inputs=[*template_inputs(cfg.template_paths, templates), cache_root])
-    writer = make_writer(cfg.writer, cfg.sampling(), clause, concurrency=cfg.concurrency, batch_size=cfg.batch_size)
+    writer = make_writer(cfg.writer, cfg.sampling(), clause, concurrency=cfg.concurrency, batch_size=cfg.batch_size,
+                         engine=cfg.engine)
     cache = WriteCache(cache_root)
     judge, tally = _Judge(clause, templates, writer.identity), Tally()
     if cfg.prompts:

@@ -1,7 +1,8 @@
 """Writers: what writes the words of a model-written record.
 
 ``embedded`` (the embedded default model) and ``hf:ID_OR_FOLDER`` (any causal LM transformers loads) decode
-locally under ``ClauseRule``; ``openai:BASE_URL[#MODEL]`` asks any OpenAI-compatible server (vLLM, llama.cpp's
+locally under the clause's constraint — compiled by xgrammar (``engine="xgrammar"``, ``write.grammar``) or our
+own token mask (``engine="mask"``, ``ClauseRule``); ``openai:BASE_URL[#MODEL]`` asks any OpenAI-compatible server (vLLM, llama.cpp's
 server, Ollama, TGI, a hosted API) for completions, and ``openai-chat:BASE_URL[#MODEL]`` for chat completions
 (servers that only chat: the prompt is the user's turn after an instruction, and the answer — the words after
 the marker — is joined to it with one space), bounded in concurrency, with retries. A server's token comes
@@ -25,6 +26,8 @@ from typing import Protocol
 
 from ..errors import GenerateError
 from .constraint import Clause, ClauseRule, TokenClasses, cyrillic_share
+
+ENGINES = ("xgrammar", "mask")   # how a local writer forces the clause; the first is the default
 
 TOKEN_VARIABLES = ("CORPUSFORGE_API_KEY", "OPENAI_API_KEY")
 CHAT_INSTRUCTION = ("Continue the user's text. Reply with only the words that come right after it: one clause on "
@@ -65,14 +68,18 @@ class Writer(Protocol):
     def write(self, asks: list[Ask]) -> list[str | None]: ...
 
 
-def make_writer(spec: str, sampling: Sampling, clause: Clause, *, concurrency: int = 4, batch_size: int = 32):
-    """The writer ``spec`` names: embedded | hf:ID_OR_FOLDER | openai:BASE_URL[#MODEL]."""
-    if spec == "embedded":
-        from ..lm.embedded import DEFAULT_MODEL
+def make_writer(spec: str, sampling: Sampling, clause: Clause, *, concurrency: int = 4, batch_size: int = 32,
+                engine: str | None = None):
+    """The writer ``spec`` names: embedded | hf:ID_OR_FOLDER | openai:BASE_URL[#MODEL]. ``engine`` (local
+    writers only; None: the default) forces the clause while decoding."""
+    from ..lm.embedded import DEFAULT_MODEL
 
-        return LocalWriter(DEFAULT_MODEL, sampling, clause, batch_size=batch_size)
-    if spec.startswith("hf:") and len(spec) > 3:
-        return LocalWriter(spec[3:], sampling, clause, batch_size=batch_size)
+    local = DEFAULT_MODEL if spec == "embedded" else spec[3:] if spec.startswith("hf:") and len(spec) > 3 else None
+    if local is not None:
+        return LocalWriter(local, sampling, clause, batch_size=batch_size, engine=engine or ENGINES[0])
+    if engine is not None:
+        raise GenerateError(f"--engine {engine} is for a local writer; a server forces the clause with its own "
+                            "guided decoding", hint="drop --engine, or write with embedded or hf:ID_OR_FOLDER")
     for prefix, chat in (("openai:", False), ("openai-chat:", True)):
         if spec.startswith(prefix) and len(spec) > len(prefix):
             url, _, model = spec[len(prefix):].partition("#")
@@ -88,18 +95,32 @@ def make_writer(spec: str, sampling: Sampling, clause: Clause, *, concurrency: i
 class LocalWriter:
     """A causal LM on this machine; ``batch_size`` prompts decoded together, each row from its own stream."""
 
-    def __init__(self, spec: str, sampling: Sampling, clause: Clause, *, batch_size: int = 32):
+    def __init__(self, spec: str, sampling: Sampling, clause: Clause, *, batch_size: int = 32,
+                 engine: str = ENGINES[0]):
         from pathlib import Path
 
         from ..lm.fingerprint import fingerprint
         from ..lm.load import resolve_model
 
+        if engine not in ENGINES:
+            raise GenerateError(f"--engine {engine!r} is not one of {', '.join(ENGINES)}")
+        if engine == "xgrammar":
+            from .grammar import _xgrammar
+
+            _xgrammar()                    # missing: said now, before the model loads
         folder = resolve_model(spec)
         self.spec, self.sampling, self.clause, self.batch_size = spec, sampling, clause, batch_size
+        self.engine = engine
         files = fingerprint(folder) if Path(folder).is_dir() else "hub:" + folder
-        self.identity = {"kind": "local", "model": spec, "model_fingerprint": files}   # as run.json's model_sha256
+        # as run.json's model_sha256; the engine is named when it is not the mask the earliest caches were made with
+        self.identity = {"kind": "local", "model": spec, "model_fingerprint": files}
+        if engine != "mask":
+            from .constraint import UNPRINTED
+
+            self.identity.update(engine=engine, unprinted=UNPRINTED)   # what the grammar excludes
         self._lm = None                    # loaded on the first answer not in the cache
         self._classes: dict[Clause, TokenClasses] = {}
+        self._grammars: dict = {}
 
     @property
     def lm(self):
@@ -114,6 +135,21 @@ class LocalWriter:
         if clause not in self._classes:
             self._classes[clause] = TokenClasses(self.lm.tokenizer, clause)
         return self._classes[clause]
+
+    def rule(self, clause: Clause, width: int, asks: list[Ask]):
+        """The logits processor that forces ``clause`` on a batch of ``asks`` (prompts ``width`` tokens wide)."""
+        from ..draw import keyed_random
+
+        lm, s = self.lm, self.sampling
+        streams, eos = [keyed_random(a.key) for a in asks], lm.tokenizer.eos_token_id
+        if self.engine == "mask":
+            return ClauseRule(self.classes(clause), clause, width, streams, eos, s.temperature, s.top_p,
+                              s.max_new_tokens)
+        if clause not in self._grammars:
+            from .grammar import Grammar
+
+            self._grammars[clause] = Grammar(lm.tokenizer, lm.model.config.vocab_size, clause, self.classes(clause))
+        return self._grammars[clause].rule(width, streams, eos, s.temperature, s.top_p, s.max_new_tokens)
 
     def write(self, asks: list[Ask]) -> list[str | None]:
         """Batches of asks alike in constraint, script and length (a batch decodes until its longest row ends,
@@ -138,8 +174,6 @@ class LocalWriter:
     def _batch(self, asks: list[Ask], clause: Clause) -> list[str | None]:
         import torch
 
-        from ..draw import keyed_random
-
         lm = self.lm
         tok, model = lm.tokenizer, lm.model
         ids = [tok(framed(a, tok), add_special_tokens=False).input_ids for a in asks]
@@ -147,9 +181,7 @@ class LocalWriter:
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         rows = torch.tensor([[pad] * (width - len(i)) + i for i in ids])             # (batch, width), left-padded
         mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
-        rule = ClauseRule(self.classes(clause), clause, width, [keyed_random(a.key) for a in asks],
-                          tok.eos_token_id, self.sampling.temperature, self.sampling.top_p,
-                          self.sampling.max_new_tokens)
+        rule = self.rule(clause, width, asks)
         with torch.no_grad():
             new = model.generate(input_ids=rows, attention_mask=mask, pad_token_id=pad, do_sample=False,
                                  max_new_tokens=self.sampling.max_new_tokens, logits_processor=[rule])[:, width:]
