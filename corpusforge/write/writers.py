@@ -2,10 +2,11 @@
 
 ``embedded`` (the embedded default model) and ``hf:ID_OR_FOLDER`` (any causal LM transformers loads) decode
 locally under the clause's constraint — compiled by xgrammar (``engine="xgrammar"``, ``write.grammar``) or our
-own token mask (``engine="mask"``, ``ClauseRule``); ``openai:BASE_URL[#MODEL]`` asks any OpenAI-compatible server (vLLM, llama.cpp's
-server, Ollama, TGI, a hosted API) for completions, and ``openai-chat:BASE_URL[#MODEL]`` for chat completions
-(servers that only chat: the prompt is the user's turn after an instruction, and the answer — the words after
-the marker — is joined to it with one space), bounded in concurrency, with retries. A server's token comes
+own token mask (``engine="mask"``, ``ClauseRule``); ``openai:BASE_URL[#MODEL]`` asks any OpenAI-compatible
+server (vLLM, llama.cpp's server, Ollama, TGI, a hosted API) for completions, and
+``openai-chat:BASE_URL[#MODEL]`` for chat completions (servers that only chat: the prompt is the user's turn
+after an instruction, and the answer — the words after the marker — is joined to it with one space), bounded in
+concurrency, with retries. A server's token comes
 from ``CORPUSFORGE_API_KEY`` (or ``OPENAI_API_KEY``) and is never printed or written.
 
 A writer takes prompts, each with the key that seeds its random stream, and returns each prompt's
