@@ -67,10 +67,81 @@ def test_a_skeleton_is_a_variant_whose_every_role_opens_with_words_and_ends_with
                                            ("conclusion", " therefore", "."))]
 
 
+def test_a_role_that_opens_with_a_slot_is_written_in_its_form_under_a_grammar_and_only_then():
+    from corpusforge.write.answer import form_pieces
+    from corpusforge.write.constraint import Form
+
+    registry = load_registry()
+    contrast = registry.get("contrast.en")
+    assert skeletons(contrast) == []                                  # every variant opens with a slot
+    forms = skeletons(contrast, forms=True)
+    assert [s.forms[0] for s in forms] == [(None, " is not", None, ","), (None, ",", None, " is not", None, ","),
+                                           (None, ",", None, " was never", None, ",")]
+    assert [s.roles[1] for s in forms] == [("affirmation", " but", "."), ("affirmation", " but", "."),
+                                           ("affirmation", " but always", ".")]   # a cue: as before, no form
+    assert skeletons(registry.get("if_then.en"), forms=True) == skeletons(registry.get("if_then.en"))
+    assert form_pieces(" {{ x }} and {{ y }} {{ z }}.") == (None, " and", None, ".")
+    form = Form((None, " is not", None, ","), first=True, min_words=2, max_words=5)
+    assert form.problem("Time is not a river,") is None
+    assert form.problem("Time is a river,") == "not the role's form (its words and the template's)"
+    assert form.problem(" Time is not a river,") is not None            # the answer's first word: no space
+    assert form.problem("Time is not a river of stone and sand,") is not None     # more than 5 words
+    later = Form((None, " is not", None, ","), first=False, min_words=2, max_words=5)
+    assert later.problem(" time is not a river,") is None and later.problem("time is not a river,") is not None
+
+
+def fill_form(prompt: str, body: dict) -> str:
+    """What a server that honours ``guided_regex`` writes for a role's form: the form's literal words, and
+    words in the prompt's script where it has slots (as many as the least it allows)."""
+    regex = body["guided_regex"]
+    if regex.endswith("]"):
+        return answer_by_regex(prompt, body)
+    words = iter(clause_for(prompt, 32)[1:-1].split() * 4)
+    word = r"\[\^[^\]]*\]\{1,\d+\}"
+    regex = re.sub(word + r"\( " + word + r"\)\{(\d+),\d+\}",
+                   lambda m: " ".join(next(words) for _ in range(int(m.group(1)) + 1)), regex)
+    regex = re.sub(r"\( " + word + r"\)\{(\d+),\d+\}",
+                   lambda m: "".join(" " + next(words) for _ in range(int(m.group(1)))), regex)
+    return re.sub(r"\\(.)", r"\1", regex)
+
+
+def test_records_whose_roles_open_with_a_slot_are_written_whole_in_their_form(pool, serve, tmp_path):
+    server, script = serve(fill_form)
+    cfg = WriteConfig(writer=f"openai:{server.url}#m", mix={"contrast.en": 1, "contrast.ru": 1}, n=8, seed=2,
+                      prompts=str(pool), cache=str(tmp_path / "cache"), min_words=2)
+    result = write_corpus(cfg, tmp_path / "a")
+    records = [json.loads(line) for f in sorted((tmp_path / "a" / "data").iterdir()) for line in f.open()]
+    assert len(records) == 8, result.tally.refused
+    from corpusforge.write.constraint import Form
+
+    registry = load_registry()
+    detector = Detector(registry.list())
+    for rec in records:
+        negation, affirmation = rec["segments"]
+        template = registry.get(rec["template"].split("@")[0])
+        forms = [Form(sk.forms[0], first=True, min_words=2) for sk in skeletons(template, forms=True)]
+        assert any(re.fullmatch(f.word_regex, negation["text"]) for f in forms), negation   # the template's words
+        assert negation["text"][0] != " " and negation["text"].endswith(",")
+        assert affirmation["text"].startswith((" but", " а")) and detector.realises(rec["text"], "contrast")
+    firsts = [r for r in script.requests if not r["guided_regex"].endswith("]")]
+    assert len(firsts) == result.tally.structured and all(r["prompt"].endswith("\n") for r in firsts)
+    assert CliRunner().invoke(main, ["validate", str(tmp_path / "a")]).exit_code == 0
+
+
+def test_our_own_mask_cannot_write_a_form_and_says_which_engine_can(pool, tmp_path):
+    tiny = make_tiny_model(tmp_path / "model")
+    cfg = WriteConfig(writer=f"hf:{tiny}", templates=["contrast.en"], n=2, prompts=str(pool), engine="mask",
+                      cache=str(tmp_path / "cache"))
+    with pytest.raises(GenerateError, match="cannot write answers to prompts") as caught:
+        write_corpus(cfg, tmp_path / "out")
+    assert "--engine xgrammar writes roles that open with a slot" in caught.value.hint
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_template_without_a_skeleton_is_refused_with_the_reason(pool, serve, tmp_path):
     server, _ = serve()
     registry = load_registry()
-    bare = [t.name for t in registry.list() if not skeletons(t)]
+    bare = [t.name for t in registry.list() if not skeletons(t, forms=True)]
     assert bare, "every built-in template has a skeleton: this test needs another template"
     cfg = WriteConfig(writer=f"openai:{server.url}#m", templates=[bare[0]], n=4, prompts=str(pool),
                       cache=str(tmp_path / "cache"))

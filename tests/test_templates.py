@@ -170,3 +170,33 @@ def test_fast_path_renders_exactly_what_the_sandbox_renders(tmp_path, condition)
         for event in range(2):
             choice = {"subject": subject, "event": event}
             assert cs.render(choice, tmpl.slot_values) == cs.render_sandboxed(choice, tmpl.slot_values)
+
+
+def test_show_and_the_scaffold_mark_what_a_model_writes(tmp_path):
+    """`templates show` says which parts a writer fills — after the last marker, and per skeleton with
+    --prompts — and a scaffolded template has both kinds of skeleton: one after opening words, one in a form."""
+    from click.testing import CliRunner
+
+    from corpusforge.cli import main
+
+    runner = CliRunner()
+    shown = runner.invoke(main, ["templates", "show", "if_then.en", "--n", "1"], color=False)
+    assert shown.exit_code == 0, shown.output
+    assert "model-written (generate --writer): If " in shown.output and ", then ⟨model⟩" in shown.output
+    assert "answering prompts (--prompts): 5 of 5 variants\n" in shown.output
+    assert "[condition|If ever ⟨model⟩,][consequence| then ⟨model⟩.]" in shown.output
+    contrast = runner.invoke(main, ["templates", "show", "contrast.en", "--n", "1"], color=False).output
+    assert "3 of 3 variants (3 only under a grammar — --engine auto or xgrammar" in contrast
+    assert "[negation|⟨model⟩ is not ⟨model⟩,][affirmation| but ⟨model⟩.]" in contrast
+    metaphor = runner.invoke(main, ["templates", "show", "metaphor.en", "--n", "1"], color=False).output
+    assert "model-written (generate --writer): not possible" in metaphor
+    assert "answering prompts (--prompts): not possible" in metaphor
+
+    made = runner.invoke(main, ["templates", "new", "mine", "--pattern", "if_then", "--out", str(tmp_path)])
+    assert made.exit_code == 0, made.output
+    path = tmp_path / "mine" / "mine.en.yaml"
+    assert path.read_text().startswith("# A model can write this template's words")
+    scaffolded = runner.invoke(main, ["templates", "show", str(path), "--n", "1"], color=False).output
+    assert "2 of 2 variants (1 only under a grammar" in scaffolded, scaffolded
+    assert "[condition|Here condition: ⟨model⟩.][consequence| consequence: ⟨model⟩.]" in scaffolded
+    assert runner.invoke(main, ["templates", "test", str(path)]).exit_code == 0

@@ -22,7 +22,7 @@ def _writer_options(command):
                                  ("concurrency", Int(1, 256)),
                                  ("cache", click.Path(file_okay=False)), ("offline", None),
                                  ("min_distinct_2", unit), ("max_near_dup", unit),
-                                 ("prompts", click.STRING), ("engine", click.Choice(["xgrammar", "mask"]))]):
+                                 ("prompts", click.STRING), ("engine", click.Choice(["auto", "xgrammar", "mask"]))]):
         extra = {"is_flag": True} if kind is None else {"type": kind}
         command = config_option(WriteConfig, field, **extra)(command)
     return config_option(WriteConfig, "writer", metavar="SPEC")(command)

@@ -63,8 +63,41 @@ def show(name: str, n: int, seed: int, template_paths: tuple[str, ...]) -> None:
     click.echo(f"{tmpl.ref}  pattern {tmpl.pattern.name} ({' → '.join(tmpl.pattern.roles)})  "
                f"language {tmpl.language}  source {tmpl.source}")
     click.echo(f"{tmpl.spec.description}  space size {tmpl.space_size():,}")
-    for rec in sample(tmpl, n, seed=seed):
+    records = sample(tmpl, n, seed=seed)
+    for rec in records:
         click.echo(f"  {_marked(rec)}")
+    _written_parts(tmpl, records[0] if records else None)
+
+
+def _written_parts(tmpl, rec: dict | None) -> None:
+    """What a model writes of NAME under ``generate --writer``: the words after the last role's marker, and, with
+    ``--prompts``, each role of a skeleton (after its opening words, or whole in its form)."""
+    from ..write.answer import skeletons
+    from ..write.run import premise_of
+
+    gap = click.style("⟨model⟩", fg="green")
+    premise = premise_of(0, rec) if rec else None
+    click.echo("model-written (generate --writer): " + (
+        f"{premise.prompt} {gap}  (one clause, to the sentence's end)" if premise else
+        "not possible: the last role carries no target marker to continue from"))
+    classic, forms = skeletons(tmpl), skeletons(tmpl, forms=True)
+    if not forms:
+        click.echo("answering prompts (--prompts): not possible: no variant has a slot in every role, ends each "
+                   "with , ; : . ! or ? and holds no {% %} block")
+        return
+    click.echo(f"answering prompts (--prompts): {len(forms)} of {len(tmpl.variants)} variants"
+               + ("" if len(classic) == len(forms) else
+                  f" ({len(forms) - len(classic)} only under a grammar — --engine auto or xgrammar, or a server: a "
+                  "role that opens with a slot is written whole in its form)"))
+    for sk in forms:
+        roles = []
+        for i, (role, opening, end) in enumerate(sk.roles):
+            pieces = sk.forms[i] if sk.forms else None
+            words = [" " + gap if j or i else gap for j in range(len(pieces or ()))]   # the answer opens with a word
+            body = opening + " " + gap + end if pieces is None else \
+                "".join(words[j] if p is None else p for j, p in enumerate(pieces))
+            roles.append(click.style(f"[{role}|", fg="cyan") + body + click.style("]", fg="cyan"))
+        click.echo(f"  variant {sk.variant}: " + "".join(roles))
 
 
 def _report_text(report) -> None:

@@ -60,8 +60,21 @@ def test_template_conforms(path):
 '''
 
 
+_WRITTEN = """\
+# A model can write this template's words (corpusforge generate --writer SPEC ...):
+#   - one clause after the last role's target marker, to the end of the sentence;
+#   - with --prompts, whole records answering prompts, role by role: a role that opens with literal words
+#     (the second variant) is written after them; one that opens with a slot (the first) is written whole in
+#     its form under a grammar (--engine xgrammar, or a server): the template's words kept, its slots the
+#     model's. Every role must end with , ; : . ! or ? for that.
+# corpusforge templates show NAME marks what a model writes (⟨model⟩).
+"""
+
+
 def _template_yaml(name: str, pattern: str, roles: list[str], language: str) -> str:
     variants = [{role: ("{{ subject|cap }} " if i == 0 else " ") + f"{role} of {{{{ subject }}}} {{{{ detail }}}}."
+                 for i, role in enumerate(roles)},
+                {role: ("Here " if i == 0 else " ") + f"{role}: {{{{ subject }}}} {{{{ detail }}}}."
                  for i, role in enumerate(roles)}]
     doc = {
         "name": f"{name}.{language}", "version": 1, "pattern": pattern, "language": language,
@@ -71,7 +84,7 @@ def _template_yaml(name: str, pattern: str, roles: list[str], language: str) -> 
         "variants": variants,
         "targets": [" " + roles[-1]],
     }
-    return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+    return _WRITTEN + yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
 
 
 def scaffold(name: str, pattern: str, *, language: str = "en", plugin: bool = False, out_dir: str | Path = ".",

@@ -17,6 +17,7 @@ prompt, so a prompt never lands in two splits.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -24,7 +25,7 @@ from ..draw import cumulative, pick, premise_id, split_bounds, split_of, uniform
 from ..errors import GenerateError
 from ..records import build_record
 from .cache import WriteCache, answers_for, cache_key
-from .constraint import _END, STOPS, Clause, cyrillic_share
+from .constraint import _END, STOPS, Clause, Form, cyrillic_share
 from .writers import Ask
 
 #: the manifest's description of what the writer wrote
@@ -34,41 +35,75 @@ MODE = ("whole records answering prompts: each role's opening words from a templ
 
 @dataclass(frozen=True)
 class Skeleton:
-    """A template variant read as a grammar: each role's opening words and the character that ends it."""
+    """A template variant read as a grammar: each role's opening words and the character that ends it, and for
+    a role that opens with a slot, its form (the template's literal words and the slots the model fills)."""
 
     template: object               # templates.spec.Template
     variant: int
-    roles: tuple[tuple[str, str, str], ...]   # (role, opening words, end)
+    roles: tuple[tuple[str, str, str], ...]   # (role, opening words, end); no opening words for a role in a form
+    forms: tuple[tuple[str | None, ...] | None, ...] = ()   # per role: its pieces (Form.pieces), or None
 
 
-def skeletons(template) -> list[Skeleton]:
-    """The template's variants usable as skeletons: every role opens with literal words (a cue) before its
-    first slot, has no control blocks, and ends with a pause or a sentence end; the last with a sentence end."""
+_SLOT = re.compile(r"(\{\{.*?\}\})")
+
+
+def form_pieces(source: str) -> tuple[str | None, ...]:
+    """A role's source as ``Form.pieces``: its literal text, and None for each run of slots (slots joined by
+    white space are one run); a literal's trailing space goes with the words after it."""
+    pieces: list[str | None] = []
+    for i, part in enumerate(_SLOT.split(source)):
+        if i % 2:                                             # a slot
+            if pieces and pieces[-1] is not None and not pieces[-1].strip():
+                pieces.pop()                                  # white space between two slots: one run
+            if pieces and pieces[-1] is not None:
+                pieces[-1] = pieces[-1].rstrip(" ")
+                if not pieces[-1]:
+                    pieces.pop()
+            if not pieces or pieces[-1] is not None:
+                pieces.append(None)
+        elif part:
+            pieces.append(part)
+    return tuple(pieces)
+
+
+def skeletons(template, forms: bool = False) -> list[Skeleton]:
+    """The template's variants usable as skeletons: every role has a slot and no control block, and ends with a
+    pause or a sentence end (the last with a sentence end); every role opens with literal words (a cue) before
+    its first slot — or, with ``forms`` (a grammar engine), a role that opens with a slot is written whole in
+    its form."""
     out = []
     for variant in template.variants:
-        roles = []
+        roles, shapes = [], []
         for role, compiled in variant.roles:
             source = compiled.source.rstrip()
             opening = source.split("{{", 1)[0].rstrip()
-            if "{%" in source or "{#" in source or "{{" not in source or not any(c.isalpha() for c in opening):
+            if "{%" in source or "{#" in source or "{{" not in source or "\n" in source or source[-1] not in STOPS:
                 break
-            if source[-1] not in STOPS:
+            if any(c.isalpha() for c in opening):
+                roles.append((role, opening, source[-1]))
+                shapes.append(None)
+            elif forms:
+                roles.append((role, "", source[-1]))
+                shapes.append(form_pieces(source))
+            else:
                 break
-            roles.append((role, opening, source[-1]))
         else:
             if roles and roles[-1][2] in _END:
-                out.append(Skeleton(template, variant.index, tuple(roles)))
+                out.append(Skeleton(template, variant.index, tuple(roles),
+                                    tuple(shapes) if any(shapes) else ()))
     return out
 
 
-def check_templates(templates) -> list[list[Skeleton]]:
+def check_templates(templates, forms: bool = False) -> list[list[Skeleton]]:
     """Each template's skeletons; a template without one cannot answer prompts (an error that says why)."""
-    found = [skeletons(t) for t in templates]
+    found = [skeletons(t, forms) for t in templates]
     for ref, those in zip((t.ref for t in templates), found):
         if not those:
-            raise GenerateError(f"template {ref} cannot write answers to prompts: none of its variants opens every "
-                                "role with literal words before its first slot and ends each with , ; : . ! or ?",
-                                hint="choose templates such as if_then or paradox_conclusion, or drop --prompts")
+            how = ("has a slot in every role, ends each with , ; : . ! or ? and holds no {% %} block" if forms else
+                   "opens every role with literal words before its first slot and ends each with , ; : . ! or ?")
+            raise GenerateError(f"template {ref} cannot write answers to prompts: none of its variants {how}",
+                                hint="choose templates such as if_then or paradox_conclusion, or drop --prompts"
+                                     + ("" if forms else "; --engine xgrammar writes roles that open with a slot"))
     return found
 
 
@@ -82,9 +117,12 @@ class Draft:
     parts: list[tuple[str, str]] = field(default_factory=list)    # (role, opening + clause)
 
     def next_ask(self, clause: Clause, identity: dict, sampling: dict, seed: int) -> Ask:
-        role, opening, end = self.skeleton.roles[len(self.parts)]
+        at = len(self.parts)
+        role, opening, end = self.skeleton.roles[at]
         text = "".join(t for _, t in self.parts) + opening
-        own = Clause(clause.min_words, clause.max_words, end)
+        pieces = self.skeleton.forms[at] if self.skeleton.forms else None
+        own = Clause(clause.min_words, clause.max_words, end) if pieces is None else \
+            Form(pieces, at == 0, clause.min_words, clause.max_words)
         key = cache_key(identity, f"{self.prompt}\n{text}", own.spec(), sampling, f"{seed}:{self.index}:{role}")
         return Ask(text, key, own, self.prompt)
 

@@ -20,6 +20,9 @@ from dataclasses import asdict, dataclass
 
 _END = ".!?"
 STOPS = _END + ",;:"      # what may end a role written whole: a sentence end, or a pause before the next role
+#: the most characters a word may have under a grammar: past it a model that will not write the literal a form
+#: asks for next glues words together instead ("usingMTB23-LLLL…"), and the grammar must stop it
+LONGEST_WORD = 20
 #: what a clause never holds, as a regex character class's ranges: white space, control and format characters,
 #: unusual spaces, private use (the astral planes' unassigned characters are left to ``Clause.problem``)
 UNPRINTED = (r"\s\x00-\x1f\x7f-\x9f\u00a0\u00ad\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000"
@@ -56,9 +59,11 @@ class Clause:
     @property
     def word_regex(self) -> str:
         """The clause with its word bounds, for a grammar library: ``min_words`` to ``max_words`` words, each a
-        space and characters that are neither a stop, white space, a control or format character nor private
-        use (``UNPRINTED``), then the end — inside what ``problem`` accepts, but for rarer characters it refuses."""
-        return f"( [^{UNPRINTED}{self.stops}]+){{{self.min_words},{self.max_words}}}[{self.end}]"
+        space and 1 to ``LONGEST_WORD`` characters that are neither a stop, white space, a control or format
+        character nor private use (``UNPRINTED``), then the end — inside what ``problem`` accepts, but for rarer
+        characters it refuses."""
+        word = f"[^{UNPRINTED}{self.stops}]{{1,{LONGEST_WORD}}}"
+        return f"( {word}){{{self.min_words},{self.max_words}}}[{self.end}]"
 
     def spec(self) -> dict:
         spec = {"kind": "clause", "regex": self.regex, **asdict(self)}
@@ -89,6 +94,68 @@ class Clause:
             return f"longer than {self.max_words} words"
         if not re.fullmatch(self.regex, text):
             return "not a clause"
+        return None
+
+
+@dataclass(frozen=True)
+class Form:
+    """A role written whole under a grammar (``--engine xgrammar``, or a server's guided decoding): its
+    template's literal words where the template has them, the model's words where it has slots. ``pieces``
+    alternate between literal text and None (words the model writes: ``min_words`` to ``max_words`` for the
+    last, 1 to ``INNER_WORDS`` for the others — a slot holds a phrase, and the grammar can only force the
+    literal after it once the phrase is full); the role ends with its last literal's last character. A role
+    that opens the record opens with a word; any other opens with a space, as roles join."""
+
+    INNER_WORDS = 6
+
+    pieces: tuple[str | None, ...]
+    first: bool = False
+    min_words: int = 4
+    max_words: int = 24
+
+    @property
+    def end(self) -> str:
+        return self.pieces[-1][-1]
+
+    @property
+    def stops(self) -> str:
+        return "".join(dict.fromkeys(_END + self.end))
+
+    def _regex(self, word: str) -> str:
+        last = max(i for i, p in enumerate(self.pieces) if p is None)
+        out = []
+        for i, piece in enumerate(self.pieces):
+            if piece is not None:
+                out.append(re.escape(piece))
+                continue
+            low, high = (self.min_words, self.max_words) if i == last else (1, min(self.INNER_WORDS, self.max_words))
+            if i == 0 and self.first:
+                out.append(f"{word}( {word}){{{low - 1},{high - 1}}}")
+            else:
+                out.append(f"( {word}){{{low},{high}}}")
+        return "".join(out)
+
+    @property
+    def word_regex(self) -> str:
+        return self._regex(f"[^{UNPRINTED}{self.stops}]{{1,{LONGEST_WORD}}}")
+
+    regex = word_regex
+
+    def spec(self) -> dict:
+        return {"kind": "form", "regex": self.regex, **asdict(self)}
+
+    def problem(self, text: str) -> str | None:
+        """Why ``text`` is not the role in this form (a short reason), or None."""
+        if not text.strip():
+            return "empty"
+        if "\n" in text or "\r" in text:
+            return "a line break"
+        if "\ufffd" in text:
+            return "broken characters"
+        if any(unicodedata.category(c)[0] in "CZ" and c != " " for c in text):
+            return "a control character or unusual space"
+        if not re.fullmatch(self.word_regex, text):
+            return "not the role's form (its words and the template's)"
         return None
 
 

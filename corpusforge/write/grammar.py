@@ -1,8 +1,11 @@
-"""The clause forced by a maintained grammar library: xgrammar (``--engine xgrammar``, the default).
+"""The structure forced by a maintained grammar library: xgrammar (``--engine xgrammar``; under ``auto``, a
+role's form).
 
-The clause's word-bounded regex (``Clause.word_regex``) is compiled once per tokenizer and clause with
-xgrammar's ``GrammarCompiler``; each row of a batch keeps its own ``GrammarMatcher``, which fills the row's
-token bitmask every step and accepts the token the row then draws from its own random stream (``RowSampler``).
+The clause's or form's word-bounded regex (``Clause.word_regex``, ``Form.word_regex``) is compiled once per
+tokenizer and constraint with xgrammar's ``GrammarCompiler``; each row of a batch keeps its own
+``GrammarMatcher``, which fills the row's token bitmask every step and accepts the token the row then draws
+from its own random stream (``RowSampler``).
+
 The library decides what may come next; we only narrow it, never widen it: no token holding a control
 character or an unusual space (``TokenClasses.clean``: the regex cannot name every such character), and when
 the token budget is all but spent only the tokens that end the clause (``TokenClasses.end``), as under the
@@ -26,7 +29,8 @@ def _xgrammar():
     try:
         import xgrammar
     except ImportError:
-        raise GenerateError("--engine xgrammar needs the xgrammar package, which is not installed",
+        raise GenerateError("writing under a grammar (--engine xgrammar, or a role that opens with a slot) needs "
+                            "the xgrammar package, which is not installed",
                             hint=f"install it ({INSTALL}), or write under our own token mask: --engine mask") from None
     return xgrammar
 
@@ -61,7 +65,7 @@ class GrammarRule(RowSampler):
         matcher = self.matchers[row]
         if not matcher.accept_token(token):     # cannot happen: the row drew from the matcher's own mask
             raise RuntimeError(f"the grammar refused token {token} it allowed")
-        self.done[row] = matcher.is_terminated() or bool(self.grammar.classes.end[token])
+        self.done[row] = matcher.is_completed()     # the last literal matched: a form's inner "," is not its end
 
     def constrain(self, scores, step: int):
         import torch
