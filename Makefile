@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)))")
 
 .PHONY: demo test fuzz bench docs lint schemas constraints clean browser
 
@@ -20,8 +21,9 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/corpusforge demo --out demo-out
 
+# one worker per core (pytest-xdist); an idle worker takes tests from the busy one (worksteal)
 test: $(STAMP) browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(WORKERS) --dist worksteal
 
 # the property tests with newly drawn examples (make test draws the same ones every run); pin what it finds
 fuzz: $(STAMP)

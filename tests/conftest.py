@@ -35,9 +35,12 @@ def _one_thread_for_tiny_models():
 
 @pytest.fixture
 def all_cores():
+    """Both cores for the real model's tests — unless the suite runs on several workers (``make test``: one per
+    core), where a second thread would only contend with the other worker."""
     import torch
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // workers))
     yield
     torch.set_num_threads(1)
 

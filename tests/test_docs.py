@@ -55,7 +55,8 @@ def fenced_blocks() -> list[tuple[str, str]]:
 
 
 def model_commands() -> list[list[str]]:
-    """The README's block of commands that need the model (train, report, try, merge): a plain fenced block."""
+    """The README's block of commands that need the model (generate --writer, train, report, try, merge,
+    compare): a plain fenced block."""
     block = next(b for lang, b in fenced_blocks() if not lang and "corpusforge train " in b)
     return [shlex.split(line.split("  #")[0])[1:] for line in block.splitlines() if line.startswith("corpusforge ")]
 
@@ -91,14 +92,15 @@ def test_the_two_setup_commands_are_the_makefiles():
 
 
 def test_the_model_commands_parse(tmp_path, monkeypatch):
-    """train, report, try, merge and compare as the README writes them: every option and argument is one the command
-    takes (they need a model to run; test_train and test_report run them on a tiny one). The folders the tour
+    """generate --writer, train, report, try, merge and compare as the README writes them: every option and
+    argument is one the command takes (they need a model to run; test_answer, test_train and test_report run
+    them on a tiny one). The folders the tour
     made before them are made here, empty, for the checks that a path exists."""
     monkeypatch.chdir(tmp_path)
     for folder in ("my-corpus", "my-adapter"):
         (tmp_path / folder).mkdir()
     commands = model_commands()
-    assert [c[0] for c in commands] == ["train", "report", "try", "merge", "compare"]
+    assert [c[0] for c in commands] == ["generate", "train", "report", "try", "merge", "compare"]
     for args in commands:
         ctx = parse(args)
         assert ctx.command.name == args[0]

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -89,11 +90,31 @@ def embedded_model_folder(name: str = DEFAULT_MODEL, echo: Callable[[str], None]
     folder = cache_root() / "models" / f"{em.name}-{dist}-{gguf.stat().st_size}"
     if _cache_is_sound(folder):
         return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with _converting(folder):             # another process converting the same model: wait for it, then use it
+        if _cache_is_sound(folder):
+            return folder
+        return _convert(em, gguf, dist, folder, echo)
+
+
+@contextmanager
+def _converting(folder: Path):
+    """An exclusive lock on converting ``folder`` (a ``.NAME.lock`` file beside it), held until the block ends."""
+    import fcntl
+
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _convert(em, gguf: Path, dist: str, folder: Path, echo: Callable[[str], None]) -> Path:
     echo(f"converting the embedded model {em.name} from GGUF once (about 30 s); cache: {folder}")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
