@@ -9,7 +9,8 @@ import sys
 
 from .common import HERE, machine, write_results
 
-ALL = ["validation", "generation", "writing", "training", "steps", "report", "quality", "chat", "compare"]
+ALL = ["validation", "generation", "writing", "training", "steps", "profile", "report", "quality", "chat",
+       "compare"]
 
 
 def main(argv: list[str]) -> None:

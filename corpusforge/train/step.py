@@ -48,6 +48,14 @@ class Head:
     entry: int | None = None   # the first adapted layer, where passes may start (None: every pass runs whole)
 
 
+def phase(name: str):
+    """A named range for ``torch.profiler`` (``benchmarks/profile.py`` sums a step's time by these names); next
+    to nothing when no profiler runs."""
+    import torch
+
+    return torch.profiler.record_function(name)
+
+
 def logits_at(peft_model, batch: Batch, head: Head, *where, entered=None) -> list:
     """From one forward pass over ``batch``, the logits in float32 at each set of (rows, cols) positions in
     ``where``: a list of (n_i, vocab). The LM head never sees the other positions. ``entered``: the batch's
@@ -57,7 +65,8 @@ def logits_at(peft_model, batch: Batch, head: Head, *where, entered=None) -> lis
         with entered_at(base, head.arch, head.entry, entered) if entered is not None else nullcontext():
             hidden = base.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                                      use_cache=False).last_hidden_state
-        return [head_logits(base, head.arch, hidden[rows, cols]).float() for rows, cols in where]  # (n_i, vocab)
+        with phase("head"):
+            return [head_logits(base, head.arch, hidden[rows, cols]).float() for rows, cols in where]  # (n_i, vocab)
     logits = base(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # (batch, seq, vocab)
     return [logits[rows, cols].float() for rows, cols in where]
 
@@ -87,17 +96,20 @@ def objective_module():
             are the same in ``batch``) against the base's log-probabilities there."""
             held_at = [(premises.rows, premises.cols)] if premises is not None else []
             entering = premises is not None and self.head.entry is not None
-            with layer_input(self.peft, self.head.arch, self.head.entry) if entering else nullcontext({}) as seen:
+            with layer_input(self.peft, self.head.arch, self.head.entry) if entering else nullcontext({}) as seen, \
+                    phase("supervised pass"):
                 logits = logits_at(self.peft, batch, self.head, (batch.rows, batch.cols), *held_at)
             if batch.weights is None:
                 ce = F.cross_entropy(logits[0], batch.labels)
             else:  # a weighted mean: the marker tokens weigh target_weight
                 per_token = F.cross_entropy(logits[0], batch.labels, reduction="none")
                 ce = (per_token * batch.weights).sum() / batch.weights.sum()
-            kl = ce.new_zeros(()) if controls is None else \
-                drift(lm_logits(self.peft, controls, self.head, control_entry), control_base)
-            held = ce.new_zeros(()) if premises is None else \
-                drift(logits[1], base_logprobs(self.peft, premises, self.head, seen.get("hidden")))
+            with phase("control pass"):
+                kl = ce.new_zeros(()) if controls is None else \
+                    drift(lm_logits(self.peft, controls, self.head, control_entry), control_base)
+            with phase("premise hold"):
+                held = ce.new_zeros(()) if premises is None else \
+                    drift(logits[1], base_logprobs(self.peft, premises, self.head, seen.get("hidden")))
             return ce, kl, held
 
     def drift(logits, base):
@@ -234,8 +246,9 @@ def run_step(objective, peft_model, optimizer, scheduler, accelerator, inputs: S
     step_tokens = step_sup = 0
     for micro in range(inputs.grad_accum):
         index = position + micro * inputs.world + inputs.rank
-        examples = inputs.batch_at(index)
-        batch = collate(examples, inputs.pad_id).to(inputs.device)
+        with phase("batches"):
+            examples = inputs.batch_at(index)
+            batch = collate(examples, inputs.pad_id).to(inputs.device)
         if batch.supervised == 0:
             raise TrainError(f"batch {index} has no supervised token", hint="check --loss-on")
         ctrl, base, entry = inputs.control_batch(position // inputs.world + micro)
@@ -244,20 +257,23 @@ def run_step(objective, peft_model, optimizer, scheduler, accelerator, inputs: S
             base = base_logprobs(peft_model, ctrl, inputs.head)
         pre = None
         if inputs.premise_weight > 0:
-            pre = premises(examples, inputs.pad_id, per_record=PREMISE_POSITIONS_PER_RECORD,
-                           key=f"{inputs.seed}:{index}")
-            pre = pre.to(inputs.device) if pre is not None else None
+            with phase("batches"):
+                pre = premises(examples, inputs.pad_id, per_record=PREMISE_POSITIONS_PER_RECORD,
+                               key=f"{inputs.seed}:{index}")
+                pre = pre.to(inputs.device) if pre is not None else None
         ce, kl, held = objective(batch, ctrl, base, pre, entry)
-        accelerator.backward((ce + inputs.control_weight * kl + inputs.premise_weight * held) / inputs.grad_accum)
+        with phase("backward"):
+            accelerator.backward((ce + inputs.control_weight * kl + inputs.premise_weight * held) / inputs.grad_accum)
         step_loss += float(ce.detach()) / inputs.grad_accum
         step_kl += float(kl.detach()) / inputs.grad_accum
         step_held += float(held.detach()) / inputs.grad_accum
         step_tokens += batch.tokens
         step_sup += batch.supervised
-    accelerator.clip_grad_norm_(objective.parameters(), 1.0)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
+    with phase("optimizer"):
+        accelerator.clip_grad_norm_(objective.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
     elapsed = time.perf_counter() - started
     totals = accelerator.reduce(torch.tensor([step_tokens, step_sup], dtype=torch.float64), "sum")
     losses = accelerator.reduce(torch.tensor([step_loss, step_kl, step_held], dtype=torch.float64), "mean")

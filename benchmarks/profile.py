@@ -1,0 +1,122 @@
+"""Where a training step's time goes on this CPU: the default recipe's step beside a plain step of the same
+batches, and a ``torch.profiler`` table of the default step by phase and by operator family.
+
+- plain vs default: ``STEPS`` steps of each in child processes, alternating ``PAIRS`` times; seconds per step and
+  their ratio (issue 22's goal: the default step <= 1.5x the plain one). *Plain* is the same trainer with no
+  control KL and no premise hold: one supervised pass, its backward, the update.
+- the profile: ``PROFILED`` default-recipe steps after ``WARMUP`` under ``torch.profiler`` in a child. Phases
+  are the named ranges of ``corpusforge/train/step.py`` (``phase``): the supervised pass, the head inside the
+  passes, the control pass, the premise hold, backward, the optimizer, batch making; each phase's total CPU
+  time (its children included), per step. Operator families sum the operators' own (self) CPU time: matrix
+  products, attention, softmax/log-softmax/KL over the vocabulary, normalisation and element-wise arithmetic,
+  copies and indexing, the rest.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .common import WORK, run_child
+
+STEPS = 12
+PAIRS = 2
+WARMUP, PROFILED = 2, 6
+
+TIMED = """
+import json, sys
+from pathlib import Path
+from corpusforge.train.loop import make_config, train
+plain = {"use_controls": False, "premise_weight": 0.0} if sys.argv[2] == "plain" else {}
+cfg = make_config({"steps": int(sys.argv[3]), "checkpoint_every": 0, "eval_every": 0, **plain})
+r = train(Path(sys.argv[1]), Path(sys.argv[4]), cfg, overwrite=True, echo=lambda s: None, progress=False)
+print(json.dumps({"seconds": r.run.seconds, "loss": r.final_loss}))
+"""
+
+PROFILE = """
+import json, sys
+from pathlib import Path
+import torch
+from torch.profiler import ProfilerActivity, profile, schedule
+import corpusforge.train.loop as loop
+from corpusforge.train.loop import make_config, train
+warmup, active = int(sys.argv[3]), int(sys.argv[4])
+cfg = make_config({"steps": warmup + active, "checkpoint_every": 0, "eval_every": 0})
+prof = profile(activities=[ProfilerActivity.CPU], schedule=schedule(wait=0, warmup=warmup, active=active))
+run_step = loop.run_step
+def stepped(*args, **kw):
+    out = run_step(*args, **kw)
+    prof.step()
+    return out
+loop.run_step = stepped
+with prof:
+    train(Path(sys.argv[1]), Path(sys.argv[2]), cfg, overwrite=True, echo=lambda s: None, progress=False)
+phases, ops = {}, {}
+for e in prof.events():
+    if e.name in PHASES:
+        phases[e.name] = phases.get(e.name, 0.0) + e.cpu_time_total / 1e6
+for e in prof.key_averages():
+    if not e.key.startswith("aten::"):
+        continue
+    ops[e.key] = ops.get(e.key, 0.0) + e.self_cpu_time_total / 1e6
+print(json.dumps({"phases": phases, "ops": ops, "steps": active}))
+"""
+
+PHASES = ("batches", "supervised pass", "head", "control pass", "premise hold", "backward", "optimizer")
+FAMILIES = {
+    "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::baddbmm"),
+    "attention": ("aten::_scaled_dot_product", "aten::scaled_dot_product"),
+    "softmax, log-softmax, KL": ("aten::_log_softmax", "aten::_softmax", "aten::log_softmax", "aten::softmax",
+                                 "aten::kl_div", "aten::exp", "aten::nll_loss", "aten::_log_softmax_backward",
+                                 "aten::_softmax_backward"),
+    "normalisation, element-wise": ("aten::mul", "aten::add", "aten::sub", "aten::div", "aten::pow", "aten::mean",
+                                    "aten::rsqrt", "aten::silu", "aten::neg", "aten::sum", "aten::cat",
+                                    "aten::where", "aten::sigmoid"),
+    "copies, indexing": ("aten::copy_", "aten::index", "aten::index_put", "aten::to", "aten::clone",
+                         "aten::contiguous", "aten::fill_", "aten::zero_", "aten::zeros", "aten::empty",
+                         "aten::gather", "aten::scatter", "aten::embedding"),
+}
+
+
+def family(op: str) -> str:
+    for name, prefixes in FAMILIES.items():
+        if any(op.startswith(p) for p in prefixes):
+            return name
+    return "the rest"
+
+
+def run() -> dict:
+    from corpusforge.demo import DEMO_MIX
+    from corpusforge.generate import GenerateConfig, generate
+
+    WORK.mkdir(exist_ok=True)
+    corpus = WORK / "demo-corpus"
+    if not corpus.exists():
+        generate(GenerateConfig(mix=DEMO_MIX, n=2000, seed=0, progress=False), corpus)
+    seconds: dict[str, list[float]] = {"plain": [], "default": []}
+    for _ in range(PAIRS):
+        for kind in seconds:
+            _, _, out = run_child(TIMED, str(corpus), kind, str(STEPS), str(WORK / f"profile-{kind}"))
+            timed = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+            seconds[kind].append(timed["seconds"] / STEPS)
+    plain, default = (sum(v) / len(v) for v in (seconds["plain"], seconds["default"]))
+    code = PROFILE.replace("PHASES", repr(PHASES))
+    _, _, out = run_child(code, str(corpus), str(WORK / "profile-traced"), str(WARMUP), str(PROFILED))
+    traced = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+    per_phase = {k: traced["phases"].get(k, 0.0) / PROFILED for k in PHASES}
+    per_family: dict[str, float] = {}
+    for op, s in traced["ops"].items():
+        per_family[family(op)] = per_family.get(family(op), 0.0) + s / PROFILED
+    top_ops = sorted(traced["ops"].items(), key=lambda kv: -kv[1])[:8]
+    table = {"plain step (s)": f"{plain:.2f} ({', '.join(f'{s:.2f}' for s in seconds['plain'])})",
+             "default step (s)": f"{default:.2f} ({', '.join(f'{s:.2f}' for s in seconds['default'])})",
+             "default / plain": f"{default / plain:.2f}x (goal <= 1.5x)"}
+    table.update({f"phase: {k} (s/step)": f"{v:.3f}" for k, v in per_phase.items()})
+    table.update({f"operators: {k} (s/step)": f"{v:.3f}" for k, v in sorted(per_family.items(), key=lambda kv: -kv[1])})
+    table.update({f"top operator: {op} (s/step)": f"{s / PROFILED:.3f}" for op, s in top_ops})
+    return {
+        "summary": (f"a default-recipe step {default:.2f} s beside a plain step of the same batches {plain:.2f} s: "
+                    f"{default / plain:.2f}x (goal <= 1.5x); profiled per step: "
+                    + ", ".join(f"{k} {v:.2f} s" for k, v in per_phase.items())),
+        "table": table, "plain_s": plain, "default_s": default, "ratio": default / plain, "seconds": seconds,
+        "phases": per_phase, "families": per_family,
+    }
