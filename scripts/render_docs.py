@@ -92,6 +92,7 @@ def benchmarks_table(results: dict) -> str:
     """README's summary table: speed and memory beside each baseline, the goals judged from the numbers."""
     v, g, t = bench(results, "validation"), bench(results, "generation"), bench(results, "training")
     r, s, w = bench(results, "report"), bench(results, "steps"), bench(results, "writing")
+    pr = bench(results, "profile")
     gen_1m_s = from_summary(g, r"1,000,000 records: ([\d.]+) s", "generation")
     probes = from_summary(r, r"report on (\d+) probes", "report")
     controls = from_summary(r, r"and (\d+) held-out controls", "report")
@@ -134,6 +135,12 @@ def benchmarks_table(results: dict) -> str:
          f"every pass whole: {whole:.2f} s/step; final loss {loss_w}"
          + (" (the same to 5 digits)" if loss_e == loss_w else f" (entered: {loss_e})"),
          times(s["ratio"]), "", run_of(s)],
+        [f"a training step, default recipe, demo corpus ({len(pr['seconds']['plain'])} alternating pairs of runs; "
+         "`benchmarks/profile.py`)",
+         f"{pr['default_s']:.2f} s/step; profiled: " + ", ".join(f"{k} {v:.2f} s" for k, v in pr["phases"].items()
+                                                                if v >= 0.01),
+         f"a plain step of the same batches (no control KL, no premise hold): {pr['plain_s']:.2f} s/step",
+         times(pr["ratio"]), f"≤ 1.5× {met(pr['ratio'] <= 1.5)}", run_of(pr)],
         [f"model-written corpus: {w['table']['records (en / ru)']} records of `if_then.en`, "
          "`paradox_conclusion.en`, `if_then.ru` by the embedded model",
          f"{w['wall_first_s']:.0f} s for {w['asked']:,} answers; refused: {refused}; "
