@@ -68,17 +68,25 @@ def _status(error: BaseException) -> int | None:
 
 
 def _existing_card(api, repo_id: str, revision: str | None, token: str | None) -> tuple[str | None, str | None]:
-    """The README.md on the Hub now, or None; and a note when it could not be read."""
+    """The README.md on the Hub now, or None; and a note when it could not be read. One request, not
+    ``hf_hub_download``: that one retries a connection error with its own back-off (23 s of waiting before our
+    ``--retries`` and ``--retry-wait`` even start)."""
+    from huggingface_hub import hf_hub_url
     from huggingface_hub.errors import (
         EntryNotFoundError,
         HfHubHTTPError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
     try:
-        path = api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision, token=token)
-        return Path(path).read_text(encoding="utf-8"), None
+        url = hf_hub_url(repo_id, "README.md", repo_type="dataset", revision=revision, endpoint=api.endpoint)
+        response = get_session().get(url, headers=build_hf_headers(token=token), follow_redirects=True)
+        if response.status_code == 404:      # no such repository, revision or file: a first push
+            return None, None
+        hf_raise_for_status(response)
+        return response.content.decode("utf-8"), None
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
         return None, None
     except HfHubHTTPError as e:
