@@ -49,6 +49,18 @@ def machine_line(m: dict) -> str:
     return f"{m['cpu']} ({flags}), {m['cores']} cores"
 
 
+def demo_corpus() -> Path:
+    """``make demo``'s corpus (2,000 records of its mix, seed 0) under ``_work``, generated the first time."""
+    from corpusforge.demo import DEMO_MIX
+    from corpusforge.generate import GenerateConfig, generate
+
+    WORK.mkdir(exist_ok=True)
+    corpus = WORK / "demo-corpus"
+    if not corpus.exists():
+        generate(GenerateConfig(mix=DEMO_MIX, n=2000, seed=0, progress=False), corpus)
+    return corpus
+
+
 class Timer:
     def __enter__(self):
         self.start = time.perf_counter()

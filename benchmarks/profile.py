@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 
-from .common import WORK, run_child
+from .common import WORK, demo_corpus, run_child
 
 STEPS = 12
 PAIRS = 2
@@ -95,13 +95,7 @@ def family(op: str) -> str:
 
 
 def run() -> dict:
-    from corpusforge.demo import DEMO_MIX
-    from corpusforge.generate import GenerateConfig, generate
-
-    WORK.mkdir(exist_ok=True)
-    corpus = WORK / "demo-corpus"
-    if not corpus.exists():
-        generate(GenerateConfig(mix=DEMO_MIX, n=2000, seed=0, progress=False), corpus)
+    corpus = demo_corpus()
     seconds: dict[str, list[float]] = {"plain": [], "default": []}
     for _ in range(PAIRS):
         for kind in seconds:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from .common import WORK, run_child
+from .common import WORK, demo_corpus, run_child
 
 STEPS = 16
 PAIRS = 3
@@ -29,13 +29,7 @@ print(json.dumps({"seconds": r.run.seconds, "loss": r.final_loss}))
 
 
 def run() -> dict:
-    from corpusforge.demo import DEMO_MIX
-    from corpusforge.generate import GenerateConfig, generate
-
-    WORK.mkdir(exist_ok=True)
-    corpus = WORK / "demo-corpus"
-    if not corpus.exists():
-        generate(GenerateConfig(mix=DEMO_MIX, n=2000, seed=0, progress=False), corpus)
+    corpus = demo_corpus()
     seconds: dict[str, list[float]] = {"entered": [], "whole": []}
     losses: dict[str, float] = {}
     for _ in range(PAIRS):
