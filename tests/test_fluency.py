@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from corpusforge.degeneration import degeneration, seq_rep_4
-from corpusforge.train.fluency import LOOP_BOUND, describe, fluency
+from corpusforge.train.fluency import LOOP_BOUND, adapter_side, describe, fluency
 
 from .tiny import make_tiny_model
 
@@ -37,6 +37,9 @@ def test_an_adapter_that_changes_nothing_writes_what_the_base_writes(tmp_path):
     moved = fluency(model, lm.tokenizer, ["The sea at night is", "Расскажи о море"], new_tokens=12)
     assert moved["continuations"]["before"] == check["continuations"]["before"]
     assert moved["continuations"]["after"] != check["continuations"]["after"]
+    # what each evaluation reads during training: the adapter's side alone, the same measure
+    assert adapter_side(model, lm.tokenizer, ["The sea at night is", "Расскажи о море"], new_tokens=12) == \
+        moved["after"]
 
 
 def test_a_run_that_loops_more_than_the_base_gets_a_warning_that_says_what_to_do():

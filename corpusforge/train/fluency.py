@@ -25,18 +25,29 @@ def _side(texts: list[str]) -> dict:
             "seq_rep_4": round(sum(seq_rep_4(t) for t in texts) / n, 4)}
 
 
-def fluency(model, tok, prompts: list[str], *, new_tokens: int = NEW_TOKENS) -> dict:
-    """The greedy continuations of ``prompts`` with the adapter off (``before``) and on (``after``), measured; the
-    model is put in eval mode for the call and left as it was."""
+def adapter_side(model, tok, prompts: list[str], *, new_tokens: int = NEW_TOKENS) -> dict:
+    """The adapter's side alone (``fluency``'s ``after``): what each evaluation during training reads — the
+    base's side does not change while the adapter trains."""
+    return _side(_continued(model, tok, prompts, (True,), new_tokens))
+
+
+def _continued(model, tok, prompts: list[str], adapter: tuple[bool, ...], new_tokens: int) -> list[str]:
+    """Greedy continuations of ``prompts`` with the adapter off and/or on (in ``adapter``'s order); the model is
+    put in eval mode for the call and left as it was."""
     asks = [Ask(tok(p, add_special_tokens=False).input_ids, new_tokens, False, adapter=on, key=f"fluency:{i}")
-            for on in (False, True) for i, p in enumerate(prompts)]
+            for on in adapter for i, p in enumerate(prompts)]
     training = model.training
     model.eval()
     try:
         new = continue_asks(model, tok, asks)
     finally:
         model.train(training)
-    texts = [tok.decode(ids, skip_special_tokens=True) for ids in new]
+    return [tok.decode(ids, skip_special_tokens=True) for ids in new]
+
+
+def fluency(model, tok, prompts: list[str], *, new_tokens: int = NEW_TOKENS) -> dict:
+    """The greedy continuations of ``prompts`` with the adapter off (``before``) and on (``after``), measured."""
+    texts = _continued(model, tok, prompts, (False, True), new_tokens)
     before, after = _side(texts[:len(prompts)]), _side(texts[len(prompts):])
     within = after["loop_share"] <= before["loop_share"] + LOOP_BOUND and \
         after["seq_rep_4"] <= before["seq_rep_4"] + SEQ_REP_BOUND

@@ -32,8 +32,8 @@ from .adapter_run import AdapterRun, write_run
 from .checkpoint import RunState, load_checkpoint, save_checkpoint
 from .config import TrainConfig, load_config, make_config
 from .data import Example, collate, epoch_batches
+from .fluency import adapter_side, fluency
 from .fluency import describe as describe_fluency
-from .fluency import fluency
 from .lora import LoraSettings, parse_layers
 from .prepare import Prepared, prepare
 from .step import ControlCache, StepInputs, control_base_cache, evaluate, objective_module, padded_entry, run_step
@@ -182,7 +182,7 @@ def _record_step(state: RunState, measured: dict, steps: int, cfg: TrainConfig, 
     if cfg.eval_every and prep.held and (state.step % cfg.eval_every == 0 or state.step == steps):
         objective.eval()
         row["eval_loss"] = round(evaluate(peft_model, prep.held, prep.pad_id, cfg.batch_size, prep.head), 5)
-        row.update(fluency(peft_model, prep.loaded.tokenizer, neutral_prompts())["after"])
+        row.update(adapter_side(peft_model, prep.loaded.tokenizer, neutral_prompts()))
         objective.train()
         if row["eval_loss"] < state.best - 1e-4:
             state.best, state.stale = row["eval_loss"], 0
