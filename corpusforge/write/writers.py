@@ -162,20 +162,25 @@ class LocalWriter:
         """Batches of asks alike in constraint, script and length (a batch decodes until its longest row ends,
         and a Russian clause takes SmolLM2 several times the tokens of an English one); the answers in the asks'
         order."""
-        def alike(i: int):
-            clause = asks[i].clause or self.clause
-            return clause.end, clause.min_words, clause.max_words, cyrillic_share(asks[i].prompt) > 0.5, \
-                len(asks[i].prompt) + len(asks[i].context or "")
+        def constraint(i: int):
+            return asks[i].clause or self.clause
 
-        order = sorted(range(len(asks)), key=alike)
+        def alike(i: int):
+            c, ask = constraint(i), asks[i]
+            return c.end, c.min_words, c.max_words, repr(getattr(c, "pieces", ())), \
+                cyrillic_share(ask.prompt or ask.context or "") > 0.5, len(ask.prompt) + len(ask.context or "")
+
+        order = sorted(range(len(asks)), key=alike)      # equal constraints side by side
         out: list[str | None] = [None] * len(asks)
         start = 0
         while start < len(order):
-            clause = asks[order[start]].clause or self.clause
-            rows = [i for i in order[start:start + self.batch_size] if (asks[i].clause or self.clause) == clause]
+            clause, end = constraint(order[start]), start
+            while end < len(order) and end - start < self.batch_size and constraint(order[end]) == clause:
+                end += 1
+            rows = order[start:end]
             for i, text in zip(rows, self._batch([asks[i] for i in rows], clause)):
                 out[i] = text
-            start += len(rows)
+            start = end
         return out
 
     def _batch(self, asks: list[Ask], clause: Clause) -> list[str | None]:
