@@ -4,6 +4,7 @@ import click
 
 from ..generate.config import GenerateConfig
 from ..write.run import WriteConfig
+from ..write.writers import ENGINES
 from .options import Int, config_option, domain_errors, parse_shard, parse_weights, templates_option
 
 #: options that only a model-written corpus takes, and those only a template corpus takes
@@ -22,7 +23,7 @@ def _writer_options(command):
                                  ("concurrency", Int(1, 256)),
                                  ("cache", click.Path(file_okay=False)), ("offline", None),
                                  ("min_distinct_2", unit), ("max_near_dup", unit),
-                                 ("prompts", click.STRING), ("engine", click.Choice(["auto", "xgrammar", "mask"]))]):
+                                 ("prompts", click.STRING), ("engine", click.Choice(ENGINES))]):
         extra = {"is_flag": True} if kind is None else {"type": kind}
         command = config_option(WriteConfig, field, **extra)(command)
     return config_option(WriteConfig, "writer", metavar="SPEC")(command)

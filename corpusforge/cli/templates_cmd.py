@@ -93,9 +93,8 @@ def _written_parts(tmpl, rec: dict | None) -> None:
         roles = []
         for i, (role, opening, end) in enumerate(sk.roles):
             pieces = sk.forms[i] if sk.forms else None
-            words = [" " + gap if j or i else gap for j in range(len(pieces or ()))]   # the answer opens with a word
-            body = opening + " " + gap + end if pieces is None else \
-                "".join(words[j] if p is None else p for j, p in enumerate(pieces))
+            body = opening + " " + gap + end if pieces is None else "".join(    # the answer opens with a word
+                p if p is not None else gap if i == j == 0 else " " + gap for j, p in enumerate(pieces))
             roles.append(click.style(f"[{role}|", fg="cyan") + body + click.style("]", fg="cyan"))
         click.echo(f"  variant {sk.variant}: " + "".join(roles))
 

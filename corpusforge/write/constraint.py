@@ -29,6 +29,16 @@ UNPRINTED = (r"\s\x00-\x1f\x7f-\x9f\u00a0\u00ad\u1680\u180e\u2000-\u200f\u2028-\
              r"\ue000-\uf8ff\ufeff\ufff0-\uffff")
 
 
+def unusual(text: str, allowed: str = " ") -> bool:
+    """Whether ``text`` holds a control or format character or an unusual space (other than ``allowed``)."""
+    return any(unicodedata.category(c)[0] in "CZ" and c not in allowed for c in text)
+
+
+def word_pattern(stops: str) -> str:
+    """A word under a grammar: 1 to ``LONGEST_WORD`` characters that are neither in ``stops`` nor ``UNPRINTED``."""
+    return f"[^{UNPRINTED}{stops}]{{1,{LONGEST_WORD}}}"
+
+
 def cyrillic_share(text: str) -> float:
     """The share of the text's letters that are Cyrillic (0.0 for a text without letters)."""
     letters = [c for c in text if c.isalpha()]
@@ -62,8 +72,7 @@ class Clause:
         space and 1 to ``LONGEST_WORD`` characters that are neither a stop, white space, a control or format
         character nor private use (``UNPRINTED``), then the end — inside what ``problem`` accepts, but for rarer
         characters it refuses."""
-        word = f"[^{UNPRINTED}{self.stops}]{{1,{LONGEST_WORD}}}"
-        return f"( {word}){{{self.min_words},{self.max_words}}}[{self.end}]"
+        return f"( {word_pattern(self.stops)}){{{self.min_words},{self.max_words}}}[{self.end}]"
 
     def spec(self) -> dict:
         spec = {"kind": "clause", "regex": self.regex, **asdict(self)}
@@ -85,7 +94,7 @@ class Clause:
             return "no sentence end" if self.end == _END else f"does not end with one of {self.end!r}"
         if any(c in self.stops for c in text[:-1]):
             return "more than one sentence" if self.end == _END else "more than one clause"
-        if any(unicodedata.category(c)[0] in "CZ" and c != " " for c in text):
+        if unusual(text):
             return "a control character or unusual space"
         words = len([w for w in text.split(" ") if w])
         if words < self.min_words:
@@ -121,8 +130,9 @@ class Form:
     def stops(self) -> str:
         return "".join(dict.fromkeys(_END + self.end))
 
-    def _regex(self, word: str) -> str:
-        last = max(i for i, p in enumerate(self.pieces) if p is None)
+    @property
+    def word_regex(self) -> str:
+        word, last = word_pattern(self.stops), max(i for i, p in enumerate(self.pieces) if p is None)
         out = []
         for i, piece in enumerate(self.pieces):
             if piece is not None:
@@ -134,10 +144,6 @@ class Form:
             else:
                 out.append(f"( {word}){{{low},{high}}}")
         return "".join(out)
-
-    @property
-    def word_regex(self) -> str:
-        return self._regex(f"[^{UNPRINTED}{self.stops}]{{1,{LONGEST_WORD}}}")
 
     regex = word_regex
 
@@ -152,7 +158,7 @@ class Form:
             return "a line break"
         if "\ufffd" in text:
             return "broken characters"
-        if any(unicodedata.category(c)[0] in "CZ" and c != " " for c in text):
+        if unusual(text):
             return "a control character or unusual space"
         if not re.fullmatch(self.word_regex, text):
             return "not the role's form (its words and the template's)"
@@ -177,7 +183,7 @@ class TokenClasses:
             if i in special or piece is None:
                 continue
             text = tok.convert_tokens_to_string([piece])
-            if not text or any(unicodedata.category(c)[0] in "CZ" and c not in " \ufffd" for c in text):
+            if not text or unusual(text, allowed=" \ufffd"):
                 continue                   # control characters, line breaks, unusual spaces: never
             clean[i] = True
             if "\ufffd" in text:

@@ -40,10 +40,21 @@ class Grammar:
     tokenizer)."""
 
     def __init__(self, tok, vocab_size: int, clause: Clause, classes: TokenClasses):
+        import torch
+
         xgr = _xgrammar()
-        self.xgr, self.clause, self.classes = xgr, clause, classes
+        self.xgr, self.clause = xgr, clause
         self.info = xgr.TokenizerInfo.from_huggingface(tok, vocab_size=vocab_size)
         self.compiled = xgr.GrammarCompiler(self.info).compile_regex(clause.word_regex)
+
+        def head_wide(tokens):             # a tokenizer's class over the head's width (its extra rows: never)
+            wide = torch.zeros(vocab_size, dtype=torch.bool)
+            wide[:min(len(tokens), vocab_size)] = tokens[:vocab_size]
+            return wide
+
+        # what a step leaves of the grammar's mask: no control character or unusual space; near the budget,
+        # only a token that ends the constraint
+        self.clean, self.end = head_wide(classes.clean), head_wide(classes.end)
 
     def rule(self, prompt_width: int, streams: list, eos: int, temperature: float, top_p: float,
              budget: int) -> GrammarRule:
@@ -75,12 +86,8 @@ class GrammarRule(RowSampler):
             if not self.done[row]:
                 matcher.fill_next_token_bitmask(self.bitmask, row)
         xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(scores.device))
-        # narrowed, never widened: no control character or unusual space; near the budget, only what ends it
-        classes = self.grammar.classes
-        keep = classes.end if step >= self.budget - 2 else classes.clean
-        kept = torch.zeros(scores.shape[1], dtype=torch.bool)
-        kept[:min(len(keep), scores.shape[1])] = keep[:scores.shape[1]]
-        scores = scores.masked_fill(~kept.to(scores.device), -math.inf)
+        keep = self.grammar.end if step >= self.budget - 2 else self.grammar.clean   # narrowed, never widened
+        scores = scores.masked_fill(~keep.to(scores.device), -math.inf)
         stuck = torch.isinf(scores).all(dim=1).tolist()
         for row, done in enumerate(self.done):
             if done or stuck[row]:              # ended, or nothing may end it in time: the end of the sequence

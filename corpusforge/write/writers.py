@@ -123,7 +123,7 @@ class LocalWriter:
 
             self.identity.update(engine=engine, unprinted=UNPRINTED, longest_word=LONGEST_WORD)   # the grammar's bounds
         self._lm = None                    # loaded on the first answer not in the cache
-        self._classes: dict[Clause, TokenClasses] = {}
+        self._classes: dict[str, TokenClasses] = {}     # by the constraint's end: all a class depends on
         self._grammars: dict = {}
 
     @property
@@ -136,9 +136,10 @@ class LocalWriter:
         return self._lm
 
     def classes(self, clause: Clause) -> TokenClasses:
-        if clause not in self._classes:
-            self._classes[clause] = TokenClasses(self.lm.tokenizer, clause)
-        return self._classes[clause]
+        """The vocabulary's token classes for ``clause`` (a pass over every token: made once per ending)."""
+        if clause.end not in self._classes:
+            self._classes[clause.end] = TokenClasses(self.lm.tokenizer, clause)
+        return self._classes[clause.end]
 
     def rule(self, clause: Clause, width: int, asks: list[Ask]):
         """The logits processor that forces ``clause`` on a batch of ``asks`` (prompts ``width`` tokens wide)."""
@@ -146,10 +147,10 @@ class LocalWriter:
 
         lm, s = self.lm, self.sampling
         streams, eos = [keyed_random(a.key) for a in asks], lm.tokenizer.eos_token_id
-        if self.engine == "mask" or (self.engine == "auto" and isinstance(clause, Clause)):
-            if not isinstance(clause, Clause):
-                raise GenerateError("our own token mask forces a clause after opening words, not a role's form",
-                                    hint="write with --engine auto or xgrammar")
+        if self.engine == "mask" and not isinstance(clause, Clause):
+            raise GenerateError("our own token mask forces a clause after opening words, not a role's form",
+                                hint="write with --engine auto or xgrammar")
+        if isinstance(clause, Clause) and self.engine != "xgrammar":
             return ClauseRule(self.classes(clause), clause, width, streams, eos, s.temperature, s.top_p,
                               s.max_new_tokens)
         if clause not in self._grammars:
