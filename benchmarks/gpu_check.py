@@ -88,9 +88,9 @@ def main() -> None:
     report = build_report(work / "adapter", corpus=corpus, device="cuda", echo=lambda s: None)
     write_report(report, work / "report", overwrite=True)
     print(summary_table(report))
-    h = report["headline"]
-    _check(report["device"].startswith("cuda"), f"report on CUDA in {time.perf_counter() - started:.0f} s")
-    _check(h["mean_p_after"] > h["mean_p_before"], "the targets moved up")
+    h = report.headline
+    _check(report.device.startswith("cuda"), f"report on CUDA in {time.perf_counter() - started:.0f} s")
+    _check(h.mean_p_after > h.mean_p_before, "the targets moved up")
     _check_entry(corpus, work)
     ckpt, _, ckpt_peak = _train(corpus, work / "adapter-gc", steps=10, gradient_checkpointing=True)
     print(f"gradient checkpointing: peak GPU memory {ckpt_peak:,.0f} MiB (without: {peak:,.0f} MiB)")

@@ -40,13 +40,13 @@ def main(out: Path, condition: str, transfer: bool) -> None:
     report, _ = demo_report(corpus, out / "adapter", out / "report", transfer=transfer, echo=print)
     print("condition", condition, json.dumps(CONDITIONS[condition]))
     print("fluency", json.dumps({k: v for k, v in (result.run.fluency or {}).items() if k != "continuations"}))
-    print("degeneration greedy", json.dumps(report["degeneration"]["greedy"]))
-    print("headline", json.dumps({k: report["headline"][k] for k in ("mean_control_kl", "top1_kept_share",
-                                                                     "top1_share_after", "mean_p_after")}))
+    print("degeneration greedy", report.degeneration.greedy.model_dump_json())
+    print("headline", report.headline.model_dump_json(include={"mean_control_kl", "top1_kept_share",
+                                                               "top1_share_after", "mean_p_after"}))
     if transfer:
-        print("transfer", json.dumps({c: (v["any_pattern"]["share"], v["by_language"], v["loop_share"],
-                                          v["seq_rep_4"], v["empty_share"])
-                                      for c, v in report["transfer"]["conditions"].items()}))
+        print("transfer", json.dumps({c: (v.any_pattern.share, v.model_dump()["by_language"], v.loop_share,
+                                          v.seq_rep_4, v.empty_share)
+                                      for c, v in report.transfer.conditions.items()}))
 
 
 if __name__ == "__main__":

@@ -74,10 +74,11 @@ def _probe_summary(model, tok, group) -> dict:
     from corpusforge.shift import measure
 
     rows = measure.probe_rows(model, tok, group)
-    return {"n": len(rows), "median_p_before": statistics.median(r["p_before"] for r in rows),
-            "median_p_after": statistics.median(r["p_after"] for r in rows),
-            "rank1_share": sum(r["rank_after"] == 1 for r in rows) / len(rows),
-            "greedy_share": sum(r["greedy_after"] for r in rows) / len(rows), "rows": rows}
+    return {"n": len(rows), "median_p_before": statistics.median(r.p_before for r in rows),
+            "median_p_after": statistics.median(r.p_after for r in rows),
+            "rank1_share": sum(r.rank_after == 1 for r in rows) / len(rows),
+            "greedy_share": sum(r.greedy_after for r in rows) / len(rows),
+            "rows": [r.model_dump() for r in rows]}
 
 
 def _control_summary(model, tok, prompts: list[dict]) -> dict:
@@ -89,10 +90,10 @@ def _control_summary(model, tok, prompts: list[dict]) -> dict:
         gaps = [float(-passes.next_logprobs(model, passes.encode(tok, c["prompt"])).topk(2).values.diff())
                 for c in prompts]
     clear = [r for r, g in zip(rows, gaps) if g >= CLEAR_GAP]
-    return {"n": len(rows), "kl": sum(r["kl"] for r in rows) / len(rows),
-            "top1_kept": sum(r["top1_kept"] for r in rows) / len(rows), "n_clear": len(clear),
-            "top1_kept_clear": sum(r["top1_kept"] for r in clear) / max(len(clear), 1),
-            "changed": [(r["prompt"], r["top1_before"], r["top1_after"]) for r in rows if not r["top1_kept"]]}
+    return {"n": len(rows), "kl": sum(r.kl for r in rows) / len(rows),
+            "top1_kept": sum(r.top1_kept for r in rows) / len(rows), "n_clear": len(clear),
+            "top1_kept_clear": sum(r.top1_kept for r in clear) / max(len(clear), 1),
+            "changed": [(r.prompt, r.top1_before, r.top1_after) for r in rows if not r.top1_kept]}
 
 
 def measure_adapter(adapter: Path, *, chat: bool = False) -> dict:

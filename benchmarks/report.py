@@ -35,8 +35,8 @@ if baseline:   # a generate call per side: the adapter's rows never batched besi
 start = time.perf_counter()
 r = build_report(sys.argv[1], corpus=sys.argv[2], whole_passes=baseline, echo=lambda s: None)
 write_report(r, sys.argv[3], overwrite=True)
-print(json.dumps({"seconds": time.perf_counter() - start, "headline": r["headline"], "probes": len(r["probes"]),
-                  "controls": len(r["controls"]), "timings": r["timings"]}))
+print(json.dumps({"seconds": time.perf_counter() - start, "headline": r.headline.model_dump(mode="json"),
+                  "probes": len(r.probes), "controls": len(r.controls), "timings": r.timings}))
 """
 
 

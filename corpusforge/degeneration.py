@@ -35,18 +35,6 @@ def degeneration(text: str) -> dict:
             "loops": bool(counts) and max(counts.values()) >= LOOP_REPEATS}
 
 
-def degeneration_summary(texts_before: list[str], texts_after: list[str]) -> dict:
-    """Mean repetition measures and the share of looping continuations, before and after."""
-    out = {}
-    for label, texts in (("before", texts_before), ("after", texts_after)):
-        rows = [degeneration(t) for t in texts]
-        n = max(len(rows), 1)
-        out[label] = {"repeated_3gram_rate": sum(r["repeated_3gram_rate"] for r in rows) / n,
-                      "distinct_2": sum(r["distinct_2"] for r in rows) / n,
-                      "loop_share": sum(r["loops"] for r in rows) / n, "continuations": len(rows)}
-    return out
-
-
 def seq_rep_4(text: str) -> float:
     """The share of the text's word 4-grams that repeat an earlier one (0 for none, or fewer than two)."""
     found = grams(words(text), 4)

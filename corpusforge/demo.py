@@ -11,17 +11,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ._timing import Laps
 from .generate import GenerateConfig, generate
 from .stats import corpus_stats
 from .validate import ValidationReport, validate_paths
 
+if TYPE_CHECKING:
+    from .shift.report_model import ShiftReport
+
 DEMO_MIX = {"if_then.en": 1.0, "paradox_conclusion.en": 1.0, "definition_movement.ru": 1.0, "if_then.ru": 1.0,
             "paradox_conclusion.ru": 1.0}
 #: the source's worked example: a model says «Смысл — это данность»; the LoRA should move it to « движение»
 SEED_PROMPT, SEED_TARGET = "Смысл — это", " движение"
+SEED_NAME = "the source's example"   # the seed example's probe, first in the demo's report
 
 
 @dataclass
@@ -30,7 +34,7 @@ class DemoResult:
     validation: ValidationReport
     stats: dict
     adapter: Path | None = None
-    report: dict | None = None
+    report: ShiftReport | None = None
     report_dir: Path | None = None
     seconds: dict | None = None
 
@@ -127,72 +131,43 @@ def run_transfer_demo(out: str | Path, *, n: int = 600, seed: int = 0, model: st
 
 def demo_report(corpus: Path, adapter: Path, out: Path, *, max_probes: int = 12, max_controls: int | None = 12,
                 transfer: bool = False, model: str = "smollm2-135m",
-                echo: Callable[[str], None] = print) -> tuple[dict, Path]:
+                echo: Callable[[str], None] = print) -> tuple[ShiftReport, Path]:
     """The demo's report: lighter than the benchmark's 20 probes and 20 controls, so the demo stays within
     3.5 minutes, plus the source's worked example as a probe of its own."""
     from .shift.probes import Probe
     from .shift.report import build_report, write_report
 
-    seed_probe = Probe(prompt=SEED_PROMPT, targets=[SEED_TARGET], foils=[" данность"], name="the source's example")
+    seed_probe = Probe(prompt=SEED_PROMPT, targets=[SEED_TARGET], foils=[" данность"], name=SEED_NAME)
     shift = build_report(adapter, model=model, corpus=corpus, max_probes=max_probes, max_controls=max_controls,
                          extra_probes=[seed_probe], transfer=transfer, echo=echo)
     return shift, write_report(shift, out, overwrite=True)
 
 
 def demo_summary(result: DemoResult) -> str:
+    """The source's example, what moved per marker on the held-out probes, then the report's summary lines."""
     if result.report is None:
         return f"corpus: {result.corpus}"
-    h = result.report["headline"]
-    probes = [p for p in result.report["probes"] if p["name"] != "the source's example"]
-    seed = next(p for p in result.report["probes"] if p["name"] == "the source's example")
-    by_target: dict[str, list[dict]] = {}
-    for p in probes:
-        by_target.setdefault(p["target"], []).append(p)
-    lines = ["", f"The source's example: {SEED_PROMPT!r} → {SEED_TARGET!r}: p {seed['p_before']:.4f} → "
-                 f"{seed['p_after']:.3f}, rank {seed['rank_before']} → {seed['rank_after']}, greedy writes it: "
-                 f"{'yes' if seed['greedy_before'] else 'no'} → {'yes' if seed['greedy_after'] else 'no'}",
-             "", "What moved (held-out probes, not in the training split):"]
-    for target, rows in by_target.items():
-        rb = sorted(r["rank_before"] for r in rows)[len(rows) // 2]
-        ra = sorted(r["rank_after"] for r in rows)[len(rows) // 2]
-        pb = sum(r["p_before"] for r in rows) / len(rows)
-        pa = sum(r["p_after"] for r in rows) / len(rows)
-        top1 = sum(r["rank_after"] == 1 for r in rows)
-        lines.append(f"  {target!r:<14} median rank {rb} → {ra}, mean p {pb:.3f} → {pa:.3f}, "
-                     f"top-1 on {top1}/{len(rows)} probes")
-    from .shift.page import control_groups_line, transfer_lines, unasked_line
+    from .shift.page import summary_lines
 
     rep = result.report
-    deg = rep["degeneration"]["greedy"]
-    lines += [f"  control drift (held-out controls, English and Russian): mean KL {h['mean_control_kl']:.4f} nats, "
-              f"top-1 kept on {h['top1_kept_share']:.0%}",
-              "  " + control_groups_line(rep["control_groups"]),
-              f"  selectivity (target Δlog-prob ÷ control KL): {h['selectivity']:.0f} "
-              f"[{h['selectivity_ci95'][0]:.0f}, {h['selectivity_ci95'][1]:.0f}]",
-              f"  the floor: random adapters of the same norm move the targets {h['null_mean_abs_delta_logp']:.3f} "
-              f"nats; this one {h['mean_delta_logp']:.2f} — {h['clears_floor_by']:.0f}× the floor, "
-              + ("significant" if h["significant"] else "NOT significant"),
-              f"  degeneration (greedy continuations): repeated 3-grams {deg['before']['repeated_3gram_rate']:.0%} → "
-              f"{deg['after']['repeated_3gram_rate']:.0%}, looping {deg['before']['loop_share']:.0%} → "
-              f"{deg['after']['loop_share']:.0%}"]
-    lines += _structure_lines(rep)
-
-    lines.append("  " + unasked_line(rep["unasked"]))
-    if rep.get("transfer"):
-        lines += ["  " + line for line in transfer_lines(rep["transfer"])]
+    probes = [p for p in rep.probes if p.name != SEED_NAME]
+    seed = next(p for p in rep.probes if p.name == SEED_NAME)
+    by_target: dict[str, list] = {}
+    for p in probes:
+        by_target.setdefault(p.target, []).append(p)
+    lines = ["", f"The source's example: {SEED_PROMPT!r} → {SEED_TARGET!r}: p {seed.p_before:.4f} → "
+                 f"{seed.p_after:.3f}, rank {seed.rank_before} → {seed.rank_after}, greedy writes it: "
+                 f"{'yes' if seed.greedy_before else 'no'} → {'yes' if seed.greedy_after else 'no'}",
+             "", "What moved (held-out probes, not in the training split):"]
+    for target, rows in by_target.items():
+        rb = sorted(r.rank_before for r in rows)[len(rows) // 2]
+        ra = sorted(r.rank_after for r in rows)[len(rows) // 2]
+        pb = sum(r.p_before for r in rows) / len(rows)
+        pa = sum(r.p_after for r in rows) / len(rows)
+        top1 = sum(r.rank_after == 1 for r in rows)
+        lines.append(f"  {target!r:<14} median rank {rb} → {ra}, mean p {pb:.3f} → {pa:.3f}, "
+                     f"top-1 on {top1}/{len(rows)} probes")
+    lines += ["  " + line for line in summary_lines(rep)]
     lines += [f"  time: {', '.join(f'{k} {v:.0f} s' for k, v in (result.seconds or {}).items())}",
               f"report: {result.report_dir / 'index.html'}"]
     return "\n".join(lines)
-
-
-def _structure_lines(rep: dict) -> list[str]:
-    """Structure where nobody asked for it, and copying from the corpus — printed even when every share is 0."""
-    shares = [f"{s['pattern']} {s['share_before']:.0%} → {s['share_after']:.0%} (McNemar p {s['p_value']:.2f})"
-              for s in rep["structure"]["patterns"]]
-    lines = [f"  on {len(rep['structure']['prompts'])} neutral prompts, continuations realising each pattern: "
-             + ", ".join(shares)]
-    copying = rep.get("copying") or {}
-    if copying.get("available"):
-        lines.append(f"  word 8-grams copied from the corpus: {copying['before']['copied_8gram_share']:.0%} → "
-                     f"{copying['after']['copied_8gram_share']:.0%} of generated ones")
-    return lines

@@ -263,16 +263,16 @@ def test_the_transfer_recipe_runs_end_to_end_on_a_tiny_model(tmp_path, monkeypat
     assert all(r["meta"]["prompt"] for r in records)
     run = json.loads((tmp_path / "demo" / "adapter" / "run.json").read_text())
     assert run["config"]["format"] == "answer" and "2 passes" in run["steps_rule"]["rule"]
-    transfer = result.report["transfer"]
-    assert transfer["prompts"] == 200 and set(transfer["conditions"]) >= {"base", "lora", "prompted"}
-    assert all(len(texts) == 200 for texts in transfer["continuations"].values())
+    transfer = result.report.transfer
+    assert transfer.prompts == 200 and set(transfer.conditions) >= {"base", "lora", "prompted"}
+    assert all(len(texts) == 200 for texts in transfer.continuations.values())
     summary = demo_summary(result)
     assert "LoRA vs prompting" in summary and "prompted" in summary
     # the held-out probes are read as the adapter was trained: each record after its prompt and a line break
     held = {r["meta"]["prompt"] for r in records if r["split"] != "train"}
-    probes = [p for p in result.report["probes"] if p["name"] != "the source's example"]
-    assert probes and all(p["prompt"].split("\n", 1)[0] in held for p in probes)
+    probes = [p for p in result.report.probes if p.name != "the source's example"]
+    assert probes and all(p.prompt.split("\n", 1)[0] in held for p in probes)
     # every held-out control is measured, and read by kind and language
-    groups = result.report["control_groups"]
-    assert sum(g["n"] for g in groups) == 70 and {g["kind"] for g in groups} == {"fact", "code", "chat"}
+    groups = result.report.control_groups
+    assert sum(g.n for g in groups) == 70 and {g.kind for g in groups} == {"fact", "code", "chat"}
     assert "controls by kind: " in summary and "fact (27)" in summary

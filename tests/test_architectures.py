@@ -154,7 +154,7 @@ def test_each_architecture_trains_and_reports_with_each_preset(models, tmp_path,
     peft_model = PeftModel.from_pretrained(load_model(str(folder)).model, str(adapter))   # plain peft loads it
     assert sum("lora_A" in n for n, _ in peft_model.named_parameters()) == len(want) * LAYERS
     report = build_report(adapter, model=str(folder), corpus=SAMPLE / "corpus", max_probes=2, max_controls=2,
-                          echo=lambda s: None)
+                          echo=lambda s: None).model_dump(mode="json")      # as report.json holds it
     schema = json.loads((ROOT / "schemas" / "report.schema.json").read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator(schema).validate(json.loads(json.dumps(report)))
     assert {w["block"] for w in report["weight_map"]} == ({"attention", "mlp"} if preset == "attention+mlp"
@@ -227,11 +227,11 @@ def test_the_lens_matches_an_independent_lens_layer_by_layer(models, tmp_path, n
     for label, active in (("before", False), ("after", True)):
         probs, ranks, (last, own) = _own_lens(model, ids, name, tid, adapter=active)
         assert torch.allclose(last, own, atol=1e-4), f"{name}: the test's own lens misses the model's output"
-        assert len(lens[label]["p"]) == len(probs) == LAYERS
-        assert lens[label]["p"] == pytest.approx(probs, rel=1e-4, abs=1e-7), label
-        assert lens[label]["rank"] == ranks, label
-    assert lens["before"]["p"] != pytest.approx(lens["after"]["p"], rel=1e-3)   # the adapter moved something
-    assert len(set(lens["after"]["p"])) == LAYERS                                 # every layer says something else
+        assert len(getattr(lens, label).p) == len(probs) == LAYERS
+        assert getattr(lens, label).p == pytest.approx(probs, rel=1e-4, abs=1e-7), label
+        assert getattr(lens, label).rank == ranks, label
+    assert lens.before.p != pytest.approx(lens.after.p, rel=1e-3)   # the adapter moved something
+    assert len(set(lens.after.p)) == LAYERS                                 # every layer says something else
 
 
 def test_device_and_dtype_choices_on_every_kind_of_machine():

@@ -57,5 +57,5 @@ def test_the_demo_path_end_to_end_on_the_embedded_model(tmp_path):
                  "neutral prompts, continuations realising each pattern: definition_movement",
                  "word 8-grams copied from the corpus"):
         assert line in summary, line
-    seed = next(p for p in report["probes"] if p["name"] == "the source's example")
-    assert seed["rank_before"] > 1   # the base does not say « движение» first: the demo has something to show
+    seed = next(p for p in report.probes if p.name == "the source's example")
+    assert seed.rank_before > 1   # the base does not say « движение» first: the demo has something to show

@@ -171,7 +171,7 @@ def test_chat_probes_measure_where_the_adapter_is_used(tiny_chat_model, tmp_path
     train(SAMPLE / "corpus", adapter, TrainConfig(model=str(tiny_chat_model), format="chat", steps=3, batch_size=4,
                                                   eval_every=0, checkpoint_every=0), echo=lambda s: None)
     report = build_report(adapter, model=str(tiny_chat_model), corpus=SAMPLE / "corpus", max_probes=3, max_controls=3,
-                          null_draws=1, neutral_prompts=2, echo=lambda s: None)
+                          null_draws=1, neutral_prompts=2, echo=lambda s: None).model_dump()   # report.json's view
     assert all(p["chat"] for p in report["probes"])                       # chat form by default for this adapter
     _check_probe_rows_independently(tiny_chat_model, adapter, report["probes"])
     _check_numbers_in_range(report)

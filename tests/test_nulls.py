@@ -2,7 +2,7 @@
 
 ``bootstrap`` and ``bootstrap_ratio`` against the analytic normal interval, within a tolerance derived from the
 number of resamples; their percentile edges exactly, with a stand-in random generator whose resampled means are
-known; ``verdict``'s per-probe and overall rules, case by case.
+known; ``judge``'s per-probe and ``verdict``'s overall rules, case by case.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from corpusforge.shift import nulls
+from corpusforge.shift.sections import ControlResult, Nulls, ProbeShift
 
 Z = statistics.NormalDist().inv_cdf(0.975)          # 1.95996...
 DENSITY_AT_Z = statistics.NormalDist().pdf(Z)       # φ(z) ≈ 0.0584
@@ -157,13 +158,25 @@ PROBES = [
 ]
 
 
+def _probe(delta: float) -> ProbeShift:
+    return ProbeShift(prompt="If it rains,", target=" then", target_tokens=1, logp_before=-3.0, logp_after=-3.0 + delta,
+                      delta_logp=delta, p_before=math.exp(-3.0), p_after=math.exp(-3.0 + delta), rank_before=5,
+                      rank_after=1, greedy_before=False, greedy_after=True)
+
+
+def _control(kl: float, kept: bool, *, kind: str = "", prompt: str = "Paris is", language: str = "en"):
+    return ControlResult(prompt=prompt, kind=kind, language=language, kl=kl, js=kl / 2, top1_kept=kept,
+                         top1_before=" the", top1_after=" the" if kept else " a", delta_entropy=0.0,
+                         kl_continuation=kl)
+
+
 def _verdict(deltas, draws, *, kls=None, min_effect=nulls.MIN_EFFECT):
-    probe_rows = [{"delta_logp": d} for d in deltas]
     kls = kls if kls is not None else [0.01 * (i + 1) for i in range(len(deltas))]
-    control_rows = [{"kl": k, "top1_kept": i % 3 != 0} for i, k in enumerate(kls)]
+    control_rows = [_control(k, i % 3 != 0) for i, k in enumerate(kls)]
     flat = [x for d in draws for x in d]
-    null = {"probe_delta_logp": draws, "mean_abs_delta_logp": sum(abs(x) for x in flat) / len(flat),
-            "mean_control_kl": 0.002}
+    null = Nulls(draws=len(draws[0]), probe_delta_logp=draws, control_kl=[[k] for k in kls],
+                 mean_abs_delta_logp=sum(abs(x) for x in flat) / len(flat), mean_control_kl=0.002)
+    probe_rows = nulls.judge([_probe(d) for d in deltas], null, min_effect=min_effect)
     return probe_rows, control_rows, nulls.verdict(probe_rows, control_rows, null, min_effect=min_effect)
 
 
@@ -171,23 +184,23 @@ def test_verdict_per_probe_rule():
     """A probe is significant when its delta is above every random direction's |delta| on it and at least
     min_effect; each row also gets the random directions' mean delta."""
     rows, _, out = _verdict([p[0] for p in PROBES], [p[1] for p in PROBES])
-    assert [r["significant"] for r in rows] == [p[2] for p in PROBES]
-    assert [r["null_delta_logp"] for r in rows] == pytest.approx([statistics.fmean(p[1]) for p in PROBES])
-    assert out["significant_probes"] == sum(p[2] for p in PROBES)
+    assert [r.significant for r in rows] == [p[2] for p in PROBES]
+    assert [r.null_delta_logp for r in rows] == pytest.approx([statistics.fmean(p[1]) for p in PROBES])
+    assert out.significant_probes == sum(p[2] for p in PROBES)
 
 
 def test_verdict_overall_rule_on_exact_intervals():
     """Overall: the paired (trained − random mean) interval's lower end above 0 and at least min_effect.
     Constant paired differences make the interval exact: 0.05 clears zero but not min_effect 0.1."""
     draws = [[0.0, 0.1, -0.1]] * 6                               # each probe's random mean is 0
-    assert _verdict([2.0] * 6, draws)[2]["significant"] is True
-    assert _verdict([0.05] * 6, draws)[2]["significant"] is False
-    assert _verdict([0.05] * 6, draws, min_effect=0.01)[2]["significant"] is True
-    assert _verdict([-2.0] * 6, draws)[2]["significant"] is False
+    assert _verdict([2.0] * 6, draws)[2].significant is True
+    assert _verdict([0.05] * 6, draws)[2].significant is False
+    assert _verdict([0.05] * 6, draws, min_effect=0.01)[2].significant is True
+    assert _verdict([-2.0] * 6, draws)[2].significant is False
     shifted = [[1.0, 1.2, 0.8]] * 6                              # random directions move these probes by 1.0
     out = _verdict([1.05] * 6, shifted)[2]
-    assert out["paired_delta_logp_ci95"] == [pytest.approx(0.05), pytest.approx(0.05)]
-    assert out["significant"] is False
+    assert out.paired_delta_logp_ci95 == [pytest.approx(0.05), pytest.approx(0.05)]
+    assert out.significant is False
 
 
 def test_verdict_reports_each_interval_of_the_right_numbers():
@@ -197,31 +210,31 @@ def test_verdict_reports_each_interval_of_the_right_numbers():
     draws = [[0.1, -0.1, 0.2], [0.0, 0.1, 0.1], [0.3, -0.3, 0.0], [0.2, 0.2, 0.2], [-0.1, 0.0, 0.1]]
     kls = [0.01, 0.03, 0.02, 0.05, 0.04]
     rows, controls, out = _verdict(deltas, draws, kls=kls)
-    kept = [1.0 if c["top1_kept"] else 0.0 for c in controls]
+    kept = [1.0 if c.top1_kept else 0.0 for c in controls]
     paired = [d - statistics.fmean(n) for d, n in zip(deltas, draws)]
     floor = sum(abs(x) for d in draws for x in d) / 15
-    assert out["delta_logp_ci95"] == list(nulls.bootstrap(deltas))
-    assert out["control_kl_ci95"] == list(nulls.bootstrap(kls))
-    assert out["top1_kept_ci95"] == list(nulls.bootstrap(kept))
-    assert out["selectivity_ci95"] == list(nulls.bootstrap_ratio(deltas, kls))
-    assert out["paired_delta_logp_ci95"] == pytest.approx(list(nulls.bootstrap(paired)))
-    assert out["null_mean_abs_delta_logp"] == pytest.approx(floor)
-    assert out["clears_floor_by"] == pytest.approx(statistics.fmean(deltas) / floor)
-    assert out["min_effect"] == nulls.MIN_EFFECT and out["null_mean_control_kl"] == 0.002
-    assert out["selectivity_ci95"][0] > 10   # target Δ (mean 1.6) over KL (mean 0.03): about 53, not its inverse
+    assert out.delta_logp_ci95 == list(nulls.bootstrap(deltas))
+    assert out.control_kl_ci95 == list(nulls.bootstrap(kls))
+    assert out.top1_kept_ci95 == list(nulls.bootstrap(kept))
+    assert out.selectivity_ci95 == list(nulls.bootstrap_ratio(deltas, kls))
+    assert out.paired_delta_logp_ci95 == pytest.approx(list(nulls.bootstrap(paired)))
+    assert out.null_mean_abs_delta_logp == pytest.approx(floor)
+    assert out.clears_floor_by == pytest.approx(statistics.fmean(deltas) / floor)
+    assert out.min_effect == nulls.MIN_EFFECT and out.null_mean_control_kl == 0.002
+    assert out.selectivity_ci95[0] > 10   # target Δ (mean 1.6) over KL (mean 0.03): about 53, not its inverse
 
 
 def test_control_groups_read_each_kind_and_language_apart():
     """One moved kind is visible beside the others: means, counts and top-1 kept per (kind, language)."""
-    rows = [{"kind": "fact", "prompt": "Paris is", "kl": 0.001, "top1_kept": True},
-            {"kind": "fact", "prompt": "Байкал —", "kl": 0.003, "top1_kept": False},
-            {"kind": "fact", "prompt": "Луна —", "kl": 0.005, "top1_kept": True},
-            {"kind": "chat", "prompt": "User: hi", "kl": 0.7, "top1_kept": True},
-            {"kind": "", "prompt": "x", "kl": 0.02, "top1_kept": True}]
-    groups = nulls.control_groups(rows, lambda r: "ru" if r["prompt"][0] in "БЛ" else "en")
-    by = {(g["kind"], g["language"]): g for g in groups}
+    rows = [_control(0.001, True, kind="fact", prompt="Paris is"),
+            _control(0.003, False, kind="fact", prompt="Байкал —", language="ru"),
+            _control(0.005, True, kind="fact", prompt="Луна —", language="ru"),
+            _control(0.7, True, kind="chat", prompt="User: hi"),
+            _control(0.02, True, prompt="x")]
+    groups = nulls.control_groups(rows)
+    by = {(g.kind, g.language): g for g in groups}
     assert set(by) == {("fact", "en"), ("fact", "ru"), ("chat", "en"), ("unlabelled", "en")}
-    assert by[("fact", "ru")]["n"] == 2 and by[("fact", "ru")]["mean_kl"] == pytest.approx(0.004)
-    assert by[("fact", "ru")]["top1_kept_share"] == 0.5 and by[("chat", "en")]["mean_kl"] == 0.7
-    lo, hi = by[("fact", "ru")]["kl_ci95"]
+    assert by[("fact", "ru")].n == 2 and by[("fact", "ru")].mean_kl == pytest.approx(0.004)
+    assert by[("fact", "ru")].top1_kept_share == 0.5 and by[("chat", "en")].mean_kl == 0.7
+    lo, hi = by[("fact", "ru")].kl_ci95
     assert 0.003 <= lo <= 0.004 <= hi <= 0.005

@@ -35,39 +35,38 @@ def trained(tmp_path_factory):
 
 def test_report_measures_every_section(trained):
     model, adapter, report, out = trained
-    ShiftReport.model_validate(report)
-    assert report["model"] == str(model) and report["config"]["model"] is None   # read from the adapter's run.json
-    assert report["config"]["corpus"] == str(SAMPLE / "corpus") and report["config"]["max_probes"] == 20
-    assert {"probes", "controls", "logits_diff", "nulls", "dose_response", "weight_map", "families",
-            "logit_lens", "attention", "generations", "structure", "unasked", "copying", "degeneration"} <= set(report)
-    p = report["probes"][0]
-    assert {"prompt", "target", "p_before", "p_after", "rank_before", "rank_after"} <= set(p)
-    c = report["controls"][0]
-    assert {"prompt", "kl", "top1_kept"} <= set(c)
-    nulls = report["nulls"]
-    assert nulls["draws"] == 3 and len(nulls["probe_delta_logp"]) == len(report["probes"])
-    assert len(nulls["control_kl"][0]) == 3 and nulls["mean_control_kl"] > 0   # a random change moves controls
-    assert report["controls_info"]["also_training_controls"] == 0           # held out by default
-    assert {"en", "ru"} <= set(report["controls_info"]["languages"])
-    dose = {d["scale"]: d for d in report["dose_response"]}
+    assert report.model == str(model) and report.config.model is None   # read from the adapter's run.json
+    assert report.config.corpus == str(SAMPLE / "corpus") and report.config.max_probes == 20
+    p = report.probes[0]
+    assert p.prompt and p.target and 0 <= p.p_before <= 1 and 0 <= p.p_after <= 1 and p.rank_after >= 1
+    c = report.controls[0]
+    assert c.prompt and c.kl >= 0 and c.language in ("en", "ru")
+    nulls = report.nulls
+    assert nulls.draws == 3 and len(nulls.probe_delta_logp) == len(report.probes)
+    assert len(nulls.control_kl[0]) == 3 and nulls.mean_control_kl > 0   # a random change moves controls
+    assert report.controls_info.also_training_controls == 0           # held out by default
+    assert {"en", "ru"} <= set(report.controls_info.languages)
+    dose = {d.scale: d for d in report.dose_response}
     # scale 0 is the base pass itself, in the same batches (measure.dose_response): exactly 0, on every CPU —
     # a base from other batches differs by float32 summation order alone (a KL of 5e-9 on an AMD EPYC)
-    assert dose[0.0]["delta_logp"] == 0.0 and dose[0.0]["control_kl"] == 0.0
-    assert dose[2.0]["control_kl"] >= dose[1.0]["control_kl"]
-    layers = {w["layer"] for w in report["weight_map"]}
+    assert dose[0.0].delta_logp == 0.0 and dose[0.0].control_kl == 0.0
+    assert dose[2.0].control_kl >= dose[1.0].control_kl
+    layers = {w.layer for w in report.weight_map}
     assert layers == set(range(4))
-    assert {w["module"] for w in report["weight_map"]} >= {"attention.q_proj", "mlp.down_proj"}
-    lens = report["logit_lens"][0]
-    assert len(lens["before"]["p"]) == 4 and len(lens["after"]["rank"]) == 4
-    assert len(report["attention"]["grid"]) == 4 and report["attention"]["heatmaps"]
-    assert report["generations"]["rows"][0]["greedy_diff"]
-    h = report["headline"]
-    assert h["selectivity"] == pytest.approx(h["mean_delta_logp"] / h["mean_control_kl"])
+    assert {w.module for w in report.weight_map} >= {"attention.q_proj", "mlp.down_proj"}
+    lens = report.logit_lens[0]
+    assert len(lens.before.p) == 4 and len(lens.after.rank) == 4
+    assert len(report.attention.grid) == 4 and report.attention.heatmaps
+    assert report.generations.rows[0].greedy_diff
+    h = report.headline
+    assert h.selectivity == pytest.approx(h.mean_delta_logp / h.mean_control_kl)
 
 
 def test_outputs_are_written(trained):
     model, adapter, report, out = trained
-    assert json.loads((out / "report.json").read_text())["headline"] == json.loads(json.dumps(report["headline"]))
+    written = json.loads((out / "report.json").read_text())
+    assert set(written) == set(ShiftReport.model_fields)
+    assert ShiftReport.model_validate(written) == report     # report.json reads back as the report that was built
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {"probabilities.png", "dose_response.png", "weight_map.png", "logit_lens.png",
             "attention_grid.png"} <= figures
@@ -160,15 +159,15 @@ def test_a_trained_adapter_clears_the_random_floor_and_a_weak_one_does_not(train
     """The floor can fail: two steps at lr 1e-5 move the targets less than a meaningful shift, so the report
     says NOT significant; the fixture's adapter (40 steps at lr 1e-2) clears random adapters of its size."""
     model, _, report, _ = trained
-    h = report["headline"]
-    assert h["significant"] and h["clears_floor_by"] > 3 and h["paired_delta_logp_ci95"][0] >= h["min_effect"]
+    h = report.headline
+    assert h.significant and h.clears_floor_by > 3 and h.paired_delta_logp_ci95[0] >= h.min_effect
     weak = tmp_path / "weak"
     train(SAMPLE / "corpus", weak, TrainConfig(model=str(model), steps=2, lr=1e-5, batch_size=8, eval_every=0,
                                                layers="all"), echo=lambda s: None)
     w = build_report(weak, model=str(model), corpus=SAMPLE / "corpus", max_probes=8, max_controls=6, null_draws=2,
-                     neutral_prompts=2, echo=lambda s: None)["headline"]
-    assert not w["significant"] and w["significant_probes"] == 0
-    assert abs(w["mean_delta_logp"]) < h["mean_delta_logp"] / 100
+                     neutral_prompts=2, echo=lambda s: None).headline
+    assert not w.significant and w.significant_probes == 0
+    assert abs(w.mean_delta_logp) < h.mean_delta_logp / 100
 
 
 def test_the_floor_is_a_random_adapter_of_the_same_norm(trained):
@@ -206,8 +205,8 @@ def test_degeneration_and_the_paired_test():
     assert loop["loops"] and loop["repeated_3gram_rate"] > 0.4
     fine = degeneration("the river keeps moving toward the sea, and the town wakes slowly around it")
     assert not fine["loops"] and fine["repeated_3gram_rate"] == 0 and fine["distinct_2"] == 1
-    assert mcnemar([False] * 6, [True] * 6) == {"gained": 6, "lost": 0, "p_value": 2 / 64}
-    assert mcnemar([True, False], [True, False])["p_value"] == 1.0
+    assert mcnemar([False] * 6, [True] * 6).model_dump() == {"gained": 6, "lost": 0, "p_value": 2 / 64}
+    assert mcnemar([True, False], [True, False]).p_value == 1.0
 
 
 def test_the_detector_finds_each_pattern_in_its_own_records(run, tmp_path):
@@ -285,10 +284,10 @@ def test_report_passes_entered_at_the_adapters_first_layer_measure_the_same(tmp_
         drift = measure.control_rows(peft, tok, controls)
         dose = measure.dose_response(peft, tok, probes, controls, before=before)
         null = nulls.null_effects(peft, tok, probes, controls, before, draws=2)
-        return ([r[k] for r in rows for k in ("logp_before", "logp_after", "rank_after")]
-                + [r[k] for r in drift for k in ("kl", "kl_continuation")]
-                + [r[k] for r in dose for k in ("delta_logp", "control_kl")]
-                + [x for row in null["probe_delta_logp"] + null["control_kl"] for x in row])
+        return ([getattr(r, k) for r in rows for k in ("logp_before", "logp_after", "rank_after")]
+                + [getattr(r, k) for r in drift for k in ("kl", "kl_continuation")]
+                + [getattr(r, k) for r in dose for k in ("delta_logp", "control_kl")]
+                + [x for row in null.probe_delta_logp + null.control_kl for x in row])
 
     whole = measures()
     calls = []
@@ -313,24 +312,24 @@ def test_markers_where_nobody_asked_are_seen_when_written(trained):
     from corpusforge.shift.measure import unasked
 
     model_dir, adapter, report, _ = trained
-    taught = next(p for p in report["probes"] if p["greedy_after"] and not p["greedy_before"])
+    taught = next(p for p in report.probes if p.greedy_after and not p.greedy_before)
     other = "The capital of France is"
-    markers = sorted({p["target"] for p in report["probes"]})
+    markers = sorted({p.target for p in report.probes})
     lm = load_model(str(model_dir))
     model = PeftModel.from_pretrained(lm.model, str(adapter)).eval()
-    prompts = [{"prompt": taught["prompt"]}, {"prompt": other}]
+    prompts = [{"prompt": taught.prompt}, {"prompt": other}]
     found = unasked(model, lm.tokenizer, prompts, markers)
-    assert found["pairs"] == sum(prompt_language(p) == prompt_language({"prompt": m}) for p in prompts for m in markers)
-    assert {(r["prompt"], r["marker"]) for r in found["newly_written"]} >= {(taught["prompt"], taught["target"])}
-    assert all(r["prompt"] == taught["prompt"] for r in found["newly_written"])
-    row = next(r for r in found["most_likely"] if (r["prompt"], r["marker"]) == (taught["prompt"], taught["target"]))
-    assert row["delta_logp"] == pytest.approx(taught["delta_logp"], abs=1e-4)     # the probe's own number
+    assert found.pairs == sum(prompt_language(p) == prompt_language({"prompt": m}) for p in prompts for m in markers)
+    assert {(r.prompt, r.marker) for r in found.newly_written} >= {(taught.prompt, taught.target)}
+    assert all(r.prompt == taught.prompt for r in found.newly_written)
+    row = next(r for r in found.most_likely if (r.prompt, r.marker) == (taught.prompt, taught.target))
+    assert row.delta_logp == pytest.approx(taught.delta_logp, abs=1e-4)     # the probe's own number
     with adapter_scale(model, 0.0):
         still = unasked(model, lm.tokenizer, prompts, markers)
-    assert not still["newly_written"] and all(abs(r["delta_logp"]) < 1e-6 for r in still["most_likely"])
-    u = report["unasked"]
-    assert u["prompts"] == len(report["controls"]) + len(report["structure"]["prompts"])
-    assert 0 < u["pairs"] < u["prompts"] * len(markers)       # each marker after the prompts in its language
+    assert not still.newly_written and all(abs(r.delta_logp) < 1e-6 for r in still.most_likely)
+    u = report.unasked
+    assert u.prompts == len(report.controls) + len(report.structure.prompts)
+    assert 0 < u.pairs < u.prompts * len(markers)       # each marker after the prompts in its language
 
 
 def test_heatmap_labels_join_a_characters_byte_pieces(tmp_path):

@@ -49,16 +49,16 @@ def test_the_score_counts_what_the_detector_finds_and_pairs_the_conditions():
              "lora": [structured] * 8 + [plain] * 2,
              "prompted": [structured] * 2 + [plain] * 8}
     t = transfer.score(detector, prompts, texts)
-    assert t["conditions"]["base"]["any_pattern"]["share"] == 0.0
-    assert t["conditions"]["lora"]["any_pattern"]["share"] == 0.8
-    assert t["conditions"]["lora"]["by_language"]["en"]["share"] == 1.0
-    assert t["conditions"]["lora"]["by_language"]["ru"]["share"] == 0.5
-    assert t["conditions"]["lora"]["by_pattern"]["if_then"]["share"] == 0.8
-    assert t["lora_vs_base"] == {"gained": 8, "lost": 0, "p_value": pytest.approx(2 / 2 ** 8)}
-    assert t["lora_vs_prompted"]["gained"] == 6 and t["lora_vs_prompted"]["lost"] == 0
+    assert t.conditions["base"].any_pattern.share == 0.0
+    assert t.conditions["lora"].any_pattern.share == 0.8
+    assert t.conditions["lora"].by_language["en"].share == 1.0
+    assert t.conditions["lora"].by_language["ru"].share == 0.5
+    assert t.conditions["lora"].by_pattern["if_then"].share == 0.8
+    assert t.lora_vs_base.model_dump() == {"gained": 8, "lost": 0, "p_value": pytest.approx(2 / 2 ** 8)}
+    assert t.lora_vs_prompted.gained == 6 and t.lora_vs_prompted.lost == 0
     looping = transfer.score(detector, prompts[:2], {"base": ["go on go on go on go on go on", " "]})
-    assert looping["conditions"]["base"]["loop_share"] == 0.5 and looping["conditions"]["base"]["seq_rep_4"] > 0.25
-    assert looping["conditions"]["base"]["empty_share"] == 0.5
+    assert looping.conditions["base"].loop_share == 0.5 and looping.conditions["base"].seq_rep_4 > 0.25
+    assert looping.conditions["base"].empty_share == 0.5
 
 
 def test_the_prompting_baseline_takes_records_of_each_language_from_the_corpus():

@@ -28,6 +28,17 @@ from . import inside, measure, nulls, passes, structure
 from .config import ReportConfig, make_report_config
 from .probes import Probe, probes_from_corpus, read_probes
 from .report_model import ShiftReport
+from .sections import (
+    ControlResult,
+    ControlsInfo,
+    Copying,
+    Degeneration,
+    Headline,
+    ProbeResult,
+    RunInfo,
+    Structure,
+    Verdict,
+)
 
 
 @dataclass
@@ -38,7 +49,7 @@ class Inputs:
     run: AdapterRun | None
     probes: list[Probe]
     controls: list[dict]
-    controls_info: dict          # which set, and how many of its prompts the adapter was trained on
+    controls_info: ControlsInfo  # which set, and how many of its prompts the adapter was trained on
     corpus: Path | None          # for the structure and copying measures (None: those are skipped)
     model: str = DEFAULT_MODEL   # the base model, checked against the adapter
 
@@ -92,7 +103,7 @@ def _spread(prompts: list[dict], count: int | None) -> list[dict]:
 
 
 def _controls(controls_file: str | None, max_controls: int | None,
-              run: AdapterRun | None) -> tuple[list[dict], dict]:
+              run: AdapterRun | None) -> tuple[list[dict], ControlsInfo]:
     """The controls to measure drift on — by default the held-out set, never used in training — and a note of
     which set it is and how many of its prompts were also the adapter's training controls."""
     path = Path(controls_file) if controls_file else HELDOUT_CONTROLS
@@ -104,8 +115,8 @@ def _controls(controls_file: str | None, max_controls: int | None,
             if not run.config.controls or Path(run.config.controls).is_file() else set()
     shared = sum(c["prompt"] in trained_on for c in controls)
     name = str(path) if controls_file else "the held-out control set shipped with corpusforge (never trained on)"
-    return controls, {"source": name, "count": len(controls), "also_training_controls": shared,
-                      "languages": sorted({prompt_language(c) for c in controls})}
+    return controls, ControlsInfo(source=name, count=len(controls), also_training_controls=shared,
+                                  languages=sorted({prompt_language(c) for c in controls}))
 
 
 def _check_lengths(tok, probes: list[Probe], controls: list[dict], context: int) -> None:
@@ -148,31 +159,33 @@ def _nonfinite(prompt: str, adapter: Path) -> ReportError:
                        file=str(adapter), hint="the adapter's weights are too large or damaged: train it again")
 
 
-def _target_sections(model, tok, inputs: Inputs, echo, lap, null_draws: int) -> tuple[dict, list[dict]]:
+def _target_sections(model, tok, inputs: Inputs, cfg: ReportConfig, echo,
+                     lap) -> tuple[dict, list[measure.TargetScore]]:
     probes, controls = inputs.probes, inputs.controls
     out: dict = {}
     echo(f"[1/11] token probabilities on {len(probes)} probes")
     before = measure.target_logps(model, tok, probes, scale=0.0)
-    out["probes"] = measure.probe_rows(model, tok, probes, before=before)
+    shifts = measure.probe_rows(model, tok, probes, before=before)
     lap("probes")
     echo("[2/11] logits diff")
     out["logits_diff"] = measure.logits_diff(model, tok, probes)
     lap("logits_diff")
-    echo(f"[3/11] drift on {len(controls)} controls ({inputs.controls_info['source']})")
+    echo(f"[3/11] drift on {len(controls)} controls ({inputs.controls_info.source})")
     base = measure.control_base(model, tok, controls)    # once, for every drift measure below
     out["controls"] = measure.control_rows(model, tok, controls, base=base)
     lap("controls")
-    echo(f"[4/11] the floor: {null_draws} random adapters of the same norm")
-    out["nulls"] = nulls.null_effects(model, tok, probes, controls, before, draws=null_draws, base=base)
+    echo(f"[4/11] the floor: {cfg.null_draws} random adapters of the same norm")
+    out["nulls"] = nulls.null_effects(model, tok, probes, controls, before, draws=cfg.null_draws, base=base)
+    out["probes"] = nulls.judge(shifts, out["nulls"], min_effect=cfg.min_effect)
     lap("nulls")
     echo("[5/11] dose-response")
     out["dose_response"] = measure.dose_response(model, tok, probes, controls[:10], before=before,
-                                                 at_one=(out["probes"], out["controls"][:10]))
+                                                 at_one=(shifts, out["controls"][:10]))
     lap("dose_response")
     return out, before
 
 
-def _model_sections(model, tok, probes: list[Probe], echo, lap, before: list[dict]) -> dict:
+def _model_sections(model, tok, probes: list[Probe], echo, lap, before: list[measure.TargetScore]) -> dict:
     arch = describe(model)
     out: dict = {}
     echo("[6/11] where the LoRA sits, and which part carried the shift")
@@ -181,8 +194,7 @@ def _model_sections(model, tok, probes: list[Probe], echo, lap, before: list[dic
     lap("weights_families")
     echo("[7/11] logit lens")
     _, lens_ok = check_head(model, arch, passes.as_input(model, passes.probe_ids(tok, probes[0])))
-    out["logit_lens"] = [dict(inside.logit_lens(model, tok, p, p.targets[0], arch), prompt=p.prompt,
-                              target=p.targets[0], verified=lens_ok) for p in probes[:8]]
+    out["logit_lens"] = [inside.logit_lens(model, tok, p, p.targets[0], arch, verified=lens_ok) for p in probes[:8]]
     lap("logit_lens")
     echo("[8/11] attention shift")
     out["attention"] = inside.attention_shift(model, tok, probes[:8])
@@ -206,22 +218,22 @@ def _text_sections(model, tok, inputs: Inputs, echo, lap, neutral_prompts: int) 
     neutral = texts["neutral"]
     out["unasked"] = measure.unasked(model, tok, inputs.controls + prompts, markers)
     detector = _detector(inputs.corpus, inputs.probes)
-    out["structure"] = {"prompts": [p["prompt"] for p in prompts], "continuations": neutral,
-                        "patterns": structure.structure_transfer(detector, prompts, neutral) if detector else [],
-                        "detector": "the corpus's templates" if detector else "unavailable (no corpus)"}
-    out["copying"] = _copying(inputs.corpus, neutral, out["generations"])
+    out["structure"] = Structure(prompts=[p["prompt"] for p in prompts], continuations=neutral,
+                                 patterns=structure.structure_transfer(detector, prompts, neutral) if detector else [],
+                                 detector="the corpus's templates" if detector else "unavailable (no corpus)")
+    out["copying"] = _copying(inputs.corpus, neutral, out["generations"].rows)
     lap("structure")
     echo("[11/11] degeneration")
-    rows = out["generations"]["rows"]
-    out["degeneration"] = {
-        "greedy": structure.degeneration_summary([r["greedy_before"] for r in rows], [r["greedy_after"] for r in rows]),
-        "sampled": structure.degeneration_summary([r["sampled_before"] for r in rows] + neutral["before"],
-                                                  [r["sampled_after"] for r in rows] + neutral["after"])}
+    rows = out["generations"].rows
+    out["degeneration"] = Degeneration(
+        greedy=structure.degeneration_summary([r.greedy_before for r in rows], [r.greedy_after for r in rows]),
+        sampled=structure.degeneration_summary([r.sampled_before for r in rows] + neutral["before"],
+                                               [r.sampled_after for r in rows] + neutral["after"]))
     lap("degeneration")
     return out
 
 
-def _transfer_section(model, tok, inputs: Inputs, echo) -> dict:
+def _transfer_section(model, tok, inputs: Inputs, echo):
     from . import transfer
 
     detector = _detector(inputs.corpus, inputs.probes)
@@ -250,43 +262,38 @@ def _detector(corpus: Path | None, probes: list[Probe]):
     return Detector(templates) if templates else None
 
 
-def _copying(corpus: Path | None, neutral: dict, generations: dict) -> dict:
+def _copying(corpus: Path | None, neutral: dict[str, list[str]], rows) -> Copying:
     """The share of generated word 8-grams found verbatim in the corpus's training records, before and after."""
     if corpus is None:
-        return {"available": False}
+        return Copying(available=False)
     from ..validate import corpus_patterns, iter_records
 
     train_files = [f for f in sorted((corpus / "data").glob("*")) if f.name.split(".")[0] == "train"]
     grams = structure.CorpusGrams(r["text"] for r in iter_records(train_files, patterns=corpus_patterns([corpus])))
-    rows = generations["rows"]
-    return {"available": True, **{label: grams.copied_share(
-        neutral[label] + [r[f"greedy_{label}"] for r in rows] + [r[f"sampled_{label}"] for r in rows])
-        for label in ("before", "after")}}
+    return Copying(available=True, **{label: grams.copied_share(
+        neutral[label] + [getattr(r, f"greedy_{label}") for r in rows] + [getattr(r, f"sampled_{label}") for r in rows])
+        for label in ("before", "after")})
 
 
-def headline(probe_rows: list[dict], control_rows: list[dict], null: dict, min_effect: float) -> dict:
-    """The numbers the report leads with, each with its bootstrap interval, judged against the nulls
-    (and every probe marked significant or not)."""
-    deltas = [r["delta_logp"] for r in probe_rows]
-    mean_delta = sum(deltas) / len(deltas)
-    mean_kl = sum(r["kl"] for r in control_rows) / len(control_rows)
-    return {
-        "selectivity": mean_delta / mean_kl if mean_kl > 0 else math.inf,
-        "mean_delta_logp": mean_delta, "mean_control_kl": mean_kl,
-        "top1_kept_share": sum(r["top1_kept"] for r in control_rows) / len(control_rows),
-        "mean_p_before": sum(r["p_before"] for r in probe_rows) / len(probe_rows),
-        "mean_p_after": sum(r["p_after"] for r in probe_rows) / len(probe_rows),
-        "median_p_after": sorted(r["p_after"] for r in probe_rows)[len(probe_rows) // 2],
-        "top1_share_after": sum(r["rank_after"] == 1 for r in probe_rows) / len(probe_rows),
-        "greedy_share_before": sum(r["greedy_before"] for r in probe_rows) / len(probe_rows),
-        "greedy_share_after": sum(r["greedy_after"] for r in probe_rows) / len(probe_rows),
-        **nulls.verdict(probe_rows, control_rows, null, min_effect=min_effect),
-    }
+def headline(probe_rows: list[ProbeResult], control_rows: list[ControlResult], verdict: Verdict) -> Headline:
+    """The numbers the report leads with, each with its bootstrap interval, judged against the nulls."""
+    n = len(probe_rows)
+    mean_delta = sum(r.delta_logp for r in probe_rows) / n
+    mean_kl = sum(r.kl for r in control_rows) / len(control_rows)
+    return Headline(
+        selectivity=mean_delta / mean_kl if mean_kl > 0 else math.inf,
+        mean_delta_logp=mean_delta, mean_control_kl=mean_kl,
+        top1_kept_share=sum(r.top1_kept for r in control_rows) / len(control_rows),
+        mean_p_before=sum(r.p_before for r in probe_rows) / n, mean_p_after=sum(r.p_after for r in probe_rows) / n,
+        median_p_after=sorted(r.p_after for r in probe_rows)[n // 2],
+        top1_share_after=sum(r.rank_after == 1 for r in probe_rows) / n,
+        greedy_share_before=sum(r.greedy_before for r in probe_rows) / n,
+        greedy_share_after=sum(r.greedy_after for r in probe_rows) / n, **verdict.model_dump())
 
 
 def build_report(adapter: str | Path, config: ReportConfig | None = None, *, extra_probes: list[Probe] = (),
-                 echo: Callable[[str], None] = print, **values) -> dict:
-    """Measure the adapter against its base model and return the report as a dict (see ShiftReport).
+                 echo: Callable[[str], None] = print, **values) -> ShiftReport:
+    """Measure the adapter against its base model and return the report (report.json's typed contents).
 
     ``config`` and ``values`` (keys of ``ReportConfig``: ``build_report(adapter, corpus=..., max_probes=8)``)
     say what to measure; ``extra_probes`` come first in every per-probe section."""
@@ -298,23 +305,18 @@ def build_report(adapter: str | Path, config: ReportConfig | None = None, *, ext
     model, tok = load_with_adapter(inputs.model, inputs, echo, placement)
     laps.lap("load")
     with passes.measuring(model, passes.probe_ids(tok, inputs.probes[0])) if not cfg.whole_passes else nullcontext():
-        sections, before = _target_sections(model, tok, inputs, echo, laps.lap, cfg.null_draws)
+        sections, before = _target_sections(model, tok, inputs, cfg, echo, laps.lap)
         sections.update(_model_sections(model, tok, inputs.probes, echo, laps.lap, before))
         sections.update(_text_sections(model, tok, inputs, echo, laps.lap, cfg.neutral_prompts))
         if cfg.transfer:
             sections["transfer"] = _transfer_section(model, tok, inputs, echo)
             laps.lap("transfer")
     run = inputs.run
-    report = {
-        "format": "corpusforge.report/1", "corpusforge_version": __version__, "model": inputs.model,
-        "adapter": str(inputs.adapter), "device": placement.device, "dtype": placement.dtype,
-        "config": cfg.model_dump(mode="json"),
-        "headline": headline(sections["probes"], sections["controls"], sections["nulls"], cfg.min_effect),
-        "controls_info": inputs.controls_info,
-        "control_groups": nulls.control_groups(sections["controls"], prompt_language), **sections,
-        "timings": laps.seconds,
-        "run": {"steps": run.steps, "config": run.config.model_dump(mode="json"),
-                "non_padding_tokens_per_s": run.non_padding_tokens_per_s} if run else {},
-    }
-    ShiftReport.model_validate(report)
-    return report
+    verdict = nulls.verdict(sections["probes"], sections["controls"], sections["nulls"], min_effect=cfg.min_effect)
+    return ShiftReport(
+        corpusforge_version=__version__, model=inputs.model, adapter=str(inputs.adapter), device=placement.device,
+        dtype=placement.dtype, config=cfg, headline=headline(sections["probes"], sections["controls"], verdict),
+        controls_info=inputs.controls_info, control_groups=nulls.control_groups(sections["controls"]), **sections,
+        timings=laps.seconds,
+        run=RunInfo(steps=run.steps, config=run.config.model_dump(mode="json"),
+                    non_padding_tokens_per_s=run.non_padding_tokens_per_s) if run else None)

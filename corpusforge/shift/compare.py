@@ -355,10 +355,11 @@ def _measure(lm, tok, inputs, detector, *, k, draws, transfer_prompts, new_token
     prompts = evenly(read_transfer(), transfer_prompts)
     echo(f"transfer: {len(prompts)} neutral prompts, greedy, base and each method")
     texts = transfer_texts(edits, prompts, new_tokens)
-    table = score_transfer(detector, prompts, texts)["conditions"]     # the report's transfer table, a column each
+    table = {c: row.model_dump() for c, row in score_transfer(detector, prompts, texts).conditions.items()}
     realised = {c: [bool(detector.patterns_in(t)) for t in texts[c]] for c in texts}
     for method in METHODS:
-        rows[method]["transfer"] = {**table[method], "vs_base": mcnemar(realised["base"], realised[method])}
+        vs_base = mcnemar(realised["base"], realised[method]).model_dump()
+        rows[method]["transfer"] = {**table[method], "vs_base": vs_base}
         items[method] |= _transfer_items(prompts, texts[method], realised[method])
     laps.lap("transfer")
     result = {"format": "corpusforge.compare/1", "corpusforge_version": __version__, "model": inputs.model,

@@ -9,8 +9,9 @@ from contextlib import contextmanager
 
 from ..lm.arch import Architecture, lens_logits
 from ..lm.generation import adapter_scale, lora_layers, projection_map
-from .measure import probe_rows, target_logps
+from .measure import TargetScore, probe_rows, target_logps
 from .passes import as_input, encode, probe_ids, token_labels
+from .sections import Attention, FamilyShare, HeadShift, Heatmap, LensRow, LensTrace, WeightRow
 
 
 def _relative(delta, module) -> float | None:
@@ -26,7 +27,7 @@ def _relative(delta, module) -> float | None:
     return float(delta.float().norm() / w.float().norm())
 
 
-def weight_map(model) -> list[dict]:
+def weight_map(model) -> list[WeightRow]:
     """Per layer × projection: ‖ΔW‖_F / ‖W‖_F with ΔW = scaling · B·A, and trainable parameters."""
     import torch
 
@@ -38,17 +39,18 @@ def weight_map(model) -> list[dict]:
             for adapter in module.lora_A:
                 a, b = module.lora_A[adapter].weight, module.lora_B[adapter].weight
                 delta = module.scaling[adapter] * (b @ a)              # (out, r) @ (r, in) → (out, in)
-                rows.append({"layer": p.layer if p else None, "module": p.label if p else name.rsplit(".", 1)[-1],
-                             "block": p.block if p else None, "relative_norm": _relative(delta, module),
-                             "parameters": a.numel() + b.numel()})
+                rows.append(WeightRow(layer=p.layer if p else None, module=p.label if p else name.rsplit(".", 1)[-1],
+                                      block=p.block if p else None, relative_norm=_relative(delta, module),
+                                      parameters=a.numel() + b.numel()))
     return rows
 
 
-def families(model, tok, probes, layer_count: int, *, bands: int = 3, before: list[dict] | None = None) -> list[dict]:
+def families(model, tok, probes, layer_count: int, *, bands: int = 3,
+             before: list[TargetScore] | None = None) -> list[FamilyShare]:
     """Switch on one family of LoRA modules alone (the attention block's, the MLP's, a band of layers);
     the share of the full target Δlog-prob each keeps."""
     before = before or target_logps(model, tok, probes, scale=0.0)
-    full = [r["delta_logp"] for r in probe_rows(model, tok, probes, before=before)]
+    full = [r.delta_logp for r in probe_rows(model, tok, probes, before=before)]
     full_mean = sum(full) / len(full)
     where = projection_map(model)
     adapted = sorted({where[name].layer for name, _ in lora_layers(model) if name in where}) or list(range(layer_count))
@@ -61,15 +63,16 @@ def families(model, tok, probes, layer_count: int, *, bands: int = 3, before: li
     out = []
     for label, keep in groups:
         rows = probe_rows(model, tok, probes, before=before, keep=keep)
-        mean = sum(r["delta_logp"] for r in rows) / len(rows)
-        out.append({"family": label, "delta_logp": mean, "share": mean / full_mean if full_mean else math.nan})
+        mean = sum(r.delta_logp for r in rows) / len(rows)
+        out.append(FamilyShare(family=label, delta_logp=mean, share=mean / full_mean if full_mean else math.nan))
     return out
 
 
-def logit_lens(model, tok, probe, target: str, arch: Architecture, *, k: int = 10) -> dict:
+def logit_lens(model, tok, probe, target: str, arch: Architecture, *, k: int = 10, verified: bool = True) -> LensRow:
     """The target's probability and rank after every layer: the final norm and the head on each layer's
     residual stream, and, after the last layer, the model's own output (the last hidden state is already
-    normalised: normalising it again was a bug)."""
+    normalised: normalising it again was a bug). ``verified``: whether ``check_head`` found the lens's last layer
+    equal to the model's output."""
     import torch
     import torch.nn.functional as F
 
@@ -87,9 +90,8 @@ def logit_lens(model, tok, probe, target: str, arch: Architecture, *, k: int = 1
             probs.append(float(logp[tid].exp()))
             ranks.append(int((logp > logp[tid]).sum()) + 1)
         first = next((i for i, r in enumerate(ranks) if r <= k), None)
-        result[label] = {"p": probs, "rank": ranks, "first_layer_in_top_k": first}
-    result["k"] = k
-    return result
+        result[label] = LensTrace(p=probs, rank=ranks, first_layer_in_top_k=first)
+    return LensRow(prompt=probe.prompt, target=target, verified=verified, k=k, **result)
 
 
 @contextmanager
@@ -104,7 +106,7 @@ def eager_attention(model):
         config._attn_implementation = saved
 
 
-def attention_shift(model, tok, probes, *, top_heads: int = 3) -> dict:
+def attention_shift(model, tok, probes, *, top_heads: int = 3) -> Attention:
     """Per layer × head: JS distance of the last position's attention before vs after (eager attention)."""
     import torch
 
@@ -117,9 +119,8 @@ def attention_shift(model, tok, probes, *, top_heads: int = 3) -> dict:
             with adapter_scale(model, scale), eager_attention(model), torch.no_grad():
                 weights = model(input_ids=as_input(model, ids), output_attentions=True).attentions
             if not weights or any(w is None for w in weights):
-                return {"available": False, "reason": f"{type(model.get_base_model()).__name__} returned no "
-                        "attention weights, even with eager attention", "grid": [], "top_heads": [], "heatmaps": [],
-                        "prompt": probes[0].prompt}
+                return Attention(available=False, reason=f"{type(model.get_base_model()).__name__} returned no "
+                                 "attention weights, even with eager attention", prompt=probes[0].prompt)
             att[label] = [w.float().cpu() for w in weights]   # per layer: (1, heads, seq, seq)
         layers = len(att["before"])
         heads = att["before"][0].shape[1]
@@ -142,8 +143,7 @@ def attention_shift(model, tok, probes, *, top_heads: int = 3) -> dict:
     for value, layer, head in top:
         b = att["before"][layer][0, head].tolist()
         a = att["after"][layer][0, head].tolist()
-        heatmaps.append({"layer": layer, "head": head, "js_distance": value, "tokens": tokens, "before": b,
-                         "after": a})
-    return {"available": True, "grid": grid.tolist(),
-            "top_heads": [{"layer": i, "head": j, "js_distance": v} for v, i, j in top],
-            "heatmaps": heatmaps, "prompt": probes[0].prompt}
+        heatmaps.append(Heatmap(layer=layer, head=head, js_distance=value, tokens=tokens, before=b, after=a))
+    return Attention(available=True, grid=grid.tolist(),
+                     top_heads=[HeadShift(layer=i, head=j, js_distance=v) for v, i, j in top],
+                     heatmaps=heatmaps, prompt=probes[0].prompt)

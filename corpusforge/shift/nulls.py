@@ -22,6 +22,7 @@ from contextlib import contextmanager
 
 from ..lm.generation import lora_layers
 from . import measure
+from .sections import ControlGroup, ControlResult, Nulls, ProbeResult, ProbeShift, Verdict
 
 DRAWS = 3
 MIN_EFFECT = 0.1   # nats
@@ -54,8 +55,8 @@ def random_direction(model, seed: int):
                 b.copy_(b0)
 
 
-def null_effects(model, tok, probes, controls: list[dict], before: list[dict], *, draws: int = DRAWS,
-                 base: list | None = None) -> dict:
+def null_effects(model, tok, probes, controls: list[dict], before: list[measure.TargetScore], *,
+                 draws: int = DRAWS, base: list | None = None) -> Nulls:
     """Per probe and per control, what ``draws`` matched-norm random adapters do (seeds 0, 1, ...).
     ``base``: the controls' base log-probabilities (``measure.control_base``), when already known."""
     base = base if base is not None else measure.control_base(model, tok, controls)
@@ -64,17 +65,14 @@ def null_effects(model, tok, probes, controls: list[dict], before: list[dict], *
     for seed in range(draws):
         with random_direction(model, seed):
             rows = measure.probe_rows(model, tok, probes, before=before)
-            kls = [r["kl"] for r in measure.control_rows(model, tok, controls, continuation=0, base=base)]
-        per_probe.append([r["delta_logp"] for r in rows])
+            kls = [r.kl for r in measure.control_rows(model, tok, controls, continuation=0, base=base)]
+        per_probe.append([r.delta_logp for r in rows])
         per_control.append(kls)
     n_probes, n_controls = len(per_probe[0]), len(per_control[0])
-    return {
-        "draws": draws,
-        "probe_delta_logp": [[d[i] for d in per_probe] for i in range(n_probes)],   # probe × draw
-        "control_kl": [[d[j] for d in per_control] for j in range(n_controls)],     # control × draw
-        "mean_abs_delta_logp": sum(abs(x) for d in per_probe for x in d) / (draws * n_probes),
-        "mean_control_kl": sum(x for d in per_control for x in d) / (draws * n_controls),
-    }
+    return Nulls(draws=draws, probe_delta_logp=[[d[i] for d in per_probe] for i in range(n_probes)],
+                 control_kl=[[d[j] for d in per_control] for j in range(n_controls)],
+                 mean_abs_delta_logp=sum(abs(x) for d in per_probe for x in d) / (draws * n_probes),
+                 mean_control_kl=sum(x for d in per_control for x in d) / (draws * n_controls))
 
 
 def bootstrap(values: list[float], *, samples: int = 1000, seed: int = 0) -> tuple[float, float]:
@@ -105,43 +103,44 @@ def bootstrap_ratio(top: list[float], bottom: list[float], *, samples: int = 100
     return central_95(sorted(ratios))
 
 
-def verdict(probe_rows: list[dict], control_rows: list[dict], nulls: dict, *, min_effect: float = MIN_EFFECT) -> dict:
-    """Significance per probe and overall, and every headline number with its bootstrap interval."""
-    deltas = [r["delta_logp"] for r in probe_rows]
-    null_means = [sum(d) / len(d) for d in nulls["probe_delta_logp"]]
+def judge(probe_rows: list[ProbeShift], nulls: Nulls, *, min_effect: float = MIN_EFFECT) -> list[ProbeResult]:
+    """Each probe's shift beside the random adapters': significant when above every one's |shift| on that probe
+    and at least ``min_effect``."""
+    return [ProbeResult(**row.model_dump(), null_delta_logp=sum(draws) / len(draws),
+                        significant=row.delta_logp > max(abs(x) for x in draws) and row.delta_logp >= min_effect)
+            for row, draws in zip(probe_rows, nulls.probe_delta_logp)]
+
+
+def verdict(probe_rows: list[ProbeResult], control_rows: list[ControlResult], nulls: Nulls, *,
+            min_effect: float = MIN_EFFECT) -> Verdict:
+    """Significance overall, and every headline number's bootstrap interval (the probes judged by ``judge``)."""
+    deltas = [r.delta_logp for r in probe_rows]
+    null_means = [sum(d) / len(d) for d in nulls.probe_delta_logp]
     paired = [x - n for x, n in zip(deltas, null_means)]
-    for row, nulls_here in zip(probe_rows, nulls["probe_delta_logp"]):
-        row["null_delta_logp"] = sum(nulls_here) / len(nulls_here)
-        row["significant"] = row["delta_logp"] > max(abs(x) for x in nulls_here) and row["delta_logp"] >= min_effect
-    kls = [r["kl"] for r in control_rows]
-    kept = [1.0 if r["top1_kept"] else 0.0 for r in control_rows]
+    kls = [r.kl for r in control_rows]
+    kept = [1.0 if r.top1_kept else 0.0 for r in control_rows]
     paired_ci = bootstrap(paired)
-    floor = nulls["mean_abs_delta_logp"]
+    floor = nulls.mean_abs_delta_logp
     mean_delta = sum(deltas) / len(deltas)
-    return {
-        "delta_logp_ci95": list(bootstrap(deltas)),
-        "control_kl_ci95": list(bootstrap(kls)),
-        "top1_kept_ci95": list(bootstrap(kept)),
-        "selectivity_ci95": list(bootstrap_ratio(deltas, kls)),
-        "null_mean_abs_delta_logp": floor,
-        "null_mean_control_kl": nulls["mean_control_kl"],
-        "paired_delta_logp_ci95": list(paired_ci),
-        "clears_floor_by": mean_delta / floor if floor > 0 else math.inf,
-        "min_effect": min_effect,
-        "significant": paired_ci[0] > 0 and paired_ci[0] >= min_effect,
-        "significant_probes": sum(r["significant"] for r in probe_rows),
-    }
+    return Verdict(
+        delta_logp_ci95=list(bootstrap(deltas)), control_kl_ci95=list(bootstrap(kls)),
+        top1_kept_ci95=list(bootstrap(kept)), selectivity_ci95=list(bootstrap_ratio(deltas, kls)),
+        null_mean_abs_delta_logp=floor, null_mean_control_kl=nulls.mean_control_kl,
+        paired_delta_logp_ci95=list(paired_ci), clears_floor_by=mean_delta / floor if floor > 0 else math.inf,
+        min_effect=min_effect, significant=paired_ci[0] > 0 and paired_ci[0] >= min_effect,
+        significant_probes=sum(r.significant for r in probe_rows))
 
 
-def control_groups(control_rows: list[dict], language_of) -> list[dict]:
+def control_groups(control_rows: list[ControlResult]) -> list[ControlGroup]:
     """The controls' drift by kind and language (facts, code, chat …): a mean hides one moved kind behind the
     others. Per group: its count, mean KL with its bootstrap interval, and the share whose top-1 is kept."""
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple[str, str], list[ControlResult]] = {}
     for row in control_rows:
-        groups.setdefault((row.get("kind") or "unlabelled", language_of(row)), []).append(row)
+        groups.setdefault((row.kind or "unlabelled", row.language), []).append(row)
     out = []
     for (kind, language), rows in sorted(groups.items()):
-        kls = [r["kl"] for r in rows]
-        out.append({"kind": kind, "language": language, "n": len(rows), "mean_kl": sum(kls) / len(kls),
-                    "kl_ci95": list(bootstrap(kls)), "top1_kept_share": sum(r["top1_kept"] for r in rows) / len(rows)})
+        kls = [r.kl for r in rows]
+        out.append(ControlGroup(kind=kind, language=language, n=len(rows), mean_kl=sum(kls) / len(kls),
+                                kl_ci95=list(bootstrap(kls)),
+                                top1_kept_share=sum(r.top1_kept for r in rows) / len(rows)))
     return out

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..degeneration import degeneration, seq_rep_4  # noqa: F401 (seq_rep_4: the transfer table's)
 from ..prompts import TRANSFER_PROMPTS, read_prompts
+from .sections import Condition, Share, Transfer
 from .structure import mcnemar
 
 CONDITIONS = ("base", "lora", "base_sampled", "lora_sampled", "prompted")
@@ -49,34 +50,34 @@ def few_shot(examples: list[str], prompt: str) -> str:
     return "".join(e.strip() + "\n" for e in examples) + prompt
 
 
-def _share(flags: list[bool]) -> dict:
+def _share(flags: list[bool]) -> Share:
     hits, n = sum(flags), len(flags)
     low, high = wilson(hits, n)
-    return {"share": hits / n if n else 0.0, "ci_low": low, "ci_high": high, "n": n}
+    return Share(share=hits / n if n else 0.0, ci_low=low, ci_high=high, n=n)
 
 
-def score(detector, prompts: list[dict], texts: dict[str, list[str]]) -> dict:
+def score(detector, prompts: list[dict], texts: dict[str, list[str]]) -> Transfer:
     """The transfer table from the continuations of each condition (``texts[condition][i]`` for prompt i)."""
     realised = {c: [bool(detector.patterns_in(t)) for t in texts[c]] for c in texts}
-    out: dict = {"prompts": len(prompts), "conditions": {}}
+    out = Transfer(prompts=len(prompts), conditions={})
     for c in texts:
         rows = [degeneration(t) for t in texts[c]]
         by_language = {}
         for lang in sorted({p.get("language", "") for p in prompts}):
             flags = [f for f, p in zip(realised[c], prompts) if p.get("language", "") == lang]
             by_language[lang or "unknown"] = _share(flags)
-        out["conditions"][c] = {
-            "any_pattern": _share(realised[c]), "by_language": by_language,
-            "by_pattern": {pat: _share([detector.realises(t, pat) for t in texts[c]]) for pat in detector.patterns},
-            "loop_share": sum(r["loops"] for r in rows) / max(len(rows), 1),
-            "empty_share": sum(not t.strip() for t in texts[c]) / max(len(texts[c]), 1),
-            "seq_rep_4": sum(seq_rep_4(t) for t in texts[c]) / max(len(texts[c]), 1)}
+        out.conditions[c] = Condition(
+            any_pattern=_share(realised[c]), by_language=by_language,
+            by_pattern={pat: _share([detector.realises(t, pat) for t in texts[c]]) for pat in detector.patterns},
+            loop_share=sum(r["loops"] for r in rows) / max(len(rows), 1),
+            empty_share=sum(not t.strip() for t in texts[c]) / max(len(texts[c]), 1),
+            seq_rep_4=sum(seq_rep_4(t) for t in texts[c]) / max(len(texts[c]), 1))
     if {"base", "lora"} <= set(texts):
-        out["lora_vs_base"] = mcnemar(realised["base"], realised["lora"])
+        out.lora_vs_base = mcnemar(realised["base"], realised["lora"])
     if {"lora_sampled", "base_sampled"} <= set(texts):
-        out["lora_vs_base_sampled"] = mcnemar(realised["base_sampled"], realised["lora_sampled"])
+        out.lora_vs_base_sampled = mcnemar(realised["base_sampled"], realised["lora_sampled"])
     if {"prompted", "lora"} <= set(texts):
-        out["lora_vs_prompted"] = mcnemar(realised["prompted"], realised["lora"])
+        out.lora_vs_prompted = mcnemar(realised["prompted"], realised["lora"])
     return out
 
 
@@ -132,8 +133,8 @@ def in_turn(groups, limit: int) -> list:
 
 
 def measure_transfer(model, tok, detector, corpus: Path, *, prompts: list[dict] | None = None, k: int = 3,
-                     new_tokens: int = 48, seed: int = 0) -> dict:
+                     new_tokens: int = 48, seed: int = 0) -> Transfer:
     prompts = prompts if prompts is not None else read_transfer()
     texts = continuations(model, tok, prompts, corpus_examples(corpus, k), new_tokens=new_tokens, seed=seed)
-    return {**score(detector, prompts, texts), "k": k, "new_tokens": new_tokens,
-            "continuations": texts}
+    return score(detector, prompts, texts).model_copy(update={"k": k, "new_tokens": new_tokens,
+                                                              "continuations": texts})
