@@ -20,6 +20,7 @@ from ..errors import TrainError
 from ..lm.device import DEVICE_HELP, DTYPE_HELP
 from ..lm.embedded import DEFAULT_MODEL
 from ..records import INT64_MAX, INT64_MIN
+from .recipe import StepPlan, StepsRule
 
 
 class TrainConfig(BaseModel):
@@ -108,13 +109,13 @@ class TrainConfig(BaseModel):
             raise ValueError("--steps and --epochs: give one, not both")
         return self
 
-    def total_steps(self, batches_per_epoch: int, micro_per_step: int, from_corpus: int) -> int:
-        """Optimiser steps of the run: ``steps``, or ``epochs`` passes, or the recipe's rule (``from_corpus``)."""
+    def step_plan(self, batches_per_epoch: int, micro_per_step: int, rule: StepsRule) -> StepPlan:
+        """The run's optimiser steps: ``steps``, or ``epochs`` passes, or the recipe's ``rule`` for the corpus."""
         if self.steps is not None:
-            return self.steps
+            return StepPlan(self.steps)
         if self.epochs is not None:
-            return max(1, math.ceil(self.epochs * batches_per_epoch / micro_per_step))
-        return from_corpus
+            return StepPlan(max(1, math.ceil(self.epochs * batches_per_epoch / micro_per_step)))
+        return StepPlan(rule.steps, rule)
 
 
 def make_config(values: dict[str, Any], *, file: str | None = None) -> TrainConfig:

@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -36,6 +36,7 @@ from .fluency import adapter_side, fluency
 from .fluency import describe as describe_fluency
 from .lora import LoraSettings, parse_layers
 from .prepare import Prepared, prepare
+from .recipe import StepPlan
 from .step import ControlCache, StepInputs, control_base_cache, evaluate, objective_module, padded_entry, run_step
 
 __all__ = ["TrainConfig", "TrainResult", "load_config", "make_config", "train"]
@@ -142,7 +143,7 @@ def _versions() -> dict[str, str | None]:
     return found
 
 
-def _adapter_run(corpus: Path, cfg: TrainConfig, prep: Prepared, state: RunState, trainable: int,
+def _adapter_run(corpus: Path, cfg: TrainConfig, prep: Prepared, plan: StepPlan, state: RunState, trainable: int,
                  world: int) -> AdapterRun:
     from .._atomic import sha256_file
     from .._version import __version__
@@ -165,31 +166,7 @@ def _adapter_run(corpus: Path, cfg: TrainConfig, prep: Prepared, state: RunState
         target_modules=len(prep.resolved.projections), device=prep.loaded.placement.device,
         dtype=prep.loaded.placement.dtype, attn_implementation=prep.loaded.attn_implementation,
         gradient_checkpointing=cfg.gradient_checkpointing, quantized=prep.loaded.quantized,
-        steps_rule=prep.steps_rule.to_dict() if cfg.steps is None and cfg.epochs is None else None)
-
-
-def _record_step(state: RunState, measured: dict, steps: int, cfg: TrainConfig, peft_model, objective,
-                 prep: Prepared) -> dict:
-    """Fold one step's measurements into the state (and the validation loss, when due); the metrics row."""
-    state.step += 1
-    state.tokens += measured["tokens"]
-    state.supervised += measured["supervised_tokens"]
-    state.seconds += measured["seconds"]
-    row = {"step": state.step, "loss": round(measured["loss"], 5), "control_kl": round(measured["control_kl"], 6),
-           **({"premise_kl": round(measured["premise_kl"], 6)} if cfg.premise_weight > 0 else {}),
-           "lr": measured["lr"], "tokens": measured["tokens"], "supervised_tokens": measured["supervised_tokens"],
-           "tokens_per_s": round(measured["tokens"] / measured["seconds"], 1)}
-    if cfg.eval_every and prep.held and (state.step % cfg.eval_every == 0 or state.step == steps):
-        objective.eval()
-        row["eval_loss"] = round(evaluate(peft_model, prep.held, prep.pad_id, cfg.batch_size, prep.head), 5)
-        row.update(adapter_side(peft_model, prep.loaded.tokenizer, neutral_prompts()))
-        objective.train()
-        if row["eval_loss"] < state.best - 1e-4:
-            state.best, state.stale = row["eval_loss"], 0
-        else:
-            state.stale += 1
-    state.history.append(row)
-    return row
+        steps_rule=plan.rule.to_dict() if plan.rule else None)
 
 
 def _progress_bar(show: bool, steps: int, done: int):
@@ -231,32 +208,84 @@ def _optimisation(prep: Prepared, cfg: TrainConfig, steps: int, accelerator) -> 
     return _Optimisation(peft_model, objective, optimizer, scheduler, trainable)
 
 
-def _steps(opt: _Optimisation, accelerator, inputs: StepInputs, state: RunState, steps: int, cfg: TrainConfig,
-           prep: Prepared, partial: Path, main: bool, say: Callable[[str], None], bar,
-           observe: Callable[[dict], None] | None, checkpoint: Callable[[], None]) -> None:
-    """Step until ``steps`` (or early stopping), logging every step and checkpointing when due."""
-    opt.objective.train()
-    while state.step < steps:
-        measured = run_step(opt.objective, opt.peft_model, opt.optimizer, opt.scheduler, accelerator, inputs,
-                            state.position)
-        state.position += cfg.grad_accum * inputs.world
-        row = _record_step(state, measured, steps, cfg, opt.peft_model, opt.objective, prep)
-        if main:
-            with open(partial / "metrics.jsonl", "ab") as f:
-                f.write(orjson.dumps(row) + b"\n")
-        if bar:
-            looping = {"loops": f"{row['loop_share']:.0%}", "rep4": f"{row['seq_rep_4']:.3f}"} \
-                if "loop_share" in row else {}
-            bar.set_postfix(loss=f"{row['loss']:.3f}", kl=f"{row['control_kl']:.4f}",
-                            tok_s=f"{row['tokens_per_s']:.0f}", **looping)
-            bar.update(1)
-        if observe:
-            observe(row)
-        if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and state.step < steps:
-            checkpoint()
-        if cfg.early_stopping and state.stale >= cfg.early_stopping:
-            say(f"early stopping at step {state.step}: no better validation loss in {state.stale} evaluations")
-            break
+@dataclass
+class _Run:
+    """One run while it steps: what it updates, where its batches come from, and its state (made once in
+    ``train``)."""
+
+    opt: _Optimisation
+    accelerator: object
+    inputs: StepInputs
+    prep: Prepared
+    cfg: TrainConfig
+    steps: int
+    partial: Path          # the folder being written (renamed into place at the end)
+    main: bool             # the main process: it writes; the others only step
+    say: Callable[[str], None]
+    state: RunState = field(default_factory=RunState)
+    bar: object = None     # a tqdm bar, or None
+    observe: Callable[[dict], None] | None = None
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.partial / "checkpoints"
+
+    def checkpoint(self) -> None:
+        if self.main:
+            save_checkpoint(self.checkpoints, self.accelerator.unwrap_model(self.opt.objective).peft,
+                            self.opt.optimizer, self.opt.scheduler, self.state, self.cfg.model_dump(mode="json"))
+
+    def step_until_done(self) -> None:
+        """Step until ``steps`` (or early stopping), logging every step and checkpointing when due."""
+        cfg, state = self.cfg, self.state
+        self.opt.objective.train()
+        while state.step < self.steps:
+            measured = run_step(self.opt.objective, self.opt.peft_model, self.opt.optimizer, self.opt.scheduler,
+                                self.accelerator, self.inputs, state.position)
+            state.position += cfg.grad_accum * self.inputs.world
+            row = self.record(measured)
+            if self.main:
+                with open(self.partial / "metrics.jsonl", "ab") as f:
+                    f.write(orjson.dumps(row) + b"\n")
+            if self.bar:
+                looping = {"loops": f"{row['loop_share']:.0%}", "rep4": f"{row['seq_rep_4']:.3f}"} \
+                    if "loop_share" in row else {}
+                self.bar.set_postfix(loss=f"{row['loss']:.3f}", kl=f"{row['control_kl']:.4f}",
+                                     tok_s=f"{row['tokens_per_s']:.0f}", **looping)
+                self.bar.update(1)
+            if self.observe:
+                self.observe(row)
+            if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and state.step < self.steps:
+                self.checkpoint()
+            if cfg.early_stopping and state.stale >= cfg.early_stopping:
+                self.say(f"early stopping at step {state.step}: no better validation loss in {state.stale} "
+                         "evaluations")
+                break
+
+    def record(self, measured: dict) -> dict:
+        """Fold one step's measurements into the state (and the validation loss, when due); the metrics row."""
+        cfg, state, prep = self.cfg, self.state, self.prep
+        state.step += 1
+        state.tokens += measured["tokens"]
+        state.supervised += measured["supervised_tokens"]
+        state.seconds += measured["seconds"]
+        row = {"step": state.step, "loss": round(measured["loss"], 5),
+               "control_kl": round(measured["control_kl"], 6),
+               **({"premise_kl": round(measured["premise_kl"], 6)} if cfg.premise_weight > 0 else {}),
+               "lr": measured["lr"], "tokens": measured["tokens"], "supervised_tokens": measured["supervised_tokens"],
+               "tokens_per_s": round(measured["tokens"] / measured["seconds"], 1)}
+        if cfg.eval_every and prep.held and (state.step % cfg.eval_every == 0 or state.step == self.steps):
+            peft_model, objective = self.opt.peft_model, self.opt.objective
+            objective.eval()
+            row["eval_loss"] = round(evaluate(peft_model, prep.held, prep.pad_id, cfg.batch_size, prep.head), 5)
+            row.update(adapter_side(peft_model, prep.loaded.tokenizer, neutral_prompts()))
+            objective.train()
+            if row["eval_loss"] < state.best - 1e-4:
+                state.best, state.stale = row["eval_loss"], 0
+            else:
+                state.stale += 1
+        state.history.append(row)
+        return row
 
 
 @contextmanager
@@ -300,72 +329,67 @@ def train(corpus: str | Path, out: str | Path, cfg: TrainConfig, *, resume: bool
         placement = type(placement)(str(accelerator.device), placement.dtype, placement.notes)
     prep = prepare(corpus, cfg, lora_settings(cfg), say, placement, processes=world)
     batches = _Batches(prep, cfg)
-    steps = cfg.total_steps(batches.per_epoch, cfg.grad_accum * world, prep.steps_rule.steps)
-    if cfg.steps is None and cfg.epochs is None:
-        say(prep.steps_rule.describe())
-    opt = _optimisation(prep, cfg, steps, accelerator)
+    plan = cfg.step_plan(batches.per_epoch, cfg.grad_accum * world, prep.steps_rule)
+    if plan.rule:
+        say(plan.rule.describe())
+    opt = _optimisation(prep, cfg, plan.steps, accelerator)
     batches.keep_control_base(opt.peft_model, prep.head, prep.loaded.placement.device)
-    inputs = StepInputs(batches.batch_at, batches.control_batch, prep.pad_id, cfg.grad_accum, cfg.control_weight,
-                        world, accelerator.process_index, prep.head, prep.loaded.placement.device,
-                        cfg.premise_weight, cfg.seed)
-    config = cfg.model_dump(mode="json")
+    inputs = StepInputs(batch_at=batches.batch_at, control_batch=batches.control_batch, pad_id=prep.pad_id,
+                        grad_accum=cfg.grad_accum, control_weight=cfg.control_weight, world=world,
+                        rank=accelerator.process_index, head=prep.head, device=prep.loaded.placement.device,
+                        premise_weight=cfg.premise_weight, seed=cfg.seed)
 
     with ExitStack() as stack:
         partial = stack.enter_context(locked_partial(out)) if main else partial_path(out)
-        ckpt_dir = partial / "checkpoints"
-        state = RunState()
+        run = _Run(opt, accelerator, inputs, prep, cfg, plan.steps, partial, main, say, observe=observe)
         if resume:
-            state = load_checkpoint(ckpt_dir, opt.peft_model, opt.optimizer, opt.scheduler, config)
-            say(f"resuming from step {state.step}")
+            run.state = load_checkpoint(run.checkpoints, opt.peft_model, opt.optimizer, opt.scheduler,
+                                        cfg.model_dump(mode="json"))
+            say(f"resuming from step {run.state.step}")
         if main:
-            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            run.checkpoints.mkdir(parents=True, exist_ok=True)
             if not resume:
                 (partial / "metrics.jsonl").write_bytes(b"")
-
-        def checkpoint() -> None:
-            if main:
-                save_checkpoint(ckpt_dir, accelerator.unwrap_model(opt.objective).peft, opt.optimizer,
-                                opt.scheduler, state, config)
-
-        bar = _progress_bar(progress if progress is not None else (main and sys.stderr.isatty()), steps, state.step)
+        run.bar = _progress_bar(progress if progress is not None else (main and sys.stderr.isatty()), plan.steps,
+                                run.state.step)
         say(f"training {opt.trainable:,} LoRA parameters on {len(prep.examples):,} records "
             f"({sum(len(e.supervised) for e in prep.examples):,} supervised tokens), {len(prep.controls)} controls, "
-            f"{steps} steps, {world} process(es)")
+            f"{plan.steps} steps, {world} process(es)")
         try:
             with _sigterm_as_ctrl_c():
-                _steps(opt, accelerator, inputs, state, steps, cfg, prep, partial, main, say, bar, observe,
-                       checkpoint)
+                run.step_until_done()
         except KeyboardInterrupt:
-            checkpoint()
-            say(f"interrupted at step {state.step}; checkpoint saved in {ckpt_dir}; rerun with --resume to continue")
+            run.checkpoint()
+            say(f"interrupted at step {run.state.step}; checkpoint saved in {run.checkpoints}; rerun with --resume "
+                "to continue")
             raise
         except BaseException as e:
-            if main and not any(ckpt_dir.glob("step-*")):   # nothing to resume from: leave nothing behind
+            if main and not any(run.checkpoints.glob("step-*")):   # nothing to resume from: leave nothing behind
                 shutil.rmtree(partial, ignore_errors=True)
             if isinstance(e, (RuntimeError, MemoryError)) and _out_of_memory(e):
                 raise TrainError("out of memory", hint="use a smaller --batch-size or --max-length") from None
             raise
         finally:
-            if bar:
-                bar.close()
+            if run.bar:
+                run.bar.close()
         accelerator.wait_for_everyone()
-        result = _finish(out, partial, corpus, cfg, prep, state, opt, accelerator, main, say)
+        result = _finish(out, corpus, run, plan)
     accelerator.wait_for_everyone()
     return result
 
 
-def _finish(out: Path, partial: Path, corpus: Path, cfg: TrainConfig, prep: Prepared, state: RunState,
-            opt: _Optimisation, accelerator, main: bool, say: Callable[[str], None]) -> TrainResult:
+def _finish(out: Path, corpus: Path, run: _Run, plan: StepPlan) -> TrainResult:
     """Check the adapter's fluency, save it and run.json, and rename the folder into place (main process only)."""
+    state, prep, partial, opt = run.state, run.prep, run.partial, run.opt
     rate = state.tokens / state.seconds if state.seconds else 0.0
     result = TrainResult(out, state.step, state.tokens, state.supervised, rate,
                          state.history[-1]["loss"] if state.history else math.nan)
-    if main:
-        peft = accelerator.unwrap_model(opt.objective).peft
+    if run.main:
+        peft = run.accelerator.unwrap_model(opt.objective).peft
         check = fluency(peft, prep.loaded.tokenizer, neutral_prompts())
-        say(describe_fluency(check))
+        run.say(describe_fluency(check))
         peft.save_pretrained(str(partial))
-        result.run = _adapter_run(corpus, cfg, prep, state, opt.trainable, accelerator.num_processes)
+        result.run = _adapter_run(corpus, run.cfg, prep, plan, state, opt.trainable, run.accelerator.num_processes)
         result.run.fluency = check
         write_run(partial, result.run)
         shutil.rmtree(partial / "checkpoints", ignore_errors=True)

@@ -44,7 +44,7 @@ class Prepared:
     examples: list[Example]  # training records with at least one supervised token
     held: list[Example]      # held-out records for the eval loss
     controls: list[Example]  # control prompts for the KL penalty
-    steps_rule: StepsRule    # the steps the recipe's rule gives this corpus (used when steps/epochs are not set)
+    steps_rule: StepsRule    # the steps the recipe's rule gives this corpus (TrainConfig.step_plan takes it or not)
 
     @property
     def pad_id(self) -> int:

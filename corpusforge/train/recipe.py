@@ -1,4 +1,5 @@
-"""The default recipe's rule for how long to train, when neither ``steps`` nor ``epochs`` is given.
+"""How long a run trains: ``steps``, or ``epochs`` passes, or — when neither is given — the default recipe's rule
+(``TrainConfig.step_plan`` decides which, once, into a ``StepPlan``):
 
     steps = max(40, ⌈96 · (k + 1) / examples per step⌉)
 
@@ -44,6 +45,14 @@ class StepsRule:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """A run's optimiser steps, and the recipe's rule when it chose them (None: ``steps`` or ``epochs`` did)."""
+
+    steps: int
+    rule: StepsRule | None = None
 
 
 def steps_from_corpus(records: list[dict], tokenizer, examples_per_step: int, *, answers: bool = False) -> StepsRule:
