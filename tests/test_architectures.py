@@ -53,6 +53,14 @@ def _configs(vocab: int) -> dict:
         "bloom": lambda: T.BloomConfig(vocab_size=vocab, hidden_size=H, n_layer=LAYERS, n_head=4, **ids),
         # nor this one: a logit scale after the head
         "cohere": lambda: T.CohereConfig(**common, num_key_value_heads=2),
+        # mixtures of experts: fused 3-D expert parameters and a router (issue 26)
+        "mixtral": lambda: T.MixtralConfig(**common, num_key_value_heads=2, num_local_experts=4,
+                                           num_experts_per_tok=2),
+        "qwen2_moe": lambda: T.Qwen2MoeConfig(**common, num_key_value_heads=2, num_experts=4, num_experts_per_tok=2,
+                                              moe_intermediate_size=H, shared_expert_intermediate_size=H),
+        "qwen3_moe": lambda: T.Qwen3MoeConfig(**common, num_key_value_heads=2, head_dim=16, num_experts=4,
+                                              num_experts_per_tok=2, moe_intermediate_size=H),
+        "olmoe": lambda: T.OlmoeConfig(**common, num_key_value_heads=2, num_experts=4, num_experts_per_tok=2),
     }
 
 
@@ -69,6 +77,13 @@ EXPECTED = {
 }
 for _name in ("mistral", "qwen2", "qwen3", "gemma2", "gemma3", "olmo2", "granite", "stablelm", "cohere"):
     EXPECTED[_name] = EXPECTED["llama"]
+EXPERTS = {"experts.gate_up_proj", "experts.down_proj"}   # one fused parameter each, every expert in it
+for _name in ("mixtral", "qwen3_moe", "olmoe"):
+    EXPECTED[_name] = (EXPECTED["llama"][0], EXPERTS)
+EXPECTED["qwen2_moe"] = (EXPECTED["llama"][0], EXPERTS | {"gate_proj", "up_proj", "down_proj"})  # + a shared expert
+#: the routers the presets leave alone, where they are linear maps (Mixtral's and the others' are a class of
+#: their own, which no LoRA adapts)
+ROUTERS = {"qwen2_moe": {"shared_expert_gate"}}
 
 ARCHITECTURES = sorted(EXPECTED)
 
@@ -116,6 +131,8 @@ def test_the_anatomy_is_found_from_the_structure(models, name):
         assert {p.short for p in arch.projections if p.layer == layer and p.block == "attention"} == attention
         assert {p.short for p in arch.projections if p.layer == layer and p.block == "mlp"} == mlp
     assert set(arch.peft_defaults) <= {p.short for p in arch.projections}   # peft's own table agrees
+    assert {p.short for p in arch.projections if p.block == "router"} == ROUTERS.get(name, set())
+    assert all(p.experts == 4 for p in arch.projections if p.kind == "Experts")
     head_ok, lens_ok = check_head(model, arch, torch.tensor([[1, 5, 7, 9, 11, 3]]))
     assert head_ok and lens_ok
 
@@ -162,6 +179,43 @@ def test_each_architecture_trains_and_reports_with_each_preset(models, tmp_path,
     assert report["attention"]["available"]
     lens = report["logit_lens"][0]
     assert len(lens["after"]["p"]) == LAYERS and lens["verified"]
+
+
+def test_a_mixture_of_experts_adapts_every_expert_and_leaves_the_router_alone(models, tmp_path):
+    """Qwen2-MoE has all three: fused experts (a 3-D parameter each), a shared expert of plain linear maps, and
+    a router that is a linear map. attention+mlp adapts the experts through peft's target_parameters — one
+    rank-r LoRA per expert, each trained — and the shared expert, never the routers; dropout, which peft cannot
+    apply to a fused parameter, is refused with the reason."""
+    import torch
+    from peft import PeftModel
+
+    from corpusforge.lm.generation import lora_delta, lora_layers
+
+    folder = models("qwen2_moe")
+    adapter = tmp_path / "adapter"
+    train(SAMPLE / "corpus", adapter, TrainConfig(model=str(folder), layers="all", steps=3, batch_size=8,
+                                                  eval_every=0, checkpoint_every=0, warmup=0, lr=1e-2),
+          echo=lambda s: None)
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert sorted(config["target_parameters"]) == sorted(f"model.layers.{i}.mlp.experts.{p}" for i in range(LAYERS)
+                                                        for p in ("gate_up_proj", "down_proj"))
+    assert not any("gate" in t and "gate_proj" not in t for t in config["target_modules"])   # no router
+    base = load_model(str(folder)).model
+    routers = {n: p.detach().clone() for n, p in base.named_parameters() if "gate.weight" in n or "expert_gate" in n}
+    peft = PeftModel.from_pretrained(base, str(adapter))                   # plain peft loads it
+    names = {name for name, _ in lora_layers(peft)}
+    assert {f"model.layers.0.mlp.experts.{p}" for p in ("gate_up_proj", "down_proj")} <= names
+    assert not any(n.endswith(("mlp.gate", "shared_expert_gate")) for n in names)
+    for name, module in lora_layers(peft):
+        if name.endswith("experts.gate_up_proj"):
+            delta = lora_delta(module, "default")
+            assert delta.shape == (4, 2 * H, H)                          # (experts, out, in)
+            assert all(float(delta[e].norm()) > 0 for e in range(4)), name   # every expert's LoRA trained
+    after = {n.removeprefix("base_model.model."): p for n, p in peft.named_parameters()}
+    assert all(torch.equal(after[n], p) for n, p in routers.items()) and routers
+    with pytest.raises(TrainError, match="without dropout"):
+        train(SAMPLE / "corpus", tmp_path / "dropped", TrainConfig(model=str(folder), steps=1, dropout=0.1,
+                                                                   eval_every=0), echo=lambda s: None)
 
 
 #: where each model keeps its decoder layers and its final norm, written out here (not found by corpusforge's

@@ -58,6 +58,7 @@ _FIELDS: dict[str, tuple[Any, str]] = {
     "lora_alpha": (lambda v: _is_number(v) and v > 0, "a positive number"),
     "lora_dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "target_modules": (lambda v: v is None or isinstance(v, str) or _str_list(v), "a string or a list of strings"),
+    "target_parameters": (lambda v: v is None or _str_list(v), "a list of strings"),
     "exclude_modules": (lambda v: v is None or isinstance(v, str) or _str_list(v), "a string or a list of strings"),
     "modules_to_save": (lambda v: v is None or _str_list(v), "a list of strings"),
     "layers_to_transform": (lambda v: v is None or (_is_int(v) and v >= 0) or _int_list(v),

@@ -11,6 +11,15 @@ the final norm and the output head — whatever the family calls them.
   not the layer wraps it in an MLP module (OPT does not).
 - "Linear" means ``nn.Linear`` (and its subclasses, 4-bit ones included) or
   GPT-2's ``Conv1D``, whose weight is stored transposed.
+- A mixture of experts (Mixtral, Qwen2/3-MoE, OLMoE) keeps its experts as fused
+  3-D parameters, (experts, out, in): each is one projection of kind ``Experts``
+  (``mlp.experts.gate_up_proj``), adapted with peft's ``target_parameters``, one
+  rank-r LoRA per expert. The router that picks the experts is left alone by the
+  presets (block ``router``): a LoRA on it changes which experts see a token, not
+  what they write, and a small change there can reroute everything. A router
+  that is an ``nn.Linear`` (Qwen2-MoE's ``shared_expert_gate``) can still be named
+  in ``--targets``; a router of its own class (``MixtralTopKRouter``) is no linear
+  map peft adapts.
 - The final norm is the last norm outside the layers; the head is the model's
   output embedding, followed by the model's own logit soft-capping or scaling
   (Gemma 2's ``final_logit_softcapping``, Granite's ``logits_scaling``, Cohere's
@@ -29,7 +38,7 @@ projections, ``mlp`` = the rest of the layer's, ``attention+mlp`` = all of them.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import TrainError
 
@@ -49,7 +58,8 @@ class Projection:
     short: str         # its own name: "q_proj", "c_attn", "fc1"
     in_features: int
     out_features: int
-    kind: str          # "Linear" or "Conv1D"
+    kind: str          # "Linear", "Conv1D" or "Experts" (a fused 3-D parameter: name is the parameter's)
+    experts: int = 1   # Experts: how many experts the parameter holds
 
     @property
     def label(self) -> str:
@@ -57,7 +67,7 @@ class Projection:
         return f"{self.block}.{self.short}"
 
     def lora_parameters(self, rank: int) -> int:
-        return rank * (self.in_features + self.out_features)
+        return rank * (self.in_features + self.out_features) * self.experts
 
 
 @dataclass
@@ -83,7 +93,7 @@ class Architecture:
 
 
 def _wanted(targets: str | list[str], arch: Architecture):
-    if isinstance(targets, str) and targets in PRESETS:
+    if isinstance(targets, str) and targets in PRESETS:   # never the router
         blocks = {"attention": {"attention"}, "mlp": {"mlp"}, "attention+mlp": {"attention", "mlp"}}[targets]
         return lambda p: p.block in blocks
     names = targets if isinstance(targets, list) else [t.strip() for t in targets.split(",") if t.strip()]
@@ -112,6 +122,24 @@ def _shape(module, kind: str) -> tuple[int, int]:
     if kind == "Conv1D":            # weight is (in, out)
         return int(module.weight.shape[0]), int(module.weight.shape[1])
     return int(module.in_features), int(module.out_features)
+
+
+def _expert_projections(module, prefix: str, index: int, short: str) -> list[Projection]:
+    """The fused expert parameters a module owns, (experts, out, in) — or (experts, in, out) where the module
+    says ``is_transposed``, as peft reads them."""
+    out = []
+    for param, weight in module.named_parameters(recurse=False):
+        if weight.dim() != 3:
+            continue
+        experts, a, b = (int(n) for n in weight.shape)
+        rows, cols = (b, a) if getattr(module, "is_transposed", False) else (a, b)
+        out.append(Projection(f"{prefix}.{param}", index, "mlp", f"{short}.{param}", cols, rows, "Experts", experts))
+    return out
+
+
+def _is_router(projection: Projection) -> bool:
+    short = projection.short.rsplit(".", 1)[-1]
+    return short == "gate" or short.endswith("_gate") or "router" in short
 
 
 def decoder_layers(model) -> tuple[str, list]:
@@ -166,19 +194,26 @@ def describe(model) -> Architecture:
     for index, layer in enumerate(layers):
         attention = _attention_block(layer)
         wrapped: list[str] = []   # LoRA wrappers already seen: their insides (base layer, A, B) are not projections
+        mine: list[Projection] = []
         for name, module in layer.named_modules():
             if any(name.startswith(w + ".") for w in wrapped):
                 continue
             if hasattr(module, "get_base_layer") and hasattr(module, "lora_A"):   # peft's LoRA around a projection
                 wrapped.append(name)
                 module = module.get_base_layer()
+            in_attention = attention is not None and (name == attention[0] or name.startswith(attention[0] + "."))
             kind = _linear_kind(module)
             if kind is None:
+                if not in_attention:
+                    mine += _expert_projections(module, f"{layers_path}.{index}.{name}", index,
+                                                name.rsplit(".", 1)[-1])
                 continue
-            in_attention = attention is not None and (name == attention[0] or name.startswith(attention[0] + "."))
-            projections.append(Projection(f"{layers_path}.{index}.{name}", index,
-                                          "attention" if in_attention else "mlp", name.rsplit(".", 1)[-1],
-                                          *_shape(module, kind), kind))
+            mine.append(Projection(f"{layers_path}.{index}.{name}", index, "attention" if in_attention else "mlp",
+                                   name.rsplit(".", 1)[-1], *_shape(module, kind), kind))
+        if any(p.kind == "Experts" for p in mine):   # a mixture of experts: its gates are routers
+            mine = [replace(p, block="router") if p.kind != "Experts" and p.block == "mlp" and _is_router(p) else p
+                    for p in mine]
+        projections += mine
     config = base.config
     text = getattr(config, "get_text_config", lambda: config)()
     multiplier = 1.0

@@ -22,12 +22,25 @@ PEFT_PREFIX = "base_model.model."
 
 
 def lora_layers(model):
-    """(name in the base model, LoRA module) for every module that carries LoRA."""
+    """(name in the base model, LoRA module) for every module that carries LoRA. A LoRA on a fused parameter
+    (peft's ``ParamWrapper``, one per parameter, nested when a module has two) is named by the parameter:
+    ``model.layers.0.mlp.experts.gate_up_proj``, as ``lm.arch`` names the projection."""
     from peft.tuners.lora import LoraLayer
 
     for name, module in model.named_modules():
         if isinstance(module, LoraLayer):
-            yield name.removeprefix(PEFT_PREFIX), module
+            name = name.removeprefix(PEFT_PREFIX)
+            parameter = getattr(module, "parameter_name", None)
+            if parameter:
+                while name.endswith(".base_layer"):
+                    name = name.removesuffix(".base_layer")
+                name = f"{name}.{parameter}"
+            yield name, module
+
+
+def lora_delta(module, adapter: str):
+    """One LoRA module's ΔW for one adapter, scaled: (out, in), or (experts, out, in) on fused experts."""
+    return module.get_delta_weight(adapter)
 
 
 def projection_map(model) -> dict[str, Projection]:

@@ -8,7 +8,7 @@ import math
 from contextlib import contextmanager
 
 from ..lm.arch import Architecture, lens_logits
-from ..lm.generation import adapter_scale, lora_layers, projection_map
+from ..lm.generation import adapter_scale, lora_delta, lora_layers, projection_map
 from .measure import TargetScore, probe_rows, target_logps
 from .passes import as_input, encode, probe_ids, token_labels
 from .sections import Attention, FamilyShare, HeadShift, Heatmap, LensRow, LensTrace, WeightRow
@@ -16,7 +16,7 @@ from .sections import Attention, FamilyShare, HeadShift, Heatmap, LensRow, LensT
 
 def _relative(delta, module) -> float | None:
     """‖ΔW‖_F / ‖W‖_F, or None where the base weight is quantized and cannot be read back."""
-    w = module.get_base_layer().weight
+    w = module.get_param() if getattr(module, "parameter_name", None) else module.get_base_layer().weight
     if not w.dtype.is_floating_point:
         try:
             from peft.utils.integrations import dequantize_module_weight
@@ -28,7 +28,8 @@ def _relative(delta, module) -> float | None:
 
 
 def weight_map(model) -> list[WeightRow]:
-    """Per layer × projection: ‖ΔW‖_F / ‖W‖_F with ΔW = scaling · B·A, and trainable parameters."""
+    """Per layer × projection: ‖ΔW‖_F / ‖W‖_F with ΔW = scaling · B·A (every expert's, on fused experts), and
+    trainable parameters."""
     import torch
 
     where = projection_map(model)
@@ -38,7 +39,7 @@ def weight_map(model) -> list[WeightRow]:
             p = where.get(name)
             for adapter in module.lora_A:
                 a, b = module.lora_A[adapter].weight, module.lora_B[adapter].weight
-                delta = module.scaling[adapter] * (b @ a)              # (out, r) @ (r, in) → (out, in)
+                delta = lora_delta(module, adapter)
                 rows.append(WeightRow(layer=p.layer if p else None, module=p.label if p else name.rsplit(".", 1)[-1],
                                       block=p.block if p else None, relative_norm=_relative(delta, module),
                                       parameters=a.numel() + b.numel()))

@@ -20,7 +20,7 @@ import math
 import random
 from contextlib import contextmanager
 
-from ..lm.generation import lora_layers
+from ..lm.generation import lora_delta, lora_layers
 from . import measure
 from .sections import ControlGroup, ControlResult, Nulls, ProbeResult, ProbeShift, Verdict
 
@@ -41,12 +41,10 @@ def random_direction(model, seed: int):
                 for adapter in module.lora_A:
                     a, b = module.lora_A[adapter].weight, module.lora_B[adapter].weight
                     saved.append((a, a.detach().clone(), b, b.detach().clone()))
-                    norm = float((b.float() @ a.float()).norm())           # (out, r) @ (r, in)
-                    ra = torch.randn(a.shape, generator=generator)
-                    rb = torch.randn(b.shape, generator=generator)
-                    scale = norm / max(float((rb @ ra).norm()), 1e-30)
-                    a.copy_(ra.to(a.dtype))
-                    b.copy_((rb * scale).to(b.dtype))
+                    norm = float(lora_delta(module, adapter).float().norm())     # each expert's, on experts
+                    a.copy_(torch.randn(a.shape, generator=generator).to(a.dtype))
+                    b.copy_(torch.randn(b.shape, generator=generator).to(b.dtype))
+                    b.mul_(norm / max(float(lora_delta(module, adapter).float().norm()), 1e-30))
         yield
     finally:
         with torch.no_grad():

@@ -6,7 +6,9 @@ and the output, separate or fused: what a token looks at and what it takes from 
 others), ``mlp`` the rest of the layer's projections (how a token transforms its own
 meaning), ``attention+mlp`` both; or module names (``q,v,gate``, ``c_attn``,
 ``mlp.c_proj``). The resolved projections are given to peft by their full names, so
-the same preset means the same thing on every architecture.
+the same preset means the same thing on every architecture; a mixture of experts'
+fused expert parameters go to peft's ``target_parameters`` (no dropout there), and
+its router is left alone (``lm.arch``).
 """
 
 from __future__ import annotations
@@ -100,8 +102,14 @@ def resolve(settings: LoraSettings, model) -> Resolved:
     if not projections:
         raise TrainError(f"--targets {settings.targets}: no such projection in layers {layers}; the model's are "
                          f"{', '.join(arch.labels())}")
+    experts = [p.name for p in projections if p.kind == "Experts"]
+    if experts and (settings.dropout or settings.dora):
+        raise TrainError(f"--targets {settings.targets} takes fused expert parameters ({experts[0]} …), and peft "
+                         "adapts those without dropout or DoRA", hint="pass --dropout 0 and no --dora, or --targets "
+                                                                      "attention")
     config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                        target_modules=[p.name for p in projections], use_rslora=settings.rslora,
+                        target_modules=[p.name for p in projections if p.kind != "Experts"],
+                        target_parameters=experts or None, use_rslora=settings.rslora,
                         use_dora=settings.dora, bias="none", task_type="CAUSAL_LM",
                         fan_in_fan_out=all(p.kind == "Conv1D" for p in projections))
     return Resolved(arch, layers, projections, config)
@@ -116,8 +124,7 @@ def describe_plan(resolved: Resolved, rank: int) -> str:
     for p in resolved.projections:
         by_layer.setdefault(p.layer, []).append(p)
     for layer, projections in sorted(by_layer.items()):
-        parts = [f"{p.label} ({p.in_features}→{p.out_features}{', Conv1D' if p.kind == 'Conv1D' else ''})"
-                 for p in projections]
+        parts = [f"{p.label} ({p.in_features}→{p.out_features}{_kind_note(p)})" for p in projections]
         lines.append(f"  layer {layer:>3}: {', '.join(parts)}")
     lines.append(f"LoRA r={rank} on {len(resolved.projections)} modules: "
                  f"{resolved.trainable_parameters(rank):,} trainable parameters")
@@ -126,3 +133,7 @@ def describe_plan(resolved: Resolved, rank: int) -> str:
         lines.append(f"cross-check: peft's default targets for {arch.model_type} ({', '.join(arch.peft_defaults)}) are "
                      f"{'among' if agree else 'NOT all among'} the projections found here")
     return "\n".join(lines)
+
+
+def _kind_note(p: Projection) -> str:
+    return {"Conv1D": ", Conv1D", "Experts": f", {p.experts} experts"}.get(p.kind, "")
