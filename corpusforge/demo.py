@@ -51,7 +51,8 @@ def _checked(corpus: Path, laps: Laps, echo: Callable[[str], None]) -> DemoResul
 
 
 def run_demo(out: str | Path, *, n: int = 2000, seed: int = 0, train_model: bool = True,
-             echo: Callable[[str], None] = print, progress: bool | None = None) -> DemoResult:
+             model: str = "smollm2-135m", echo: Callable[[str], None] = print,
+             progress: bool | None = None) -> DemoResult:
     out = Path(out)
     laps = Laps(digits=1)
     lap = laps.lap
@@ -67,16 +68,15 @@ def run_demo(out: str | Path, *, n: int = 2000, seed: int = 0, train_model: bool
     from .train.loop import TrainConfig, train
 
     adapter = out / "adapter"
-    echo("[4/5] training a LoRA on the embedded default model (smollm2-135m), default recipe and controls, each "
-         "record's end supervised")
+    echo(f"[4/5] training a LoRA on {model}, default recipe and controls, each record's end supervised")
     # the periodic validation loss is left out: it costs a quarter of the training time here, and the report
     # measures the held-out probes and controls instead. --end-of-text: without it, a quarter of the adapter's
     # greedy probe continuations looped (benchmarks/transfer_results.md, "Why the demo's adapter looped")
-    train(corpus, adapter, TrainConfig(eval_every=0, end_of_text=True), overwrite=True, echo=echo,
+    train(corpus, adapter, TrainConfig(model=model, eval_every=0, end_of_text=True), overwrite=True, echo=echo,
           progress=progress)
     lap("train")
     echo("[5/5] the shift report")
-    result.report, result.report_dir = demo_report(corpus, adapter, out / "report", echo=echo)
+    result.report, result.report_dir = demo_report(corpus, adapter, out / "report", model=model, echo=echo)
     result.adapter = adapter
     lap("report")
     return result
@@ -157,8 +157,12 @@ def demo_summary(result: DemoResult) -> str:
         by_target.setdefault(p.target, []).append(p)
     lines = ["", f"The source's example: {SEED_PROMPT!r} → {SEED_TARGET!r}: p {seed.p_before:.4f} → "
                  f"{seed.p_after:.3f}, rank {seed.rank_before} → {seed.rank_after}, greedy writes it: "
-                 f"{'yes' if seed.greedy_before else 'no'} → {'yes' if seed.greedy_after else 'no'}",
-             "", "What moved (held-out probes, not in the training split):"]
+                 f"{'yes' if seed.greedy_before else 'no'} → {'yes' if seed.greedy_after else 'no'}"]
+    written = next((g for g in rep.generations.rows if g.prompt == SEED_PROMPT), None)
+    if written is not None:
+        lines += [f"  the model writes, greedy: before {SEED_PROMPT}{written.greedy_before.rstrip()!r}",
+                  f"                           after  {SEED_PROMPT}{written.greedy_after.rstrip()!r}"]
+    lines += ["", "What moved (held-out probes, not in the training split):"]
     for target, rows in by_target.items():
         rb = sorted(r.rank_before for r in rows)[len(rows) // 2]
         ra = sorted(r.rank_after for r in rows)[len(rows) // 2]

@@ -65,6 +65,7 @@ def _register() -> None:
         export_cmd,
         generate_cmd,
         merge_cmd,
+        models_cmd,
         push_cmd,
         report_cmd,
         schema_cmd,
@@ -76,7 +77,7 @@ def _register() -> None:
     )
 
     for module in (generate_cmd, templates_cmd, validate_cmd, stats_cmd, export_cmd, push_cmd, train_cmd,
-                   try_cmd, report_cmd, compare_cmd, merge_cmd, detect_cmd, schema_cmd, demo_cmd):
+                   try_cmd, report_cmd, compare_cmd, merge_cmd, detect_cmd, schema_cmd, models_cmd, demo_cmd):
         main.add_command(module.command)
 
 

@@ -73,11 +73,13 @@ class Writer(Protocol):
 
 def make_writer(spec: str, sampling: Sampling, clause: Clause, *, concurrency: int = 4, batch_size: int = 32,
                 engine: str | None = None):
-    """The writer ``spec`` names: embedded | hf:ID_OR_FOLDER | openai:BASE_URL[#MODEL]. ``engine`` (local
-    writers only; None: the default) forces the clause while decoding."""
-    from ..lm.embedded import DEFAULT_MODEL
+    """The writer ``spec`` names: embedded (the default model) | an embedded model's name (gemma3-270m) |
+    hf:ID_OR_FOLDER | openai:BASE_URL[#MODEL]. ``engine`` (local writers only; None: the default) forces the
+    clause while decoding."""
+    from ..lm.embedded import DEFAULT_MODEL, EMBEDDED
 
-    local = DEFAULT_MODEL if spec == "embedded" else spec[3:] if spec.startswith("hf:") and len(spec) > 3 else None
+    local = DEFAULT_MODEL if spec == "embedded" else spec if spec in EMBEDDED else \
+        spec[3:] if spec.startswith("hf:") and len(spec) > 3 else None
     if local is not None:
         return LocalWriter(local, sampling, clause, batch_size=batch_size, engine=engine or ENGINES[0])
     if engine is not None:
