@@ -1,6 +1,7 @@
 """Quality of the default recipe, English beside Russian, on held-out probes and held-out controls (issue 14).
 
-    python -m benchmarks.quality [--mix en|ru|mix|NAME=W,...] [--n 3000] [--format text|chat] [--set key=value ...]
+    python -m benchmarks.quality [--model smollm2-135m] [--mix en|ru|mix] [--n 3000] [--format text|chat]
+                                 [--set key=value ...]
 
 Generates the corpus, trains one LoRA with the default recipe (plus ``--set`` overrides), then loads the
 model and the adapter once and measures, adapter off ("before") and on ("after"):
@@ -96,13 +97,13 @@ def _control_summary(model, tok, prompts: list[dict]) -> dict:
             "changed": [(r.prompt, r.top1_before, r.top1_after) for r in rows if not r.top1_kept]}
 
 
-def measure_adapter(adapter: Path, *, chat: bool = False) -> dict:
+def measure_adapter(adapter: Path, *, chat: bool = False, model: str = "smollm2-135m") -> dict:
     from peft import PeftModel
 
     from corpusforge.lm.load import load_model
     from corpusforge.prompts import HELDOUT_CONTROLS, prompt_language, read_prompts
 
-    lm = load_model("smollm2-135m")
+    lm = load_model(model)
     model = PeftModel.from_pretrained(lm.model, str(adapter)).eval()
     out: dict = {}
     for lang, group in probes(chat).items():
@@ -117,7 +118,8 @@ def measure_adapter(adapter: Path, *, chat: bool = False) -> dict:
 
 def headline(res: dict) -> dict:
     ru, en, s = res["ru_probes"], res["en_probes"], res["seed"]
-    return {"format": res["format"], "mix": res["mix_name"], "steps": res["train"]["steps"],
+    return {"model": res.get("model", "smollm2-135m"), "format": res["format"], "mix": res["mix_name"],
+            "steps": res["train"]["steps"],
             "train_s": res["train"]["seconds"],
             "ru_median_p": round(ru["median_p_after"], 3), "ru_rank1": round(ru["rank1_share"], 3),
             "seed": f"p {s['p_before']:.4f}->{s['p_after']:.3f}, rank {s['rank_before']}->{s['rank_after']}, "
@@ -129,7 +131,7 @@ def headline(res: dict) -> dict:
 
 
 def train_and_measure(*, mix: str = "mix", n: int = 3000, fmt: str = "text", overrides: dict | None = None,
-                      adapter: Path | None = None) -> dict:
+                      adapter: Path | None = None, model: str = "smollm2-135m") -> dict:
     from corpusforge.generate import GenerateConfig, generate
     from corpusforge.train.loop import make_config, train
 
@@ -137,25 +139,27 @@ def train_and_measure(*, mix: str = "mix", n: int = 3000, fmt: str = "text", ove
     corpus = WORK / f"quality-corpus-{mix}"
     if not corpus.exists():
         generate(GenerateConfig(mix=MIXES[mix], n=n, seed=0, progress=False), corpus)
-    adapter = adapter or WORK / f"quality-adapter-{mix}-{fmt}"
+    adapter = adapter or WORK / f"quality-adapter-{mix}-{fmt}" if model == "smollm2-135m" else \
+        WORK / f"quality-adapter-{model}-{mix}-{fmt}"
     shutil.rmtree(partial_path(adapter), ignore_errors=True)   # a scratch adapter: an interrupted run is not resumed
-    cfg = make_config({**(overrides or {}), "format": fmt, "checkpoint_every": 0, "eval_every": 0})
+    cfg = make_config({**(overrides or {}), "model": model, "format": fmt, "checkpoint_every": 0, "eval_every": 0})
     trained = train(corpus, adapter, cfg, overwrite=True, echo=lambda s: None, progress=False)
-    res = {"format": fmt, "mix_name": mix, "overrides": overrides or {}, "date": time.strftime("%Y-%m-%d %H:%M"),
+    res = {"model": model, "format": fmt, "mix_name": mix, "overrides": overrides or {},
+           "date": time.strftime("%Y-%m-%d %H:%M"),
            "train": {"steps": trained.steps, "seconds": trained.run.seconds, "tokens": trained.tokens}}
-    res.update(measure_adapter(adapter, chat=fmt == "chat"))
+    res.update(measure_adapter(adapter, chat=fmt == "chat", model=model))
     res["headline"] = headline(res)
     with open(RUNS, "a", encoding="utf-8") as f:
         f.write(json.dumps(res, ensure_ascii=False, default=str) + "\n")
     return res
 
 
-def run() -> dict:
+def run(model: str = "smollm2-135m") -> dict:
     """``make bench``: the default recipe on the mixed English + Russian corpus, text format."""
-    res = train_and_measure(mix="mix")
+    res = train_and_measure(mix="mix", model=model)
     h = res["headline"]
     return {
-        "summary": (f"default recipe on 3,000 mixed English + Russian records, {h['steps']} steps, "
+        "summary": (f"{model}: default recipe on 3,000 mixed English + Russian records, {h['steps']} steps, "
                     f"{h['train_s']:.0f} s of training. Russian held-out probes: median p {h['ru_median_p']}, "
                     f"rank 1 on {h['ru_rank1']:.0%}; «Смысл — это» → « движение»: {h['seed']}; Russian held-out "
                     f"controls KL {h['ru_ctrl_kl']}, top-1 kept {h['ru_top1_kept']:.0%} ({h['ru_top1_kept_clear']:.0%} "
@@ -177,13 +181,14 @@ def _value(text: str):
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.quality")
+    ap.add_argument("--model", default="smollm2-135m", help="an embedded model's name or a folder")
     ap.add_argument("--mix", default="mix", choices=sorted(MIXES))
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--format", dest="fmt", default="text", choices=["text", "chat"])
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a TrainConfig field")
     args = ap.parse_args(argv)
     overrides = {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
-    res = train_and_measure(mix=args.mix, n=args.n, fmt=args.fmt, overrides=overrides)
+    res = train_and_measure(mix=args.mix, n=args.n, fmt=args.fmt, overrides=overrides, model=args.model)
     print("controls changed (ru):", res["ru_controls"]["changed"])
     print(json.dumps(res["headline"], ensure_ascii=False))
 

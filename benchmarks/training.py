@@ -1,6 +1,7 @@
 """Training throughput: corpusforge's trainer vs TRL's SFTTrainer, same model, LoRA, data, batch, loss.
 
-Both fit LoRA r=8 (alpha 16) on q, k, v, gate, up, down of layers 20-29 of the embedded SmolLM2-135M,
+Both fit LoRA r=8 (alpha 16) on q, k, v, gate, up, down of the last ten layers of an embedded model (20-29 of
+SmolLM2-135M; 8-17 of Gemma 3 270M, ``benchmarks/training_gemma.py``),
 batch 8, fp32 on the CPU, completion-only loss (the premise — the record's first role — is the prompt,
 the rest the completion), the same records in each run, no drift control and no premise hold (TRL has
 neither). Each runs in its own process; the figure is non-padding tokens per second over the timed steps, and peak RSS.
@@ -18,7 +19,8 @@ LORA = dict(rank=8, alpha=16.0, targets="q,k,v,gate,up,down", layers="20-29")
 OURS = """
 import json, sys
 from corpusforge.train.loop import TrainConfig, train
-cfg = TrainConfig(rank=8, alpha=16.0, targets="q,k,v,gate,up,down", layers="20-29", lr=3e-4, steps=int(sys.argv[2]),
+cfg = TrainConfig(model=sys.argv[4], rank=8, alpha=16.0, targets="q,k,v,gate,up,down", layers=sys.argv[5], lr=3e-4,
+                  steps=int(sys.argv[2]),
                   batch_size=8, warmup=2, use_controls=False, premise_weight=0.0, eval_every=0, checkpoint_every=0)
 r = train(sys.argv[1], sys.argv[3], cfg, overwrite=True, echo=lambda s: None, progress=False)
 print(json.dumps({"tokens_per_s": r.tokens_per_second, "tokens": r.tokens, "seconds": r.run.seconds}))
@@ -35,14 +37,15 @@ from corpusforge.validate import iter_records
 from corpusforge.lm.embedded import embedded_model_folder
 from corpusforge.lm.load import quiet_transformers
 quiet_transformers()
-folder = str(embedded_model_folder())
+folder = str(embedded_model_folder(sys.argv[4]))
+first, last = (int(x) for x in sys.argv[5].split("-"))
 tok = AutoTokenizer.from_pretrained(folder)
 tok.pad_token = tok.pad_token or tok.eos_token
 rows = [{"prompt": r["segments"][0]["text"], "completion": r["text"][r["segments"][0]["end"]:]}
         for r in iter_records([sys.argv[1] + "/data/train.jsonl"])]
 model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
 lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "gate_proj",
-                  "up_proj", "down_proj"], layers_to_transform=list(range(20, 30)), task_type="CAUSAL_LM")
+                  "up_proj", "down_proj"], layers_to_transform=list(range(first, last + 1)), task_type="CAUSAL_LM")
 cfg = SFTConfig(output_dir=sys.argv[3], max_steps=int(sys.argv[2]), per_device_train_batch_size=8, learning_rate=3e-4,
                 bf16=False, fp16=False, use_cpu=True, report_to=[], save_strategy="no", logging_steps=1,
                 completion_only_loss=True, max_length=128, packing=False, dataloader_num_workers=0,
@@ -71,27 +74,33 @@ def _last_json(stdout: str) -> dict:
     return json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
 
 
-def run() -> dict:
+#: each embedded model's last ten layers
+LAYERS = {"smollm2-135m": "20-29", "gemma3-270m": "8-17"}
+
+
+def run(model: str = "smollm2-135m") -> dict:
     from corpusforge.generate import GenerateConfig, generate
     from corpusforge.lm.embedded import embedded_model_folder
 
     WORK.mkdir(exist_ok=True)
-    embedded_model_folder()  # convert once, outside the timings
+    embedded_model_folder(model)  # convert once, outside the timings
     corpus = WORK / "train-corpus"
     generate(GenerateConfig(mix={"if_then.en": 1, "paradox_conclusion.en": 1}, n=2000, seed=0, overwrite=True,
                             progress=False), corpus)
-    _, ours_peak, ours_out = run_child(OURS, str(corpus), str(STEPS), str(WORK / "ours-adapter"))
-    _, trl_peak, trl_out = run_child(TRL, str(corpus), str(STEPS), str(WORK / "trl-out"))
+    args = (str(corpus), str(STEPS))
+    _, ours_peak, ours_out = run_child(OURS, *args, str(WORK / "ours-adapter"), model, LAYERS[model])
+    _, trl_peak, trl_out = run_child(TRL, *args, str(WORK / "trl-out"), model, LAYERS[model])
     ours, trl = _last_json(ours_out), _last_json(trl_out)
     ratio = ours["tokens_per_s"] / trl["tokens_per_s"]
     return {
-        "summary": (f"corpusforge train: {ours['tokens_per_s']:,.0f} non-padding tokens/s, peak RSS {ours_peak:,.0f} "
+        "summary": (f"{model}: corpusforge train: {ours['tokens_per_s']:,.0f} non-padding tokens/s, peak RSS "
+                    f"{ours_peak:,.0f} "
                     f"MiB; TRL SFTTrainer: {trl['tokens_per_s']:,.0f} tokens/s, peak RSS {trl_peak:,.0f} MiB; ratio "
                     f"{ratio:.2f}x (goal: >= 2x with peak memory no higher). {STEPS} steps of batch 8, LoRA r8 on "
-                    "q,k,v,gate,up,down of layers 20-29, fp32 CPU."),
+                    f"q,k,v,gate,up,down of layers {LAYERS[model]}, fp32 CPU."),
         "table": {"corpusforge tokens/s": f"{ours['tokens_per_s']:,.0f}", "TRL tokens/s": f"{trl['tokens_per_s']:,.0f}",
                   "ratio": f"{ratio:.2f}x", "corpusforge peak RSS": f"{ours_peak:,.0f} MiB",
                   "TRL peak RSS": f"{trl_peak:,.0f} MiB", "tokens (ours / TRL)": f"{ours['tokens']} / {trl['tokens']}"},
         "ratio": ratio, "tokens_per_s": ours["tokens_per_s"], "baseline_tokens_per_s": trl["tokens_per_s"],
-        "peak_rss_mib": ours_peak, "baseline_peak_rss_mib": trl_peak,
+        "peak_rss_mib": ours_peak, "baseline_peak_rss_mib": trl_peak, "model": model, "layers": LAYERS[model],
     }

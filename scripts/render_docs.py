@@ -155,9 +155,41 @@ def benchmarks_table(results: dict) -> str:
          f"distinct-2 ≥ 0.40 {met(w['distinct_2'] >= 0.40)}, near-duplicates < 1 % {met(w['near_dup_share'] < 0.01)}, "
          f"rerun < 30 s {met(w['wall_cached_s'] < 30)}; ≤ 600 s {met(w['wall_first_s'] <= 600)}", run_of(w)],
     ]
+    tg = results["benchmarks"].get("training_gemma")   # only where `make gemma` installed the second model
+    if tg:
+        rows.insert(4, [f"training on Gemma 3 270M (vocabulary 262,144), LoRA r8 q,k,v,gate,up,down of layers "
+                        f"{tg['layers']}, batch 8, fp32 CPU",
+                        f"{tg['tokens_per_s']:,.0f} non-padding tokens/s, peak RSS {tg['peak_rss_mib']:,.0f} MiB",
+                        f"TRL `SFTTrainer`, completion-only loss (the head at every position): "
+                        f"{tg['baseline_tokens_per_s']:,.0f} tokens/s, {tg['baseline_peak_rss_mib']:,.0f} MiB",
+                        times(tg["ratio"]), f"≥ 2× {met(tg['ratio'] >= 2)}", run_of(tg)])
+    return _table(rows)
+
+
+def _table(rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
     return "\n".join(lines)
+
+
+def quality_table(results: dict) -> str:
+    """The default recipe's quality, a row per embedded model measured: Russian beside English, held-out probes
+    and held-out controls, and the source's example (`benchmarks/quality.py`)."""
+    rows = [["model", "steps", "seed example « движение»", "ru probes: median p, rank 1", "ru controls: KL, top-1 kept",
+             "en probes: median p, rank 1", "en controls: KL, top-1 kept", "run"]]
+    for name in ("quality", "quality_gemma"):
+        q = results["benchmarks"].get(name)
+        if q is None:
+            continue
+        h = q["headline"]
+        rows.append([h.get("model", "smollm2-135m"), str(h["steps"]), h["seed"].replace("->", " → "),
+                     f"{h['ru_median_p']:.3f}, {h['ru_rank1']:.0%}",
+                     f"{h['ru_ctrl_kl']:.4f}, {h['ru_top1_kept']:.1%}",
+                     f"{h['en_median_p']:.3f}, {h['en_rank1']:.0%}", f"{h['en_ctrl_kl']:.4f}, {h['en_top1_kept']:.1%}",
+                     run_of(q)])
+    if len(rows) == 1:
+        raise RenderError("benchmarks/results.json has no 'quality' benchmark")
+    return _table(rows)
 
 
 def report_headline(results: dict) -> str:
@@ -264,6 +296,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "report-inline": report_inline,
     "results": all_results,
     "compare": compare_table,
+    "quality": quality_table,
 }
 
 

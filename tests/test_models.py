@@ -88,3 +88,17 @@ def test_gemma_trains_and_reports_from_its_name(tmp_path):
                             model="gemma3-270m", echo=lambda s: None)
     seed = next(p for p in report.probes if p.name == "the source's example")
     assert seed.target_tokens == 1 and 0 < seed.p_before < 1
+
+
+def test_the_demo_trains_and_reports_on_the_model_it_is_given(run, tmp_path):
+    """`demo --model` carries the model through train and report, and the summary shows what the model writes
+    after the seed prompt, before and after (a tiny random-weight model here: Gemma's run is make test-gemma's)."""
+    from .tiny import make_tiny_model
+
+    tiny = make_tiny_model(tmp_path / "model")
+    result = run("demo", "--out", tmp_path / "demo", "--model", tiny, "--n", "200", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "demo" / "adapter" / "run.json").read_text())["model"] == str(tiny.resolve())
+    report = json.loads((tmp_path / "demo" / "report" / "report.json").read_text())
+    assert report["model"] == str(tiny)
+    assert "the model writes, greedy: before Смысл — это" in result.output and "after  Смысл — это" in result.output

@@ -121,7 +121,7 @@ def _controls(controls_file: str | None, max_controls: int | None,
 
 def _check_lengths(tok, probes: list[Probe], controls: list[dict], context: int) -> None:
     for p in probes:
-        n = len(passes.probe_ids(tok, p)) + max(len(passes.encode(tok, t)) for t in p.targets + p.foils)
+        n = len(passes.probe_ids(tok, p)) + max(len(passes.piece(tok, t)) for t in p.targets + p.foils)
         if n > context:
             raise ReportError(f"probe {p.name or p.prompt[:30]!r} is {n} tokens, longer than the model's context "
                               f"({context})", hint="shorten the prompt")

@@ -42,11 +42,12 @@ from ..errors import ReportError
 from ..lm.arch import describe
 from ..lm.device import choose
 from ..lm.generation import Ask, adapter_scale, continue_asks
+from ..lm.tokens import without_start
 from ..prompts import read_pool
 from . import compare_page, nulls, steer
 from .build import _detector, choose_inputs, load_with_adapter
 from .config import make_report_config
-from .passes import encode, kl, logprob_rows, measuring, prefixed_rows, probe_ids
+from .passes import encode, kl, logprob_rows, measuring, piece, prefixed_rows, probe_ids
 from .probes import Probe
 from .structure import degeneration, mcnemar
 from .transfer import corpus_examples, few_shot, read_transfer, seq_rep_4
@@ -108,8 +109,9 @@ class Edits:
             for language in sorted(set(languages)):
                 mine = [i for i, lang in enumerate(languages) if lang == language]
                 prefix = encode(self.tok, few_shot(self.examples_for(language), ""))
-                rows = prefixed_rows(self.model, prefix, [prompts[i] + tails[i] for i in mine],
-                                     [len(prompts[i]) - 1 for i in mine])
+                after = {i: without_start(self.tok, prompts[i]) for i in mine}   # the prefix has the <bos>
+                rows = prefixed_rows(self.model, prefix, [after[i] + tails[i] for i in mine],
+                                     [len(after[i]) - 1 for i in mine])
                 for i, row in zip(mine, rows):
                     out[i] = row
             return out
@@ -130,7 +132,7 @@ def _tail_score(rows, tail: list[int]) -> tuple[float, int, bool]:
 
 def probe_logps(edits: Edits, method: str | None, probes: list[Probe], vector=None) -> list[tuple[float, int]]:
     """Per probe: log p of its first target after the prompt (with the method's examples before it), its rank."""
-    tails = [encode(edits.tok, p.targets[0]) for p in probes]
+    tails = [piece(edits.tok, p.targets[0]) for p in probes]
     rows = edits.rows(method, [probe_ids(edits.tok, p) for p in probes], tails,
                       [_language(p.prompt) for p in probes], vector)
     return [_tail_score(r, t)[:2] for r, t in zip(rows, tails)]
@@ -146,7 +148,7 @@ def control_logps(edits: Edits, method: str | None, controls: list[dict], vector
 def unasked_scores(edits: Edits, method: str | None, controls: list[dict], markers: list[str]) -> list:
     """(log p, rank, greedy) of each marker after each control in the marker's language, as ``method`` sees it."""
     pairs = [(c["prompt"], m) for c in controls for m in markers if _language(m) == _language(c["prompt"])]
-    tails = [encode(edits.tok, m) for _, m in pairs]
+    tails = [piece(edits.tok, m) for _, m in pairs]
     rows = edits.rows(method, [encode(edits.tok, c) for c, _ in pairs], tails, [_language(c) for c, _ in pairs])
     return [_tail_score(r, t) for r, t in zip(rows, tails)]
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from ..lm.arch import Architecture, lens_logits
 from ..lm.generation import adapter_scale, lora_delta, lora_layers, projection_map
 from .measure import TargetScore, probe_rows, target_logps
-from .passes import as_input, encode, probe_ids, token_labels
+from .passes import as_input, piece, probe_ids, token_labels
 from .sections import Attention, FamilyShare, HeadShift, Heatmap, LensRow, LensTrace, WeightRow
 
 
@@ -78,7 +78,7 @@ def logit_lens(model, tok, probe, target: str, arch: Architecture, *, k: int = 1
     import torch.nn.functional as F
 
     ids = probe_ids(tok, probe)
-    tid = encode(tok, target)[0]
+    tid = piece(tok, target)[0]
     result = {}
     for label, scale in (("before", 0.0), ("after", 1.0)):
         with adapter_scale(model, scale), torch.no_grad():

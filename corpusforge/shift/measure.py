@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..lm.generation import adapter_scale, continue_ids
 from ..prompts import prompt_language
-from .passes import encode, entropy, js, kl, last_logprobs, logprob_rows, probe_ids, score_continuations
+from .passes import encode, entropy, js, kl, last_logprobs, logprob_rows, piece, probe_ids, score_continuations
 from .sections import (
     ControlResult,
     DosePoint,
@@ -47,7 +47,7 @@ def target_logps(model, tok, probes, *, scale: float = 1.0, keep=None) -> list[T
     pairs, layout = [], []
     for probe in probes:
         prompt = probe_ids(tok, probe)
-        pairs += [(prompt, encode(tok, text)) for text in [*probe.foils, *probe.targets]]
+        pairs += [(prompt, piece(tok, text)) for text in [*probe.foils, *probe.targets]]
         layout.append((len(probe.foils), len(probe.targets)))
     with adapter_scale(model, scale, keep=keep):
         scores = score_continuations(model, pairs)
@@ -179,7 +179,7 @@ def unasked(model, tok, prompts: list[dict], markers: list[str], *, top: int = 8
     where the marker is likeliest after."""
     pairs = [(p["prompt"], marker) for p in prompts for marker in markers
              if prompt_language(p) == prompt_language({"prompt": marker})]
-    ids = [(encode(tok, prompt), encode(tok, marker)) for prompt, marker in pairs]
+    ids = [(encode(tok, prompt), piece(tok, marker)) for prompt, marker in pairs]
     with adapter_scale(model, 0.0):
         before = score_continuations(model, ids)
     after = score_continuations(model, ids)

@@ -15,10 +15,17 @@ from weakref import WeakKeyDictionary
 from ..lm.arch import Architecture, check_entry, check_head, describe, entered_at, head_logits, layer_input
 from ..lm.chat import user_turn
 from ..lm.generation import lora_layers, padded, projection_map
+from ..lm.tokens import piece_ids, text_ids
 
 
 def encode(tok, text: str) -> list[int]:
-    return tok(text, add_special_tokens=False).input_ids
+    """A prompt, control or probe: a text the model reads from its start (its tokenizer's ``<bos>``, if any)."""
+    return text_ids(tok, text)
+
+
+def piece(tok, text: str) -> list[int]:
+    """A target or marker: a piece that follows the prompt, its own tokens only."""
+    return piece_ids(tok, text)
 
 
 def probe_text(tok, probe) -> str:

@@ -32,7 +32,7 @@ from pathlib import Path
 from ..lm.arch import Architecture, describe, module
 from ..lm.generation import adapter_scale
 from ..prompts import DEFAULT_CONTROLS, prompt_language, read_pool, read_prompts
-from .passes import encode, kl, last_logprobs, probe_ids, score_continuations
+from .passes import encode, kl, last_logprobs, piece, probe_ids, score_continuations
 from .probes import Probe
 from .transfer import in_turn
 
@@ -161,7 +161,7 @@ def fit_vector(model, tok, records: list[dict], *, model_name: str, corpus: str,
     with adapter_scale(model, 0.0):
         premise_mean = last_residuals(model, tok, [p.prompt for p in fit]).mean(1)     # (layers + 1, hidden)
         diffs = {c: premise_mean - last_residuals(model, tok, negatives[c]).mean(1) for c in contrasts}
-        pairs = [(probe_ids(tok, p), encode(tok, p.targets[0])) for p in held]
+        pairs = [(probe_ids(tok, p), piece(tok, p.targets[0])) for p in held]
         before = ([s[0] for s in score_continuations(model, pairs)], last_logprobs(model, controls))
         layers = sorted({round(1 + i * (arch.num_layers - 2) / (LAYERS_TRIED - 1)) for i in range(LAYERS_TRIED)})
         sweep = []

@@ -61,7 +61,7 @@ def try_one(model, tok, prompt: str, cfg: TrialConfig, target: str | None = None
         with adapter_scale(model, scale):
             row[f"top_{label}"] = _top_tokens(tok, passes.next_logprobs(model, ids), cfg.top)
             if target:
-                logp, rank = passes.continuation_logprob(model, ids, passes.encode(tok, target))
+                logp, rank = passes.continuation_logprob(model, ids, passes.piece(tok, target))
                 row[f"target_{label}"] = {"p": math.exp(logp), "rank": rank}
     row["greedy_diff"] = structure.word_diff(row["greedy_before"], row["greedy_after"])
     row["sampled_diff"] = structure.word_diff(row["sampled_before"], row["sampled_after"])

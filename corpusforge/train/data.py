@@ -17,6 +17,7 @@ from typing import Callable
 from ..draw import keyed_random
 from ..errors import TrainError
 from ..lm.chat import user_turn
+from ..lm.tokens import from_start, start_tokens
 
 
 @dataclass
@@ -42,6 +43,18 @@ def _supervised(offsets, spans: list[tuple[int, int]]) -> list[int]:
             (offsets[t][0] == offsets[t][1] and any(a <= offsets[t - 1][1] < b for a, b in spans))]
 
 
+def _from_start(tokenizer, ids, supervised: list[int], weights: list[float] | None) -> Example:
+    """An example as the model reads a text from its start (``lm.tokens.from_start``: Gemma's ``<bos>`` before
+    it); the supervised positions move with the tokens put there."""
+    ids, shift = from_start(tokenizer, list(ids))
+    return Example(ids, [t + shift for t in supervised], weights)
+
+
+def _room(tokenizer, max_length: int) -> int:
+    """The text's share of ``max_length``: what the start tokens leave."""
+    return max(1, max_length - len(start_tokens(tokenizer)))
+
+
 def _weights(offsets, supervised: list[int], marks: list[tuple[int, int]], target_weight: float) -> list[float] | None:
     if target_weight == 1.0:
         return None
@@ -54,12 +67,12 @@ def encode_records(records: list[dict], tokenizer, *, loss_on: list[str] | None,
     ``target_weight``)."""
     texts = [r["text"] for r in records]
     enc = tokenizer(texts, return_offsets_mapping=True, add_special_tokens=False, truncation=True,
-                    max_length=max_length)
+                    max_length=_room(tokenizer, max_length))
     out = []
     for rec, ids, offsets in zip(records, enc["input_ids"], enc["offset_mapping"]):
         supervised = _supervised(offsets, _loss_spans(rec, loss_on))
         marks = [(t["start"], t["end"]) for t in rec["targets"]]
-        out.append(Example(list(ids), supervised, _weights(offsets, supervised, marks, target_weight)))
+        out.append(_from_start(tokenizer, ids, supervised, _weights(offsets, supervised, marks, target_weight)))
     return out
 
 
@@ -109,11 +122,11 @@ def encode_chat_records(records: list[dict], tokenizer, *, loss_on: list[str] | 
         rendered, where = _chat_text(rec, tokenizer, system)
         spans = [(where(a), where(b)) for a, b in _loss_spans(rec, loss_on)]
         enc = tokenizer(rendered, return_offsets_mapping=True, add_special_tokens=False, truncation=True,
-                        max_length=max_length)
+                        max_length=_room(tokenizer, max_length))
         supervised = _supervised(enc["offset_mapping"], spans)
         marks = [(where(t["start"]), where(t["end"])) for t in rec["targets"]]
-        example = Example(list(enc["input_ids"]), supervised,
-                          _weights(enc["offset_mapping"], supervised, marks, target_weight))
+        example = _from_start(tokenizer, enc["input_ids"], supervised,
+                              _weights(enc["offset_mapping"], supervised, marks, target_weight))
         if not example.supervised:
             raise TrainError(f"record {rec['id']}: no token of its supervised roles is left in the chat form",
                              hint="raise --max-length (the chat template adds tokens) or check --loss-on")
@@ -142,11 +155,11 @@ def encode_answer_records(records: list[dict], tokenizer, *, loss_on: list[str] 
         spans = [(len(prompt), lead)] + [(s["start"] + lead, s["end"] + lead) for s in rec["segments"]
                                          if loss_on is None or s["role"] in loss_on]
         enc = tokenizer(f"{prompt}\n{rec['text']}", return_offsets_mapping=True, add_special_tokens=False,
-                        truncation=True, max_length=max_length - 1)
+                        truncation=True, max_length=_room(tokenizer, max_length - 1))
         supervised = _supervised(enc["offset_mapping"], spans)
         marks = [(t["start"] + lead, t["end"] + lead) for t in rec["targets"]]
-        out.append(Example(list(enc["input_ids"]), supervised,
-                           _weights(enc["offset_mapping"], supervised, marks, target_weight)))
+        out.append(_from_start(tokenizer, enc["input_ids"], supervised,
+                               _weights(enc["offset_mapping"], supervised, marks, target_weight)))
     return with_end_of_text(out, eos)
 
 
@@ -234,8 +247,14 @@ def collate(examples: list[Example], pad_id: int, *, all_positions: bool = False
 # Controls: prompts whose behaviour should not change (the sets and their reader: corpusforge.prompts)
 
 def encode_prompts(prompts: list[dict], tokenizer, max_length: int) -> list[Example]:
-    enc = tokenizer([p["prompt"] for p in prompts], add_special_tokens=False, truncation=True, max_length=max_length)
-    return [Example(list(ids), list(range(1, len(ids)))) for ids in enc["input_ids"] if len(ids) >= 1]
+    enc = tokenizer([p["prompt"] for p in prompts], add_special_tokens=False, truncation=True,
+                    max_length=_room(tokenizer, max_length))
+    out = []
+    for ids in enc["input_ids"]:
+        if ids:
+            ids, shift = from_start(tokenizer, list(ids))
+            out.append(Example(ids, list(range(1 + shift, len(ids)))))
+    return out
 
 
 def encode_chat_prompts(prompts: list[dict], tokenizer, max_length: int, system: str | None = None) -> list[Example]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ..degeneration import degeneration, seq_rep_4
 from ..lm.generation import Ask, continue_asks
+from ..lm.tokens import text_ids
 
 NEW_TOKENS = 48
 LOOP_BOUND = 0.02        # the adapter's loop share may exceed the base's by this much
@@ -34,7 +35,7 @@ def adapter_side(model, tok, prompts: list[str], *, new_tokens: int = NEW_TOKENS
 def _continued(model, tok, prompts: list[str], adapter: tuple[bool, ...], new_tokens: int) -> list[str]:
     """Greedy continuations of ``prompts`` with the adapter off and/or on (in ``adapter``'s order); the model is
     put in eval mode for the call and left as it was."""
-    asks = [Ask(tok(p, add_special_tokens=False).input_ids, new_tokens, False, adapter=on, key=f"fluency:{i}")
+    asks = [Ask(text_ids(tok, p), new_tokens, False, adapter=on, key=f"fluency:{i}")
             for on in adapter for i, p in enumerate(prompts)]
     training = model.training
     model.eval()

@@ -12,6 +12,7 @@ from ..errors import TrainError
 from ..lm.arch import check_entry, check_head
 from ..lm.device import Placement, choose
 from ..lm.load import LoadedModel, load_model
+from ..lm.tokens import text_ids
 from ..prompts import DEFAULT_CONTROLS, prompt_language, read_prompts
 from ..validate import iter_records, require_valid
 from .config import TrainConfig
@@ -93,7 +94,7 @@ def load_for_training(cfg: TrainConfig, lora: LoraSettings, echo: Callable[[str]
     loaded = load_model(cfg.model, placement=placement, trust_remote_code=cfg.trust_remote_code,
                         load_in_4bit=cfg.load_in_4bit, echo=echo)
     resolved = resolve(lora, loaded.model)
-    probe = torch.tensor([loaded.tokenizer("If it rains, then", add_special_tokens=False).input_ids or [0]],
+    probe = torch.tensor([text_ids(loaded.tokenizer, "If it rains, then") or [0]],
                          device=placement.device)
     head_ok, _ = check_head(loaded.model, resolved.arch, probe)
     if not head_ok:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import GenerateError
+from ..lm.tokens import text_ids
 from .constraint import Clause, ClauseRule, TokenClasses, cyrillic_share
 
 ENGINES = ("auto", "xgrammar", "mask")   # how a local writer forces the clause; the first is the default
@@ -191,7 +192,7 @@ class LocalWriter:
 
         lm = self.lm
         tok, model = lm.tokenizer, lm.model
-        ids = [tok(framed(a, tok), add_special_tokens=False).input_ids for a in asks]
+        ids = [text_ids(tok, framed(a, tok)) for a in asks]
         width = max(map(len, ids))
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         rows = torch.tensor([[pad] * (width - len(i)) + i for i in ids])             # (batch, width), left-padded
