@@ -365,19 +365,19 @@ def test_a_real_openai_compatible_server_that_ignores_the_constraint_gives_the_s
         os.environ["CORPUSFORGE_API_KEY"] = "any-key"
         try:
             result = write_corpus(WriteConfig(writer=f"openai-chat:http://127.0.0.1:{port}#smol",
-                                              mix={"if_then.en": 1}, n=2, seed=0, max_new_tokens=48,
+                                              mix={"if_then.en": 1}, n=1, seed=0, max_new_tokens=48,
                                               cache=str(tmp_path / "cache"), batch_size=4), tmp_path / "c")
         finally:
             del os.environ["CORPUSFORGE_API_KEY"]
     finally:
         server.terminate()
         server.wait(timeout=30)
-    assert result.records == 2
+    assert result.records == 1      # one record: each answer is a request to a CPU server, and most are refused
     assert CliRunner().invoke(main, ["validate", str(tmp_path / "c")]).exit_code == 0
     writer = json.loads((tmp_path / "c" / "manifest.json").read_text())["writer"]
     assert writer["identity"] == {"kind": "openai-chat", "model": "smol"}
     t = result.tally
-    assert t.judged == writer["asked"] == t.asked and sum(writer["refused"].values()) <= t.judged - 2
+    assert t.judged == writer["asked"] == t.asked and sum(writer["refused"].values()) <= t.judged - 1
 
 
 def test_an_engine_is_for_a_local_writer_only():
