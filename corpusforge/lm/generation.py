@@ -38,6 +38,15 @@ def lora_layers(model):
             yield name, module
 
 
+def cache_argument(model) -> str:
+    """The keyword a forward pass takes its KV cache by: transformers 5.24 names it ``cache`` (``past_key_values``
+    goes in 5.40); 4.x knows only the old name."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
 def lora_delta(module, adapter: str):
     """One LoRA module's ΔW for one adapter, scaled: (out, in), or (experts, out, in) on fused experts."""
     return module.get_delta_weight(adapter)

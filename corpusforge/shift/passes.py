@@ -14,7 +14,7 @@ from weakref import WeakKeyDictionary
 
 from ..lm.arch import Architecture, check_entry, check_head, describe, entered_at, head_logits, layer_input
 from ..lm.chat import user_turn
-from ..lm.generation import lora_layers, padded, projection_map
+from ..lm.generation import cache_argument, lora_layers, padded, projection_map
 from ..lm.tokens import piece_ids, text_ids
 
 
@@ -98,16 +98,13 @@ def prefixed_rows(model, prefix: list[int], id_lists: list[list[int]], starts: l
     ``starts[i]`` is a position within ``id_lists[i]`` (the rows from there predict its following tokens), so
     each sequence holds at least one token. The head runs over the sequences' own positions only."""
     import copy
-    import inspect
 
     import torch
     import torch.nn.functional as F
 
     from ..lm.generation import padded
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    # transformers 5.24 names the argument ``cache`` (``past_key_values`` goes in 5.40); 4.x knows only the old name
-    name = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+    name = cache_argument(model)
     with torch.no_grad():
         cache = model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True).past_key_values
         for at in range(0, len(id_lists), batch_size):

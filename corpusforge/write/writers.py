@@ -199,8 +199,7 @@ class LocalWriter:
         mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
         rule = self.rule(clause, width, asks)
         with torch.no_grad():
-            new = model.generate(input_ids=rows, attention_mask=mask, pad_token_id=pad, do_sample=False,
-                                 max_new_tokens=self.sampling.max_new_tokens, logits_processor=[rule])[:, width:]
+            new = decode(model, rows, mask, rule, self.sampling.max_new_tokens, pad, tok.eos_token_id)
         texts: list[str | None] = []
         for prompt_ids, row in zip(ids, new.tolist()):
             if tok.eos_token_id not in row:        # ran out of tokens before its sentence ended
@@ -210,6 +209,45 @@ class LocalWriter:
             full, head = tok.decode(prompt_ids + row), tok.decode(prompt_ids)
             texts.append(full[len(head):] if full.startswith(head) else tok.decode(row))
         return texts
+
+
+def decode(model, rows, mask, rule, max_new_tokens: int, pad: int, eos: int):
+    """``generate``'s greedy loop over ``rule``'s choices (a logits processor that leaves one token a row), with
+    the rows that have ended dropped from the forward passes and from the KV cache: each later step runs only the
+    rows still writing, and a step's cost grows with its rows. The rule sees every row every step, as
+    ``generate`` shows them (an ended row's scores flat, its token the padding), so each row draws from its own
+    stream as before. Returns the new tokens, (rows, steps)."""
+    import torch
+
+    from ..lm.generation import cache_argument
+
+    name = cache_argument(model)
+    batch, width = rows.shape
+    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)        # left padding: each row from 0
+    out = model(input_ids=rows, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    cache, logits, attention = out.past_key_values, out.logits[:, -1], mask
+    active = torch.arange(batch, device=rows.device)        # the rows still writing, in the cache's order
+    at = positions[:, -1] + 1                               # each active row's next position
+    ended = torch.zeros(batch, dtype=torch.bool, device=rows.device)
+    ids = rows
+    for _ in range(max_new_tokens):
+        scores = torch.zeros((batch, logits.shape[-1]), dtype=logits.dtype, device=logits.device)
+        scores[active] = logits
+        chosen = rule(ids, scores).argmax(-1).masked_fill(ended, pad)
+        ids = torch.cat([ids, chosen[:, None]], dim=1)
+        ended |= chosen == eos
+        if bool(ended.all()):
+            break
+        still = ~ended[active]
+        if not bool(still.all()):
+            keep = still.nonzero().squeeze(1)
+            cache.batch_select_indices(keep)
+            active, attention, at = active[keep], attention[keep], at[keep]
+        attention = torch.cat([attention, attention.new_ones((len(active), 1))], dim=1)
+        out = model(input_ids=chosen[active][:, None], attention_mask=attention, position_ids=at[:, None],
+                    use_cache=True, logits_to_keep=1, **{name: cache})
+        cache, logits, at = out.past_key_values, out.logits[:, -1], at + 1
+    return ids[:, width:]
 
 
 # ---------------------------------------------------------------------------
