@@ -317,6 +317,35 @@ def test_a_random_weight_model_writes_only_clauses_and_each_row_alone_decides_it
     assert writer.identity["model_fingerprint"] == fingerprint(tiny) and writer.identity["kind"] == "local"
 
 
+@pytest.mark.parametrize("engine", ["mask", "xgrammar"])
+def test_the_decode_loop_writes_what_generate_writes(tiny, engine):
+    """writers.decode drops the rows that have ended from its forward passes; every row's tokens are still
+    generate's own, token for token (the rule sees every row, as generate shows them), for rows that end early,
+    late, or not at all within the budget."""
+    import torch
+
+    from corpusforge.lm.tokens import text_ids
+    from corpusforge.write.writers import Ask, LocalWriter, Sampling, decode, framed
+
+    writer = LocalWriter(str(tiny), Sampling(0.9, 0.95, 24), Clause(2, 6), batch_size=8, engine=engine)
+    tok, model = writer.lm.tokenizer, writer.lm.model
+    asks = [Ask(p, f"d{i}") for i, p in enumerate(["If the river freezes, then", "If it rains,",
+                                                   "Если мысль замерзает, то", "If ever a door opens at night, "
+                                                   "then"] * 2)]
+    ids = [text_ids(tok, framed(a, tok)) for a in asks]
+    width, pad = max(map(len, ids)), tok.pad_token_id
+    rows = torch.tensor([[pad] * (width - len(i)) + i for i in ids])
+    mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
+    with torch.no_grad():
+        ours = decode(model, rows, mask, writer.rule(Clause(2, 6), width, asks), 24, pad, tok.eos_token_id)
+        theirs = model.generate(input_ids=rows, attention_mask=mask, pad_token_id=pad, do_sample=False,
+                                max_new_tokens=24, logits_processor=[writer.rule(Clause(2, 6), width, asks)])
+    theirs = theirs[:, width:]
+    ended = [tok.eos_token_id in r for r in ours.tolist()]
+    assert any(ended) and len({r.index(tok.eos_token_id) for r in ours.tolist() if tok.eos_token_id in r}) > 1
+    assert ours.shape == theirs.shape and torch.equal(ours, theirs)
+
+
 @pytest.mark.slow
 def test_the_embedded_model_writes_a_corpus_every_record_of_which_validates_and_is_detected(tmp_path):
     runner = CliRunner()
