@@ -37,6 +37,7 @@ from .sections import (
     ProbeResult,
     RunInfo,
     Structure,
+    Transfer,
     Verdict,
 )
 
@@ -233,7 +234,7 @@ def _text_sections(model, tok, inputs: Inputs, echo, lap, neutral_prompts: int) 
     return out
 
 
-def _transfer_section(model, tok, inputs: Inputs, echo):
+def _transfer_section(model, tok, inputs: Inputs, echo) -> Transfer:
     from . import transfer
 
     detector = _detector(inputs.corpus, inputs.probes)
