@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,13 @@ settings.register_profile("repeatable", derandomize=True, database=None, print_b
 settings.register_profile("explore", derandomize=False, database=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 SAMPLE = ROOT / "sample_data"
+
+# The Ctrl-C tests send SIGINT to a child as a terminal sends it to its foreground job. A suite started in the
+# background by a shell without job control (`make test &` in a script) inherits SIGINT ignored, and so would
+# every child it starts: those runs would not stop. Give the children the foreground's disposition: a Python
+# handler here becomes the default one in a child at exec, where an ignored signal would stay ignored.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
