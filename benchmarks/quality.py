@@ -36,7 +36,7 @@ from .common import HERE, WORK
 
 PROBES_RU = HERE / "heldout_probes_ru.jsonl"
 RUNS = WORK / "quality_runs.jsonl"
-CLEAR_GAP = 0.1   # nats
+CLEAR_GAP = 0.1   # nats: the report's CLEAR_LEAD (corpusforge.shift.measure)
 SEED_PROMPT, SEED_TARGET = "Смысл — это", " движение"
 EN = {"if_then.en": 1.0, "paradox_conclusion.en": 1.0}
 RU = {"definition_movement.ru": 1.0, "if_then.ru": 1.0, "paradox_conclusion.ru": 1.0}

@@ -165,7 +165,7 @@ def _probe(delta: float) -> ProbeShift:
 
 
 def _control(kl: float, kept: bool, *, kind: str = "", prompt: str = "Paris is", language: str = "en"):
-    return ControlResult(prompt=prompt, kind=kind, language=language, kl=kl, js=kl / 2, top1_kept=kept,
+    return ControlResult(prompt=prompt, kind=kind, language=language, kl=kl, js=kl / 2, top1_kept=kept, base_lead=1.0,
                          top1_before=" the", top1_after=" the" if kept else " a", delta_entropy=0.0,
                          kl_continuation=kl)
 

@@ -60,6 +60,9 @@ def test_report_measures_every_section(trained):
     assert report.generations.rows[0].greedy_diff
     h = report.headline
     assert h.selectivity == pytest.approx(h.mean_delta_logp / h.mean_control_kl)
+    clear = [c for c in report.controls if c.base_lead >= 0.1]              # the near-ties left out
+    assert all(c.base_lead >= 0 for c in report.controls) and h.clear_controls == len(clear)
+    assert h.top1_kept_clear_share == (sum(c.top1_kept for c in clear) / len(clear) if clear else None)
 
 
 def test_outputs_are_written(trained):

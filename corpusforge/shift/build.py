@@ -279,12 +279,14 @@ def _copying(corpus: Path | None, neutral: dict[str, list[str]], rows) -> Copyin
 def headline(probe_rows: list[ProbeResult], control_rows: list[ControlResult], verdict: Verdict) -> Headline:
     """The numbers the report leads with, each with its bootstrap interval, judged against the nulls."""
     n = len(probe_rows)
+    clear = [r for r in control_rows if r.base_lead >= measure.CLEAR_LEAD]
     mean_delta = sum(r.delta_logp for r in probe_rows) / n
     mean_kl = sum(r.kl for r in control_rows) / len(control_rows)
     return Headline(
         selectivity=mean_delta / mean_kl if mean_kl > 0 else math.inf,
         mean_delta_logp=mean_delta, mean_control_kl=mean_kl,
-        top1_kept_share=sum(r.top1_kept for r in control_rows) / len(control_rows),
+        top1_kept_share=sum(r.top1_kept for r in control_rows) / len(control_rows), clear_controls=len(clear),
+        top1_kept_clear_share=sum(r.top1_kept for r in clear) / len(clear) if clear else None,
         mean_p_before=sum(r.p_before for r in probe_rows) / n, mean_p_after=sum(r.p_after for r in probe_rows) / n,
         median_p_after=sorted(r.p_after for r in probe_rows)[n // 2],
         top1_share_after=sum(r.rank_after == 1 for r in probe_rows) / n,

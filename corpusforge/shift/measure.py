@@ -94,11 +94,21 @@ def control_rows(model, tok, prompts: list[dict], *, scale: float = 1.0, continu
     seq_kls = _continuation_kls(model, tok, id_lists, scale, continuation) if continuation else [[]] * len(prompts)
     return [ControlResult(prompt=c["prompt"], kind=c.get("kind", ""), language=prompt_language(c),
                           kl=kl(base, after), js=js(base, after),
-                          top1_kept=int(base.argmax()) == int(after.argmax()),
+                          top1_kept=int(base.argmax()) == int(after.argmax()), base_lead=_lead(base),
                           top1_before=tok.decode([int(base.argmax())]), top1_after=tok.decode([int(after.argmax())]),
                           delta_entropy=entropy(after) - entropy(base),
                           kl_continuation=sum(seq_kl) / len(seq_kl) if seq_kl else 0.0)
             for c, base, after, seq_kl in zip(prompts, bases, afters, seq_kls)]
+
+
+#: a control whose base top-1 leads its second by less (nats) is a near-tie: any change may flip it
+CLEAR_LEAD = 0.1
+
+
+def _lead(logprobs) -> float:
+    """How far the most likely next token leads the second, nats."""
+    top = logprobs.float().topk(2).values
+    return float(top[0] - top[1])
 
 
 def _continuation_kls(model, tok, id_lists: list[list[int]], scale: float, length: int,

@@ -64,7 +64,7 @@ def summary_lines(report: ShiftReport) -> list[str]:
         f"{h.delta_logp_ci95[1]:+.3f}] ÷ mean control KL {h.mean_control_kl:.4f})",
         f"targets: p {h.mean_p_before:.3f} → {h.mean_p_after:.3f}, top-1 on {h.top1_share_after:.0%} of probes",
         f"control drift ({info.count} controls, {info.also_training_controls} of them also trained on): mean KL "
-        f"{h.mean_control_kl:.4f} nats, top-1 kept on {h.top1_kept_share:.0%}",
+        f"{h.mean_control_kl:.4f} nats, top-1 kept on {h.top1_kept_share:.0%}" + _clear(h),
         control_groups_line(report.control_groups),
         f"the floor: random adapters of the same norm move the targets {h.null_mean_abs_delta_logp:.4f} nats; the "
         f"shift clears it {h.clears_floor_by:.0f}× — " + ("significant" if h.significant else
@@ -81,6 +81,13 @@ def summary_lines(report: ShiftReport) -> list[str]:
     if report.transfer:
         lines += transfer_lines(report.transfer)
     return lines
+
+
+def _clear(h) -> str:
+    """Top-1 kept where the base was not near a tie (a change of any size may flip a near-tie)."""
+    if h.top1_kept_clear_share is None:
+        return ""
+    return f" ({h.top1_kept_clear_share:.0%} of the {h.clear_controls} whose base top-1 leads by ≥ 0.1 nats)"
 
 
 def structure_line(report: ShiftReport) -> str:

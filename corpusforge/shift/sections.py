@@ -56,6 +56,8 @@ class ControlResult(Row):
     kl: float = Field(description="KL(base ‖ LoRA) of the next-token distribution, nats.")
     js: float
     top1_kept: bool
+    base_lead: float = Field(description="how far the base's top-1 leads its second, nats: under CLEAR_LEAD a "
+                                         "near-tie, which any change may flip")
     top1_before: str
     top1_after: str
     delta_entropy: float
@@ -125,6 +127,8 @@ class Headline(Verdict):
     mean_delta_logp: float
     mean_control_kl: float
     top1_kept_share: float
+    clear_controls: int = Field(description="controls whose base top-1 leads by at least CLEAR_LEAD (0.1 nats)")
+    top1_kept_clear_share: float | None = Field(description="the share of those whose top-1 is kept (None: none)")
     mean_p_before: float
     mean_p_after: float
     median_p_after: float
