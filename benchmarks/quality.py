@@ -31,12 +31,13 @@ import time
 from pathlib import Path
 
 from corpusforge._atomic import partial_path
+from corpusforge.shift.measure import CLEAR_LEAD
 
 from .common import HERE, WORK
 
 PROBES_RU = HERE / "heldout_probes_ru.jsonl"
 RUNS = WORK / "quality_runs.jsonl"
-CLEAR_GAP = 0.1   # nats: the report's CLEAR_LEAD (corpusforge.shift.measure)
+CLEAR_GAP = CLEAR_LEAD   # nats: under it, a control's base top-1 is a near-tie
 SEED_PROMPT, SEED_TARGET = "Смысл — это", " движение"
 EN = {"if_then.en": 1.0, "paradox_conclusion.en": 1.0}
 RU = {"definition_movement.ru": 1.0, "if_then.ru": 1.0, "paradox_conclusion.ru": 1.0}

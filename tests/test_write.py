@@ -324,6 +324,7 @@ def test_the_decode_loop_writes_what_generate_writes(tiny, engine):
     late, or not at all within the budget."""
     import torch
 
+    from corpusforge.lm.generation import padded
     from corpusforge.lm.tokens import text_ids
     from corpusforge.write.writers import Ask, LocalWriter, Sampling, decode, framed
 
@@ -333,9 +334,9 @@ def test_the_decode_loop_writes_what_generate_writes(tiny, engine):
                                                    "Если мысль замерзает, то", "If ever a door opens at night, "
                                                    "then"] * 2)]
     ids = [text_ids(tok, framed(a, tok)) for a in asks]
-    width, pad = max(map(len, ids)), tok.pad_token_id
-    rows = torch.tensor([[pad] * (width - len(i)) + i for i in ids])
-    mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
+    pad = tok.pad_token_id
+    rows, mask = padded(model, ids, pad, left=True)
+    width = rows.shape[1]
     with torch.no_grad():
         ours = decode(model, rows, mask, writer.rule(Clause(2, 6), width, asks), 24, pad, tok.eos_token_id)
         theirs = model.generate(input_ids=rows, attention_mask=mask, pad_token_id=pad, do_sample=False,

@@ -11,6 +11,7 @@ from .._atomic import atomic_dir, write_atomic
 from .._io import check_output
 from ..errors import ReportError
 from .figures import make_figures, tail
+from .measure import CLEAR_LEAD
 from .report_model import ShiftReport
 from .sections import ControlGroup, Transfer, Unasked
 
@@ -87,7 +88,8 @@ def _clear(h) -> str:
     """Top-1 kept where the base was not near a tie (a change of any size may flip a near-tie)."""
     if h.top1_kept_clear_share is None:
         return ""
-    return f" ({h.top1_kept_clear_share:.0%} of the {h.clear_controls} whose base top-1 leads by ≥ 0.1 nats)"
+    return (f" ({h.top1_kept_clear_share:.0%} of the {h.clear_controls} whose base top-1 leads by ≥ {CLEAR_LEAD} "
+            "nats)")
 
 
 def structure_line(report: ShiftReport) -> str:

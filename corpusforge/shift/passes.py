@@ -102,8 +102,6 @@ def prefixed_rows(model, prefix: list[int], id_lists: list[list[int]], starts: l
     import torch
     import torch.nn.functional as F
 
-    from ..lm.generation import padded
-
     name = cache_argument(model)
     with torch.no_grad():
         cache = model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True).past_key_values

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import GenerateError
+from ..lm.generation import padded
 from ..lm.tokens import text_ids
 from .constraint import Clause, ClauseRule, TokenClasses, cyrillic_share
 
@@ -193,10 +194,9 @@ class LocalWriter:
         lm = self.lm
         tok, model = lm.tokenizer, lm.model
         ids = [text_ids(tok, framed(a, tok)) for a in asks]
-        width = max(map(len, ids))
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        rows = torch.tensor([[pad] * (width - len(i)) + i for i in ids])             # (batch, width), left-padded
-        mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
+        rows, mask = padded(model, ids, pad, left=True)                             # (batch, width)
+        width = rows.shape[1]
         rule = self.rule(clause, width, asks)
         with torch.no_grad():
             new = decode(model, rows, mask, rule, self.sampling.max_new_tokens, pad, tok.eos_token_id)
