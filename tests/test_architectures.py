@@ -1,5 +1,6 @@
 """Any causal LM: tiny random-weight models of many architectures, built from their transformers configs here
-(no downloads), each trained a few steps with each preset and reported on; the adapter loads back with plain peft.
+(no downloads), each trained a few steps with each preset (the adapter loads back with plain peft) and reported on
+with attention+mlp.
 
 Expected anatomy per architecture is written out below, so a resolver that finds the wrong modules fails.
 """
@@ -15,6 +16,7 @@ from corpusforge.errors import TrainError
 from corpusforge.lm.arch import check_head, describe
 from corpusforge.lm.device import Machine, choose
 from corpusforge.lm.load import load_model
+from corpusforge.shift.inside import weight_map
 from corpusforge.shift.report import build_report
 from corpusforge.train.loop import TrainConfig, train
 
@@ -152,7 +154,7 @@ def test_unknown_modules_list_the_real_ones(models):
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
 @pytest.mark.parametrize("preset", ["attention", "mlp", "attention+mlp"])
-def test_each_architecture_trains_and_reports_with_each_preset(models, tmp_path, name, preset):
+def test_each_architecture_trains_with_each_preset_and_reports(models, tmp_path, name, preset):
     import jsonschema
     from peft import PeftModel
 
@@ -170,12 +172,17 @@ def test_each_architecture_trains_and_reports_with_each_preset(models, tmp_path,
     assert run["device"] == "cpu" and run["dtype"] == "float32"
     peft_model = PeftModel.from_pretrained(load_model(str(folder)).model, str(adapter))   # plain peft loads it
     assert sum("lora_A" in n for n, _ in peft_model.named_parameters()) == len(want) * LAYERS
+    blocks = {"attention", "mlp"} if preset == "attention+mlp" else {preset}
+    if preset != "attention+mlp":
+        # a single block's adapter: where it sits; the whole report runs on attention+mlp, whose modules are the
+        # union of the two (every section's code path on this architecture, at half the suite's time)
+        assert {w.block for w in weight_map(peft_model)} == blocks
+        return
     report = build_report(adapter, model=str(folder), corpus=SAMPLE / "corpus", max_probes=2, max_controls=2,
                           echo=lambda s: None).model_dump(mode="json")      # as report.json holds it
     schema = json.loads((ROOT / "schemas" / "report.schema.json").read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator(schema).validate(json.loads(json.dumps(report)))
-    assert {w["block"] for w in report["weight_map"]} == ({"attention", "mlp"} if preset == "attention+mlp"
-                                                          else {preset})
+    assert {w["block"] for w in report["weight_map"]} == blocks
     assert report["attention"]["available"]
     lens = report["logit_lens"][0]
     assert len(lens["after"]["p"]) == LAYERS and lens["verified"]

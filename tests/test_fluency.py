@@ -50,3 +50,34 @@ def test_a_run_that_loops_more_than_the_base_gets_a_warning_that_says_what_to_do
     line = describe(looping)
     assert line.startswith("warning") and "looping 0% → 25%" in line and "--end-of-text" in line
     assert f"+{LOOP_BOUND:.0%}" in line
+
+
+def test_a_run_writes_the_base_once_and_reuses_the_last_evaluation_when_nothing_moved_since(tmp_path, monkeypatch):
+    """``FluencyWatch``: the check after the run equals ``fluency``'s, but when the last evaluation fell on the last
+    step it writes nothing again; a step after it (the adapter moved) writes the adapter's side anew, never the
+    base's."""
+    from peft import LoraConfig, get_peft_model
+
+    import corpusforge.train.fluency as fl
+    from corpusforge.lm.load import load_model
+
+    lm = load_model(str(make_tiny_model(tmp_path / "m")))
+    model = get_peft_model(lm.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            param.data.normal_(0, 2.0)
+    prompts = ["The sea at night is", "Расскажи о море"]
+    written: list[int] = []
+    real = fl.continue_asks
+    monkeypatch.setattr(fl, "continue_asks", lambda m, t, asks: written.append(len(asks)) or real(m, t, asks))
+    watch = fl.FluencyWatch(model, lm.tokenizer, prompts, new_tokens=12)
+    assert watch.evaluate(3) == adapter_side(model, lm.tokenizer, prompts, new_tokens=12)
+    assert written[0] == 4                   # the first evaluation: the base's rows beside the adapter's
+    assert watch.final(3) == fluency(model, lm.tokenizer, prompts, new_tokens=12)
+    assert written[1:] == [2, 4]             # final(3) wrote nothing; the 2 + 4 are adapter_side and fluency
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            param.data.normal_(0, 2.0)
+    written.clear()
+    moved = watch.final(4)
+    assert written == [2] and moved == fluency(model, lm.tokenizer, prompts, new_tokens=12)

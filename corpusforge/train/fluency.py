@@ -11,6 +11,8 @@ continuation that starts looping (1 of 12 is 8 points), not a rate to two decima
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..degeneration import degeneration, seq_rep_4
 from ..lm.generation import Ask, continue_asks
 from ..lm.tokens import text_ids
@@ -49,12 +51,46 @@ def _continued(model, tok, prompts: list[str], adapter: tuple[bool, ...], new_to
 def fluency(model, tok, prompts: list[str], *, new_tokens: int = NEW_TOKENS) -> dict:
     """The greedy continuations of ``prompts`` with the adapter off (``before``) and on (``after``), measured."""
     texts = _continued(model, tok, prompts, (False, True), new_tokens)
-    before, after = _side(texts[:len(prompts)]), _side(texts[len(prompts):])
+    return _check(texts[:len(prompts)], texts[len(prompts):], new_tokens)
+
+
+def _check(before_texts: list[str], after_texts: list[str], new_tokens: int) -> dict:
+    before, after = _side(before_texts), _side(after_texts)
     within = after["loop_share"] <= before["loop_share"] + LOOP_BOUND and \
         after["seq_rep_4"] <= before["seq_rep_4"] + SEQ_REP_BOUND
-    return {"prompts": len(prompts), "new_tokens": new_tokens, "before": before, "after": after,
-            "within_bounds": within,
-            "continuations": {"before": texts[:len(prompts)], "after": texts[len(prompts):]}}
+    return {"prompts": len(before_texts), "new_tokens": new_tokens, "before": before, "after": after,
+            "within_bounds": within, "continuations": {"before": before_texts, "after": after_texts}}
+
+
+@dataclass
+class FluencyWatch:
+    """The check across one run: the base's continuations are written once, beside the adapter's at the first
+    evaluation (they do not change while the adapter trains); the adapter's at each evaluation; and the check
+    after the run (``final``) reads the last evaluation's when no step came after it — the last evaluation
+    falls on the last step, so a run does not write the same 12 continuations twice."""
+
+    model: object
+    tok: object
+    prompts: list[str]
+    new_tokens: int = NEW_TOKENS
+    base: list[str] | None = None
+    after: list[str] | None = None
+    after_step: int | None = None     # the step the adapter's continuations were written at
+
+    def evaluate(self, step: int) -> dict:
+        """The adapter's side at ``step`` (and the base's, the first time), measured as ``adapter_side``."""
+        sides = (True,) if self.base is not None else (False, True)
+        texts = _continued(self.model, self.tok, self.prompts, sides, self.new_tokens)
+        if self.base is None:
+            self.base, texts = texts[:len(self.prompts)], texts[len(self.prompts):]
+        self.after, self.after_step = texts, step
+        return _side(texts)
+
+    def final(self, step: int) -> dict:
+        """``fluency``'s check of the adapter as it stands after ``step``."""
+        if self.after_step != step:
+            self.evaluate(step)
+        return _check(self.base, self.after, self.new_tokens)
 
 
 def describe(check: dict) -> str:

@@ -32,7 +32,7 @@ from .adapter_run import AdapterRun, write_run
 from .checkpoint import RunState, load_checkpoint, save_checkpoint
 from .config import TrainConfig, load_config, make_config
 from .data import Example, collate, epoch_batches
-from .fluency import adapter_side, fluency
+from .fluency import FluencyWatch
 from .fluency import describe as describe_fluency
 from .lora import LoraSettings, parse_layers
 from .prepare import Prepared, prepare
@@ -225,6 +225,10 @@ class _Run:
     state: RunState = field(default_factory=RunState)
     bar: object = None     # a tqdm bar, or None
     observe: Callable[[dict], None] | None = None
+    watch: FluencyWatch | None = None   # the fluency check's continuations, kept across evaluations
+
+    def __post_init__(self):
+        self.watch = FluencyWatch(self.opt.peft_model, self.prep.loaded.tokenizer, neutral_prompts())
 
     @property
     def checkpoints(self) -> Path:
@@ -278,7 +282,7 @@ class _Run:
             peft_model, objective = self.opt.peft_model, self.opt.objective
             objective.eval()
             row["eval_loss"] = round(evaluate(peft_model, prep.held, prep.pad_id, cfg.batch_size, prep.head), 5)
-            row.update(adapter_side(peft_model, prep.loaded.tokenizer, neutral_prompts()))
+            row.update(self.watch.evaluate(state.step))
             objective.train()
             if row["eval_loss"] < state.best - 1e-4:
                 state.best, state.stale = row["eval_loss"], 0
@@ -386,7 +390,7 @@ def _finish(out: Path, corpus: Path, run: _Run, plan: StepPlan) -> TrainResult:
                          state.history[-1]["loss"] if state.history else math.nan)
     if run.main:
         peft = run.accelerator.unwrap_model(opt.objective).peft
-        check = fluency(peft, prep.loaded.tokenizer, neutral_prompts())
+        check = run.watch.final(state.step)
         run.say(describe_fluency(check))
         peft.save_pretrained(str(partial))
         result.run = _adapter_run(corpus, run.cfg, prep, plan, state, opt.trainable, run.accelerator.num_processes)
