@@ -242,7 +242,10 @@ def test_diversity_bounds_refuse_to_finish_and_say_by_how_much(server, tmp_path)
     assert not (tmp_path / "c").exists()
 
 
-def test_server_failures_are_retried_then_one_clear_error(server, tmp_path):
+def test_server_failures_are_retried_then_one_clear_error(server, tmp_path, monkeypatch):
+    from corpusforge.write.writers import ServerWriter
+
+    monkeypatch.setattr(ServerWriter, "BACKOFF", 0.01)   # the retries as a run makes them, without the waits
     srv, script = server(fail_next=[503, 500])                       # two failures, then answers
     assert write_corpus(config(srv.url, tmp_path, n=3, mix={"if_then.en": 1}), tmp_path / "c").records == 3
     srv2, _ = server(fail_next=[404])

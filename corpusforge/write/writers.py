@@ -260,6 +260,8 @@ class ServerWriter:
     own words. The constraint is sent where servers take one (``stop``, and vLLM's ``guided_regex``) and checked
     on every answer anyway: servers that ignore it exist."""
 
+    BACKOFF = 0.5   # seconds before the first retry, doubled before each next one
+
     def __init__(self, base_url: str, model: str | None, sampling: Sampling, clause: Clause, *,
                  concurrency: int = 4, retries: int = 3, timeout: float = 120.0, chat: bool = False):
         if not base_url.startswith(("http://", "https://")):
@@ -296,7 +298,7 @@ class ServerWriter:
             except (ValueError, UnicodeDecodeError):
                 raise GenerateError(f"the writer's server {self.base} answered {path} with something that is not "
                                     "JSON", hint="is it an OpenAI-compatible server?") from None
-            time.sleep(0.5 * 2 ** attempt)
+            time.sleep(self.BACKOFF * 2 ** attempt)
 
     def _hint(self) -> str:
         return "check the model name after # and the token in " + " or ".join(TOKEN_VARIABLES)
