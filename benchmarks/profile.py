@@ -12,6 +12,10 @@ batches, and a ``torch.profiler`` table of the default step by phase and by oper
   time (its children included), per step. Operator families sum the operators' own (self) CPU time: matrix
   products, attention, softmax/log-softmax/KL over the vocabulary, normalisation and element-wise arithmetic,
   copies and indexing, the rest.
+- the work: ``COUNTED_STEPS`` steps of each under ``torch.utils.flop_counter.FlopCounterMode`` (matrix
+  products and attention, forward and backward, as the step runs them), per step. The time ratio cannot go
+  much below this ratio of work: what the default step adds beyond it is the cost of running the extra passes
+  (their element-wise arithmetic, the softmaxes over the vocabulary, each operator's fixed cost).
 """
 
 from __future__ import annotations
@@ -71,6 +75,26 @@ for e in prof.key_averages():
 print(json.dumps({"phases": phases, "ops": ops, "step_seconds": done[warmup:]}))
 """
 
+COUNTED = """
+import json, sys
+from pathlib import Path
+from torch.utils.flop_counter import FlopCounterMode
+import corpusforge.train.loop as loop
+from corpusforge.train.loop import make_config, train
+plain = {"use_controls": False, "premise_weight": 0.0} if sys.argv[2] == "plain" else {}
+cfg = make_config({"steps": int(sys.argv[3]), "checkpoint_every": 0, "eval_every": 0, **plain})
+run_step, flops = loop.run_step, []
+def counted(*args, **kw):
+    with FlopCounterMode(display=False) as counter:
+        out = run_step(*args, **kw)
+    flops.append(counter.get_total_flops())
+    return out
+loop.run_step = counted
+train(Path(sys.argv[1]), Path(sys.argv[4]), cfg, overwrite=True, echo=lambda s: None, progress=False)
+print(json.dumps({"flops": flops}))
+"""
+COUNTED_STEPS = 4
+
 PHASES = ("batches", "supervised pass", "head", "control pass", "premise hold", "backward", "optimizer")
 FAMILIES = {
     "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::baddbmm"),
@@ -103,6 +127,11 @@ def run() -> dict:
             timed = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
             seconds[kind].append(sum(timed["seconds"][1:]) / (STEPS - 1))     # the first step warms up
     plain, default = (sum(v) / len(v) for v in (seconds["plain"], seconds["default"]))
+    work = {}   # matrix-product FLOPs per step (forward and backward), the same batches in both
+    for kind in seconds:
+        _, _, out = run_child(COUNTED, str(corpus), kind, str(COUNTED_STEPS), str(WORK / f"profile-{kind}"))
+        counted = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])["flops"]
+        work[kind] = sum(counted) / len(counted)
     code = PROFILE.replace("PHASES", repr(PHASES))
     _, _, out = run_child(code, str(corpus), str(WORK / "profile-traced"), str(WARMUP), str(PROFILED))
     traced = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
@@ -113,14 +142,19 @@ def run() -> dict:
     top_ops = sorted(traced["ops"].items(), key=lambda kv: -kv[1])[:8]
     table = {"plain step (s)": f"{plain:.2f} ({', '.join(f'{s:.2f}' for s in seconds['plain'])})",
              "default step (s)": f"{default:.2f} ({', '.join(f'{s:.2f}' for s in seconds['default'])})",
-             "default / plain": f"{default / plain:.2f}x (goal <= 1.5x)"}
+             "default / plain": f"{default / plain:.2f}x (goal <= 1.5x)",
+             "matrix-product work, plain (GFLOP/step)": f"{work['plain'] / 1e9:.1f}",
+             "matrix-product work, default (GFLOP/step)": f"{work['default'] / 1e9:.1f}",
+             "work: default / plain": f"{work['default'] / work['plain']:.2f}x"}
     table.update({f"phase: {k} (s/step)": f"{v:.3f}" for k, v in per_phase.items()})
     table.update({f"operators: {k} (s/step)": f"{v:.3f}" for k, v in sorted(per_family.items(), key=lambda kv: -kv[1])})
     table.update({f"top operator: {op} (s/step)": f"{s / PROFILED:.3f}" for op, s in top_ops})
     return {
         "summary": (f"a default-recipe step {default:.2f} s beside a plain step of the same batches {plain:.2f} s: "
-                    f"{default / plain:.2f}x (goal <= 1.5x); profiled per step: "
+                    f"{default / plain:.2f}x (goal <= 1.5x), where its matrix-product work is "
+                    f"{work['default'] / work['plain']:.2f}x the plain step's ({work['default'] / 1e9:.0f} vs "
+                    f"{work['plain'] / 1e9:.0f} GFLOP); profiled per step: "
                     + ", ".join(f"{k} {v:.2f} s" for k, v in per_phase.items())),
         "table": table, "plain_s": plain, "default_s": default, "ratio": default / plain, "seconds": seconds,
-        "phases": per_phase, "families": per_family,
+        "phases": per_phase, "families": per_family, "flops": work,
     }

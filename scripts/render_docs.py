@@ -138,7 +138,9 @@ def benchmarks_table(results: dict) -> str:
         [f"a training step, default recipe, demo corpus ({len(pr['seconds']['plain'])} alternating pairs of runs; "
          "`benchmarks/profile.py`)",
          f"{pr['default_s']:.2f} s/step; profiled: " + ", ".join(f"{k} {v:.2f} s" for k, v in pr["phases"].items()
-                                                                if v >= 0.01),
+                                                                if v >= 0.01)
+         + (f"; matrix-product work {pr['flops']['default'] / pr['flops']['plain']:.2f}× the plain step's"
+            if "flops" in pr else ""),
          f"a plain step of the same batches (no control KL, no premise hold): {pr['plain_s']:.2f} s/step",
          times(pr["ratio"]), f"≤ 1.5× {met(pr['ratio'] <= 1.5)}", run_of(pr)],
         [f"model-written corpus: {w['table']['records (en / ru)']} records of `if_then.en`, "
