@@ -201,6 +201,25 @@ def test_default_controls_are_held_out_and_bilingual():
     assert any("\u0400" <= ch <= "\u04ff" for p in held for ch in p) and any(p.isascii() for p in held)
 
 
+def test_no_shipped_prompt_set_holds_a_prompt_twice():
+    """A prompt twice in a measured set weighs twice in its means (the held-out controls once held two Russian
+    prompts twice each)."""
+    from corpusforge.prompts import (
+        DEFAULT_CONTROLS,
+        HELDOUT_CONTROLS,
+        NEUTRAL_PROMPTS,
+        TRANSFER_PROMPTS,
+        read_pool,
+        read_prompts,
+    )
+
+    sets = {p: [c["prompt"] for c in read_prompts(p)] for p in (DEFAULT_CONTROLS, HELDOUT_CONTROLS, NEUTRAL_PROMPTS,
+                                                                TRANSFER_PROMPTS)}
+    sets["pool"] = [c["prompt"] for c in read_pool()]
+    for path, prompts in sets.items():
+        assert len(prompts) > 10 and sorted({p for p in prompts if prompts.count(p) > 1}) == [], path
+
+
 def test_degeneration_and_the_paired_test():
     from corpusforge.shift.structure import degeneration, mcnemar
 
