@@ -144,11 +144,18 @@ def test_kept_control_base_trains_the_same_adapter_as_computing_it_each_step(tin
     (as a set too large to keep is) must train the same adapter."""
     from safetensors.torch import load_file
 
+    import corpusforge.train.loop as loop
     import corpusforge.train.step as step
 
-    kept = train(SAMPLE / "corpus", tmp_path / "kept", quick(tiny, steps=5, lr=3e-3), echo=lambda s: None)
+    sizes = []
+    real = loop.control_base_cache
+    monkeypatch.setattr(loop, "control_base_cache", lambda m, controls, *a: sizes.append(len(controls)) or real(
+        m, controls, *a))
+    cfg = quick(tiny, steps=5, lr=3e-3, control_batch=3)
+    kept = train(SAMPLE / "corpus", tmp_path / "kept", cfg, echo=lambda s: None)
+    assert sizes == [15]     # 5 steps of 3: the controls the run reaches, not all of them
     monkeypatch.setattr(step, "CONTROL_CACHE_BYTES", 0)
-    each = train(SAMPLE / "corpus", tmp_path / "each", quick(tiny, steps=5, lr=3e-3), echo=lambda s: None)
+    each = train(SAMPLE / "corpus", tmp_path / "each", cfg, echo=lambda s: None)
     kl = lambda r: [json.loads(x)["control_kl"] for x in (r.out / "metrics.jsonl").read_text().splitlines()]
     assert kl(kept) == pytest.approx(kl(each), rel=1e-4, abs=1e-7) and max(kl(kept)) > 0
     a, b = (load_file(r.out / "adapter_model.safetensors") for r in (kept, each))

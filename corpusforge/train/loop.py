@@ -119,10 +119,14 @@ class _Batches:
             padded_entry([self.kept.entry[k] for k in picked], batch.input_ids.shape[1])
         return batch, torch.cat([self.kept.base[k] for k in picked]), entry
 
-    def keep_control_base(self, peft_model, head, device) -> None:
+    def keep_control_base(self, peft_model, head, device, steps: int) -> None:
+        """Keep the base's side of the controls the run will take: every control batch is the next
+        ``control_batch`` controls in order, one per micro-step, so a run of fewer micro-steps than the controls
+        fill takes a prefix of them (a short run does not pass the base over controls it never reaches)."""
         if self.controls:
-            self.kept = control_base_cache(peft_model, self.controls, self.pad_id, head, self.cfg.control_batch,
-                                           device)
+            used = min(len(self.controls), steps * self.cfg.grad_accum * self.cfg.control_batch)
+            self.kept = control_base_cache(peft_model, self.controls[:used], self.pad_id, head,
+                                           self.cfg.control_batch, device)
 
 
 def _peak_memory_mb() -> float:
@@ -337,7 +341,7 @@ def train(corpus: str | Path, out: str | Path, cfg: TrainConfig, *, resume: bool
     if plan.rule:
         say(plan.rule.describe())
     opt = _optimisation(prep, cfg, plan.steps, accelerator)
-    batches.keep_control_base(opt.peft_model, prep.head, prep.loaded.placement.device)
+    batches.keep_control_base(opt.peft_model, prep.head, prep.loaded.placement.device, plan.steps)
     inputs = StepInputs(batch_at=batches.batch_at, control_batch=batches.control_batch, pad_id=prep.pad_id,
                         grad_accum=cfg.grad_accum, control_weight=cfg.control_weight, world=world,
                         rank=accelerator.process_index, head=prep.head, device=prep.loaded.placement.device,
