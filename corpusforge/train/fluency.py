@@ -16,10 +16,16 @@ from dataclasses import dataclass
 from ..degeneration import degeneration, seq_rep_4
 from ..lm.generation import Ask, continue_asks
 from ..lm.tokens import text_ids
+from ..prompts import NEUTRAL_PROMPTS, read_prompts
 
 NEW_TOKENS = 48
 LOOP_BOUND = 0.02        # the adapter's loop share may exceed the base's by this much
 SEQ_REP_BOUND = 0.02     # and its mean seq-rep-4 by this much
+
+
+def neutral_prompts() -> list[str]:
+    """The prompts training's fluency check continues."""
+    return [p["prompt"] for p in read_prompts(NEUTRAL_PROMPTS)]
 
 
 def _side(texts: list[str]) -> dict:

@@ -27,12 +27,11 @@ from .._atomic import LOCK_FILE, lock_owner, locked_partial, partial_path, repla
 from .._io import check_input, check_output
 from ..errors import TrainError
 from ..lm.device import choose
-from ..prompts import NEUTRAL_PROMPTS, read_prompts
 from .adapter_run import AdapterRun, write_run
 from .checkpoint import RunState, load_checkpoint, save_checkpoint
 from .config import TrainConfig, load_config, make_config
 from .data import Example, collate, epoch_batches
-from .fluency import FluencyWatch
+from .fluency import FluencyWatch, neutral_prompts
 from .fluency import describe as describe_fluency
 from .lora import LoraSettings, parse_layers
 from .prepare import Prepared, prepare
@@ -59,11 +58,6 @@ def lora_settings(cfg: TrainConfig) -> LoraSettings:
         parse_layers(cfg.layers)   # the syntax and the outer bound, before any model is loaded
     return LoraSettings(rank=cfg.rank, alpha=cfg.alpha, dropout=cfg.dropout, targets=cfg.targets,
                         layers=cfg.layers, rslora=cfg.rslora, dora=cfg.dora)
-
-
-def neutral_prompts() -> list[str]:
-    """The prompts training's fluency check continues (``fluency``)."""
-    return [p["prompt"] for p in read_prompts(NEUTRAL_PROMPTS)]
 
 
 def _check_paths(corpus: Path, out: Path, resume: bool, overwrite: bool, cfg: TrainConfig) -> None:
