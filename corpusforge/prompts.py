@@ -35,12 +35,15 @@ POOL_FIELDS = ("prompt", "language")     # required; the built-in pool's lines a
 
 
 def read_prompts(path: str | Path, error: type[CorpusforgeError] = ProbeError, *,
-                 what: str = "prompts file") -> list[dict]:
+                 what: str = "prompts file", unique: bool = True) -> list[dict]:
     """Plain text (one prompt per line) or JSONL objects with a ``prompt`` (and optional ``kind``, ``language``).
 
-    A bad line is an ``error`` (the caller's kind: a TrainError for training's controls) at its file and line."""
+    A bad line is an ``error`` (the caller's kind: a TrainError for training's controls) at its file and line;
+    so is a prompt the file already holds, when ``unique`` (a set that is measured or held: a repeated prompt
+    would weigh twice in its means)."""
     path = Path(path)
     out = []
+    seen: dict[str, int] = {}
     for number, line in enumerate(text_lines(read_text(path, error, what=what)), 1):
         if not line.strip():
             continue
@@ -56,6 +59,11 @@ def read_prompts(path: str | Path, error: type[CorpusforgeError] = ProbeError, *
                         **({"language": str(item["language"])} if item.get("language") else {})})
         else:
             out.append({"prompt": line, "kind": ""})
+        if unique and out[-1]["prompt"] in seen:
+            raise error(f"this prompt is on line {seen[out[-1]['prompt']]} already: {out[-1]['prompt'][:60]!r}",
+                        file=str(path), line=number,
+                        hint="keep one copy: a prompt twice weighs twice in every mean over the set")
+        seen.setdefault(out[-1]["prompt"], number)
     if not out:
         raise error(f"the {what} holds no prompts", file=str(path))
     return out

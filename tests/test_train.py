@@ -355,3 +355,24 @@ def test_a_language_the_controls_lack_is_warned_about(tiny, tmp_path):
     lines.clear()
     train(SAMPLE / "corpus", tmp_path / "b", quick(tiny), echo=lines.append)   # the shipped set has Russian
     assert not any(line.startswith("warning") for line in lines)
+
+
+def test_a_control_twice_in_a_controls_file_is_refused_at_its_line(run, tiny, tmp_path):
+    """A prompt twice in a measured or held set weighs twice in every mean over it (the shipped held-out controls
+    once held two prompts twice): training's and the report's --controls refuse it at the repeating line;
+    `try --file`, which only continues its prompts, takes them as given."""
+    from corpusforge.prompts import read_prompts
+
+    twice = tmp_path / "controls.txt"
+    twice.write_text("Water boils at\nThe capital of France is\n\nWater boils at\n", encoding="utf-8")
+    bad = run("train", SAMPLE / "corpus", "--model", tiny, "--out", tmp_path / "a", "--steps", "2",
+              "--controls", twice)
+    assert bad.exit_code == 1 and "Traceback" not in bad.output, bad.output
+    assert f"{twice}:4: this prompt is on line 1 already: 'Water boils at'" in bad.output
+    assert "keep one copy" in bad.output and not (tmp_path / "a").exists()
+    jsonl = tmp_path / "controls.jsonl"
+    jsonl.write_text('{"prompt": "Солнце встаёт на", "language": "ru"}\n{"prompt": "Солнце встаёт на"}\n',
+                     encoding="utf-8")
+    with pytest.raises(TrainError, match="controls.jsonl:2: this prompt is on line 1 already"):
+        read_prompts(jsonl, TrainError, what="controls file")
+    assert len(read_prompts(twice, unique=False)) == 3

@@ -60,7 +60,7 @@ def command(prompts, adapter, model, prompts_file, target, chat, top, max_new_to
     from ..prompts import read_prompts
     from ..shift.trial import TrialConfig, try_adapter
 
-    texts = list(prompts) + ([p["prompt"] for p in read_prompts(prompts_file)] if prompts_file else [])
+    texts = list(prompts) + ([p["prompt"] for p in read_prompts(prompts_file, unique=False)] if prompts_file else [])
     cfg = TrialConfig(top=top, max_new_tokens=max_new_tokens, seed=seed, chat=chat, device=device)
     rows = try_adapter(adapter, texts, model=model, target=target, cfg=cfg,
                        echo=(lambda s: click.echo(s, err=True)) if fmt == "text" else (lambda s: None))
