@@ -37,7 +37,6 @@ from .common import HERE, WORK
 
 PROBES_RU = HERE / "heldout_probes_ru.jsonl"
 RUNS = WORK / "quality_runs.jsonl"
-CLEAR_GAP = CLEAR_LEAD   # nats: under it, a control's base top-1 is a near-tie
 SEED_PROMPT, SEED_TARGET = "Смысл — это", " движение"
 EN = {"if_then.en": 1.0, "paradox_conclusion.en": 1.0}
 RU = {"definition_movement.ru": 1.0, "if_then.ru": 1.0, "paradox_conclusion.ru": 1.0}
@@ -84,14 +83,10 @@ def _probe_summary(model, tok, group) -> dict:
 
 
 def _control_summary(model, tok, prompts: list[dict]) -> dict:
-    from corpusforge.lm.generation import adapter_scale
-    from corpusforge.shift import measure, passes
+    from corpusforge.shift import measure
 
     rows = measure.control_rows(model, tok, prompts, continuation=0)
-    with adapter_scale(model, 0.0):   # the base's lead of its top-1 over its top-2 (nats)
-        gaps = [float(-passes.next_logprobs(model, passes.encode(tok, c["prompt"])).topk(2).values.diff())
-                for c in prompts]
-    clear = [r for r, g in zip(rows, gaps) if g >= CLEAR_GAP]
+    clear = [r for r in rows if r.base_lead >= CLEAR_LEAD]     # the base's top-1 leads its second by that much
     return {"n": len(rows), "kl": sum(r.kl for r in rows) / len(rows),
             "top1_kept": sum(r.top1_kept for r in rows) / len(rows), "n_clear": len(clear),
             "top1_kept_clear": sum(r.top1_kept for r in clear) / max(len(clear), 1),
@@ -140,8 +135,8 @@ def train_and_measure(*, mix: str = "mix", n: int = 3000, fmt: str = "text", ove
     corpus = WORK / f"quality-corpus-{mix}"
     if not corpus.exists():
         generate(GenerateConfig(mix=MIXES[mix], n=n, seed=0, progress=False), corpus)
-    adapter = adapter or WORK / f"quality-adapter-{mix}-{fmt}" if model == "smollm2-135m" else \
-        WORK / f"quality-adapter-{model}-{mix}-{fmt}"
+    adapter = adapter or (WORK / f"quality-adapter-{mix}-{fmt}" if model == "smollm2-135m" else
+                          WORK / f"quality-adapter-{model}-{mix}-{fmt}")
     shutil.rmtree(partial_path(adapter), ignore_errors=True)   # a scratch adapter: an interrupted run is not resumed
     cfg = make_config({**(overrides or {}), "model": model, "format": fmt, "checkpoint_every": 0, "eval_every": 0})
     trained = train(corpus, adapter, cfg, overwrite=True, echo=lambda s: None, progress=False)

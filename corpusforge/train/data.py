@@ -249,12 +249,7 @@ def collate(examples: list[Example], pad_id: int, *, all_positions: bool = False
 def encode_prompts(prompts: list[dict], tokenizer, max_length: int) -> list[Example]:
     enc = tokenizer([p["prompt"] for p in prompts], add_special_tokens=False, truncation=True,
                     max_length=_room(tokenizer, max_length))
-    out = []
-    for ids in enc["input_ids"]:
-        if ids:
-            ids, shift = from_start(tokenizer, list(ids))
-            out.append(Example(ids, list(range(1 + shift, len(ids)))))
-    return out
+    return [_from_start(tokenizer, ids, list(range(1, len(ids))), None) for ids in enc["input_ids"] if ids]
 
 
 def encode_chat_prompts(prompts: list[dict], tokenizer, max_length: int, system: str | None = None) -> list[Example]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import GenerateError
-from ..lm.generation import padded
+from ..lm.generation import cache_argument, padded
 from ..lm.tokens import text_ids
 from .constraint import Clause, ClauseRule, TokenClasses, cyrillic_share
 
@@ -218,8 +218,6 @@ def decode(model, rows, mask, rule, max_new_tokens: int, pad: int, eos: int):
     ``generate`` shows them (an ended row's scores flat, its token the padding), so each row draws from its own
     stream as before. Returns the new tokens, (rows, steps)."""
     import torch
-
-    from ..lm.generation import cache_argument
 
     name = cache_argument(model)
     batch, width = rows.shape
