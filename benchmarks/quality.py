@@ -14,7 +14,9 @@ model and the adapter once and measures, adapter off ("before") and on ("after")
   chat form (the prompt as the user's turn, the marker at the start of the answer);
 - controls — the shipped held-out set (``corpusforge/data/controls_heldout.jsonl``, never trained on), English
   and Russian apart: next-token KL(base ‖ LoRA) and the share whose top-1 token is kept; "clear" counts only
-  controls whose base top-1 leads its top-2 by at least 0.1 nats (near-ties flip first).
+  controls whose base top-1 leads its top-2 by at least 0.1 nats (near-ties flip first); beside it, the share
+  that random adapters of the trained one's norm keep (the report's floor, ``shift.nulls``: three draws): what
+  any change of this size does to the same controls.
 
 Every run appends a JSON line to ``benchmarks/_work/quality_runs.jsonl``; ``run()`` is ``make bench``'s entry
 (the mixed corpus, text format); ``benchmarks/chat.py`` compares chat-format training with it.
@@ -84,12 +86,20 @@ def _probe_summary(model, tok, group) -> dict:
 
 def _control_summary(model, tok, prompts: list[dict]) -> dict:
     from corpusforge.shift import measure
+    from corpusforge.shift.nulls import DRAWS, random_direction
 
-    rows = measure.control_rows(model, tok, prompts, continuation=0)
+    base = measure.control_base(model, tok, prompts)
+    rows = measure.control_rows(model, tok, prompts, continuation=0, base=base)
     clear = [r for r in rows if r.base_lead >= CLEAR_LEAD]     # the base's top-1 leads its second by that much
+    floor = []   # the share kept by random adapters of the trained one's norm (the report's floor), per draw
+    for seed in range(DRAWS):
+        with random_direction(model, seed):
+            kept = [r.top1_kept for r in measure.control_rows(model, tok, prompts, continuation=0, base=base)]
+        floor.append(sum(kept) / len(kept))
     return {"n": len(rows), "kl": sum(r.kl for r in rows) / len(rows),
             "top1_kept": sum(r.top1_kept for r in rows) / len(rows), "n_clear": len(clear),
             "top1_kept_clear": sum(r.top1_kept for r in clear) / max(len(clear), 1),
+            "top1_kept_random": sum(floor) / len(floor), "top1_kept_random_draws": floor,
             "changed": [(r.prompt, r.top1_before, r.top1_after) for r in rows if not r.top1_kept]}
 
 
@@ -122,8 +132,10 @@ def headline(res: dict) -> dict:
                     f"greedy {s['greedy_after']}",
             "ru_ctrl_kl": round(res["ru_controls"]["kl"], 4), "ru_top1_kept": round(res["ru_controls"]["top1_kept"], 3),
             "ru_top1_kept_clear": round(res["ru_controls"]["top1_kept_clear"], 3),
+            "ru_top1_kept_random": round(res["ru_controls"]["top1_kept_random"], 3),
             "en_median_p": round(en["median_p_after"], 3), "en_rank1": round(en["rank1_share"], 3),
-            "en_ctrl_kl": round(res["en_controls"]["kl"], 4), "en_top1_kept": round(res["en_controls"]["top1_kept"], 3)}
+            "en_ctrl_kl": round(res["en_controls"]["kl"], 4), "en_top1_kept": round(res["en_controls"]["top1_kept"], 3),
+            "en_top1_kept_random": round(res["en_controls"]["top1_kept_random"], 3)}
 
 
 def train_and_measure(*, mix: str = "mix", n: int = 3000, fmt: str = "text", overrides: dict | None = None,
@@ -159,8 +171,10 @@ def run(model: str = "smollm2-135m") -> dict:
                     f"{h['train_s']:.0f} s of training. Russian held-out probes: median p {h['ru_median_p']}, "
                     f"rank 1 on {h['ru_rank1']:.0%}; «Смысл — это» → « движение»: {h['seed']}; Russian held-out "
                     f"controls KL {h['ru_ctrl_kl']}, top-1 kept {h['ru_top1_kept']:.0%} ({h['ru_top1_kept_clear']:.0%} "
-                    f"of the clear ones). English: median p {h['en_median_p']}, rank 1 on {h['en_rank1']:.0%}, "
-                    f"controls KL {h['en_ctrl_kl']}, top-1 kept {h['en_top1_kept']:.0%}."),
+                    f"of the clear ones; random adapters of its norm keep {h['ru_top1_kept_random']:.0%}). "
+                    f"English: median p {h['en_median_p']}, rank 1 on {h['en_rank1']:.0%}, "
+                    f"controls KL {h['en_ctrl_kl']}, top-1 kept {h['en_top1_kept']:.0%} (random: "
+                    f"{h['en_top1_kept_random']:.0%})."),
         "table": {k: str(v) for k, v in h.items()},
         "headline": h, "ru_controls_changed": res["ru_controls"]["changed"],
     }

@@ -170,14 +170,24 @@ def _control(kl: float, kept: bool, *, kind: str = "", prompt: str = "Paris is",
                          kl_continuation=kl)
 
 
-def _verdict(deltas, draws, *, kls=None, min_effect=nulls.MIN_EFFECT):
+def _verdict(deltas, draws, *, kls=None, min_effect=nulls.MIN_EFFECT, kept=None):
     kls = kls if kls is not None else [0.01 * (i + 1) for i in range(len(deltas))]
     control_rows = [_control(k, i % 3 != 0) for i, k in enumerate(kls)]
     flat = [x for d in draws for x in d]
     null = Nulls(draws=len(draws[0]), probe_delta_logp=draws, control_kl=[[k] for k in kls],
+                 control_top1_kept=kept if kept is not None else [],
                  mean_abs_delta_logp=sum(abs(x) for x in flat) / len(flat), mean_control_kl=0.002)
     probe_rows = nulls.judge([_probe(d) for d in deltas], null, min_effect=min_effect)
     return probe_rows, control_rows, nulls.verdict(probe_rows, control_rows, null, min_effect=min_effect)
+
+
+def test_the_floor_of_top1_kept_is_the_share_random_adapters_keep_over_controls_and_draws():
+    """Beside the trained adapter's share of controls whose top-1 is kept, the share random adapters of its norm
+    keep: over every control and draw (five of six here); a report written before it was measured says None."""
+    deltas, draws = [p[0] for p in PROBES], [p[1] for p in PROBES]
+    kept = [[True, True], [False, True], [True, True]]
+    assert _verdict(deltas, draws, kls=[0.01, 0.02, 0.03], kept=kept)[2].null_top1_kept_share == pytest.approx(5 / 6)
+    assert _verdict(deltas, draws, kls=[0.01, 0.02, 0.03])[2].null_top1_kept_share is None
 
 
 def test_verdict_per_probe_rule():

@@ -44,6 +44,13 @@ def test_report_measures_every_section(trained):
     nulls = report.nulls
     assert nulls.draws == 3 and len(nulls.probe_delta_logp) == len(report.probes)
     assert len(nulls.control_kl[0]) == 3 and nulls.mean_control_kl > 0   # a random change moves controls
+    assert [len(k) for k in nulls.control_top1_kept] == [3] * len(report.controls)
+    flat = [k for row in nulls.control_top1_kept for k in row]
+    assert report.headline.null_top1_kept_share == pytest.approx(sum(flat) / len(flat))
+    from corpusforge.shift.page import summary_lines
+    drift = next(line for line in summary_lines(report) if line.startswith("control drift"))
+    assert f"random adapters of the same norm: KL {nulls.mean_control_kl:.4f}, top-1 kept on " \
+           f"{report.headline.null_top1_kept_share:.0%}" in drift
     assert report.controls_info.also_training_controls == 0           # held out by default
     assert {"en", "ru"} <= set(report.controls_info.languages)
     dose = {d.scale: d for d in report.dose_response}

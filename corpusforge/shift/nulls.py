@@ -60,15 +60,18 @@ def null_effects(model, tok, probes, controls: list[dict], before: list[measure.
     base = base if base is not None else measure.control_base(model, tok, controls)
     per_probe: list[list[float]] = []
     per_control: list[list[float]] = []
+    per_kept: list[list[bool]] = []
     for seed in range(draws):
         with random_direction(model, seed):
             rows = measure.probe_rows(model, tok, probes, before=before)
-            kls = [r.kl for r in measure.control_rows(model, tok, controls, continuation=0, base=base)]
+            drift = measure.control_rows(model, tok, controls, continuation=0, base=base)
         per_probe.append([r.delta_logp for r in rows])
-        per_control.append(kls)
+        per_control.append([r.kl for r in drift])
+        per_kept.append([r.top1_kept for r in drift])
     n_probes, n_controls = len(per_probe[0]), len(per_control[0])
     return Nulls(draws=draws, probe_delta_logp=[[d[i] for d in per_probe] for i in range(n_probes)],
                  control_kl=[[d[j] for d in per_control] for j in range(n_controls)],
+                 control_top1_kept=[[d[j] for d in per_kept] for j in range(n_controls)],
                  mean_abs_delta_logp=sum(abs(x) for d in per_probe for x in d) / (draws * n_probes),
                  mean_control_kl=sum(x for d in per_control for x in d) / (draws * n_controls))
 
@@ -124,9 +127,16 @@ def verdict(probe_rows: list[ProbeResult], control_rows: list[ControlResult], nu
         delta_logp_ci95=list(bootstrap(deltas)), control_kl_ci95=list(bootstrap(kls)),
         top1_kept_ci95=list(bootstrap(kept)), selectivity_ci95=list(bootstrap_ratio(deltas, kls)),
         null_mean_abs_delta_logp=floor, null_mean_control_kl=nulls.mean_control_kl,
+        null_top1_kept_share=_share(nulls.control_top1_kept),
         paired_delta_logp_ci95=list(paired_ci), clears_floor_by=mean_delta / floor if floor > 0 else math.inf,
         min_effect=min_effect, significant=paired_ci[0] > 0 and paired_ci[0] >= min_effect,
         significant_probes=sum(r.significant for r in probe_rows))
+
+
+def _share(kept: list[list[bool]]) -> float | None:
+    """The share of True over every control and draw (None: not measured, as in reports written before it was)."""
+    flat = [k for row in kept for k in row]
+    return sum(flat) / len(flat) if flat else None
 
 
 def control_groups(control_rows: list[ControlResult]) -> list[ControlGroup]:

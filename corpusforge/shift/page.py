@@ -65,7 +65,7 @@ def summary_lines(report: ShiftReport) -> list[str]:
         f"{h.delta_logp_ci95[1]:+.3f}] ÷ mean control KL {h.mean_control_kl:.4f})",
         f"targets: p {h.mean_p_before:.3f} → {h.mean_p_after:.3f}, top-1 on {h.top1_share_after:.0%} of probes",
         f"control drift ({info.count} controls, {info.also_training_controls} of them also trained on): mean KL "
-        f"{h.mean_control_kl:.4f} nats, top-1 kept on {h.top1_kept_share:.0%}" + _clear(h),
+        f"{h.mean_control_kl:.4f} nats, top-1 kept on {h.top1_kept_share:.0%}" + _clear(h) + _random_kept(h),
         control_groups_line(report.control_groups),
         f"the floor: random adapters of the same norm move the targets {h.null_mean_abs_delta_logp:.4f} nats; the "
         f"shift clears it {h.clears_floor_by:.0f}× — " + ("significant" if h.significant else
@@ -90,6 +90,15 @@ def _clear(h) -> str:
         return ""
     return (f" ({h.top1_kept_clear_share:.0%} of the {h.clear_controls} whose base top-1 leads by ≥ {CLEAR_LEAD} "
             "nats)")
+
+
+def _random_kept(h) -> str:
+    """What random adapters of the trained one's norm keep of the same controls: the share any change of this
+    size keeps."""
+    if h.null_top1_kept_share is None:
+        return ""
+    return f"; random adapters of the same norm: KL {h.null_mean_control_kl:.4f}, top-1 kept on " \
+           f"{h.null_top1_kept_share:.0%}"
 
 
 def structure_line(report: ShiftReport) -> str:

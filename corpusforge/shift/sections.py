@@ -101,6 +101,8 @@ class Nulls(Row):
     draws: int
     probe_delta_logp: list[list[float]] = Field(description="probe × draw")
     control_kl: list[list[float]] = Field(description="control × draw")
+    control_top1_kept: list[list[bool]] = Field(default_factory=list, description="control × draw: its top-1 "
+                                                "token kept under that random adapter")
     mean_abs_delta_logp: float
     mean_control_kl: float
 
@@ -115,6 +117,9 @@ class Verdict(Row):
     null_mean_abs_delta_logp: float = Field(description="the floor: how far random adapters of the same norm "
                                                         "move the targets (mean |Δlog-prob|)")
     null_mean_control_kl: float = Field(description="how far they move the controls")
+    null_top1_kept_share: float | None = Field(None, description="the share of controls whose top-1 token they keep "
+                                                                 "(mean over draws): what any change of this size "
+                                                                 "keeps, beside the trained adapter's share")
     paired_delta_logp_ci95: list[float] = Field(description="interval of the mean of (trained − random) per probe")
     clears_floor_by: float = Field(description="mean target Δlog-prob ÷ the floor")
     min_effect: float = Field(description="the smallest shift called significant, nats")
