@@ -29,7 +29,13 @@ QUIET = ["--quiet", "--disable-pip-version-check"]
 
 def pip_sources(python: str) -> dict[str, str]:
     """uv's environment for the indexes and wheel folders pip is configured with."""
-    listed = subprocess.run([python, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+    return uv_environment(subprocess.run([python, "-m", "pip", "config", "list"], capture_output=True,
+                                         text=True).stdout)
+
+
+def uv_environment(listed: str) -> dict[str, str]:
+    """uv's environment from ``pip config list``'s lines (``global.find-links='/opt/wheels'``: any section, each
+    value once, several in one value split as pip splits them)."""
     found: dict[str, list[str]] = {"index-url": [], "extra-index-url": [], "find-links": []}
     for line in listed.splitlines():
         key, _, value = line.partition("=")
