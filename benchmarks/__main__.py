@@ -9,8 +9,8 @@ import sys
 
 from .common import HERE, machine, write_results
 
-ALL = ["validation", "generation", "writing", "training", "training_gemma", "steps", "profile", "report", "quality",
-       "quality_gemma", "chat", "compare"]
+ALL = ["validation", "generation", "writing", "training", "training_gemma", "steps", "profile", "matmul", "report",
+       "quality", "quality_gemma", "chat", "compare"]
 
 
 def main(argv: list[str]) -> None:
