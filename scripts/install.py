@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent   # the project: constraints.txt and the package are read from it
 UV = "uv==0.13.10"
 TORCH = "2.13.0"
 PROJECT = ["-c", "constraints.txt", "-e", ".[dev]"]
@@ -55,7 +56,7 @@ def uv_environment(listed: str) -> dict[str, str]:
 
 
 def with_uv(python: str) -> bool:
-    """Install with uv; False (and nothing said but why) when uv cannot be had or does not finish."""
+    """Install with uv; False, saying which step failed, when uv cannot be had or does not finish."""
     uv = Path(python).with_name("uv")
     env = {**os.environ, **pip_sources(python)}
     steps = [[python, "-m", "pip", "install", *QUIET, "--no-compile", UV],
@@ -63,22 +64,22 @@ def with_uv(python: str) -> bool:
               f"torch=={TORCH}+cpu", *PROJECT],
              [str(uv), "pip", "install", "--quiet", "--python", python, "--compile-bytecode", "--no-deps", *NO_DEPS]]
     for step in steps:
-        if subprocess.run(step, env=env).returncode != 0:
+        if subprocess.run(step, env=env, cwd=ROOT).returncode != 0:
             print(f"note: uv could not install ({' '.join(step[:3])} failed); installing with pip", file=sys.stderr)
             return False
     return True
 
 
 def with_pip(python: str) -> None:
-    subprocess.run([python, "-m", "pip", "install", *QUIET, "--no-compile", f"torch=={TORCH}", *PROJECT], check=True)
-    subprocess.run([python, "-m", "pip", "install", *QUIET, "--no-compile", "--no-deps", *NO_DEPS], check=True)
+    for step in ([f"torch=={TORCH}", *PROJECT], ["--no-deps", *NO_DEPS]):
+        subprocess.run([python, "-m", "pip", "install", *QUIET, "--no-compile", *step], check=True, cwd=ROOT)
     # bytecode on every core (pip compiles on one). One file of torch's is Python 3.12 only and cannot compile
     lib = Path(python).parent.parent / "lib"
     subprocess.run([python, "-m", "compileall", "-q", "-j", "0", str(lib)], stdout=subprocess.DEVNULL)
 
 
 def main(venv: str) -> int:
-    python = str(Path(venv) / "bin" / "python")
+    python = str(Path(venv).resolve() / "bin" / "python")
     if os.environ.get("CORPUSFORGE_INSTALL_WITH") == "pip" or not with_uv(python):
         with_pip(python)
     return 0
