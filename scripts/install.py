@@ -80,8 +80,12 @@ def with_pip(python: str) -> None:
 
 def main(venv: str) -> int:
     python = str(Path(venv).resolve() / "bin" / "python")
-    if os.environ.get("CORPUSFORGE_INSTALL_WITH") == "pip" or not with_uv(python):
-        with_pip(python)
+    try:
+        if os.environ.get("CORPUSFORGE_INSTALL_WITH") == "pip" or not with_uv(python):
+            with_pip(python)
+    except subprocess.CalledProcessError as e:   # pip has said what went wrong above
+        print(f"error: the install stopped: {' '.join(e.cmd[1:5])} … exited with {e.returncode}", file=sys.stderr)
+        return e.returncode
     return 0
 
 
