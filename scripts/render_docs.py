@@ -174,6 +174,13 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _kept(headline: dict, lang: str) -> str:
+    """Top-1 kept: the mean, and each training seed's share where the row is over several."""
+    each = headline.get(f"{lang}_top1_kept_each")
+    share = f"{headline[f'{lang}_top1_kept']:.1%}"
+    return share if not each or len(each) < 2 else f"{share} [{' / '.join(f'{x:.1%}' for x in each)}]"
+
+
 def _random(headline: dict, lang: str) -> str:
     """The share of the same controls random adapters of the trained one's norm keep, where it was measured."""
     share = headline.get(f"{lang}_top1_kept_random")
@@ -183,19 +190,19 @@ def _random(headline: dict, lang: str) -> str:
 def quality_table(results: dict) -> str:
     """The default recipe's quality, a row per embedded model measured: Russian beside English, held-out probes
     and held-out controls, and the source's example (`benchmarks/quality.py`)."""
-    rows = [["model", "steps", "seed example « движение»", "ru probes: median p, rank 1",
-             "ru controls: KL, top-1 kept (by random adapters of its norm)", "en probes: median p, rank 1",
-             "en controls: KL, top-1 kept (random)", "run"]]
+    rows = [["model", "steps × training seeds", "seed example « движение»", "ru probes: median p, rank 1",
+             "ru controls: KL, top-1 kept [each seed] (by random adapters of its norm)", "en probes: median p, rank 1",
+             "en controls: KL, top-1 kept [each seed] (random)", "run"]]
     for name in ("quality", "quality_gemma"):
         q = results["benchmarks"].get(name)
         if q is None:
             continue
         h = q["headline"]
-        rows.append([h.get("model", "smollm2-135m"), str(h["steps"]), h["seed"].replace("->", " → "),
-                     f"{h['ru_median_p']:.3f}, {h['ru_rank1']:.0%}",
-                     f"{h['ru_ctrl_kl']:.4f}, {h['ru_top1_kept']:.1%}{_random(h, 'ru')}",
+        rows.append([h.get("model", "smollm2-135m"), f"{h['steps']} × {h.get('seeds', 1)}",
+                     h["seed"].replace("->", " → "), f"{h['ru_median_p']:.3f}, {h['ru_rank1']:.0%}",
+                     f"{h['ru_ctrl_kl']:.4f}, {_kept(h, 'ru')}{_random(h, 'ru')}",
                      f"{h['en_median_p']:.3f}, {h['en_rank1']:.0%}",
-                     f"{h['en_ctrl_kl']:.4f}, {h['en_top1_kept']:.1%}{_random(h, 'en')}",
+                     f"{h['en_ctrl_kl']:.4f}, {_kept(h, 'en')}{_random(h, 'en')}",
                      run_of(q)])
     if len(rows) == 1:
         raise RenderError("benchmarks/results.json has no 'quality' benchmark")
