@@ -12,7 +12,7 @@ batches, and a ``torch.profiler`` table of the default step by phase and by oper
   time (its children included), per step. Operator families sum the operators' own (self) CPU time: matrix
   products, attention, softmax/log-softmax/KL over the vocabulary, normalisation and element-wise arithmetic,
   copies and indexing, the rest.
-- the work: ``COUNTED_STEPS`` steps of each under ``torch.utils.flop_counter.FlopCounterMode`` (matrix
+- the work: the same steps of each, run again under ``torch.utils.flop_counter.FlopCounterMode`` (matrix
   products and attention, forward and backward, as the step runs them), per step. The time ratio cannot go
   much below this ratio of work: what the default step adds beyond it is the cost of running the extra passes
   (their element-wise arithmetic, the softmaxes over the vocabulary, each operator's fixed cost). The default
@@ -32,21 +32,27 @@ STEPS = 12
 PAIRS = 2
 WARMUP, PROFILED = 1, STEPS - 1   # the timed steps again
 
-TIMED = """
+STEPPED = """
 import json, sys
+from contextlib import nullcontext
 from pathlib import Path
+from torch.utils.flop_counter import FlopCounterMode
 import corpusforge.train.loop as loop
 from corpusforge.train.loop import make_config, train
 plain = {"use_controls": False, "premise_weight": 0.0} if sys.argv[2] == "plain" else {}
+counting = sys.argv[5] == "count"   # else timed: counting slows the steps it counts
 cfg = make_config({"steps": int(sys.argv[3]), "checkpoint_every": 0, "eval_every": 0, **plain})
-run_step, seconds = loop.run_step, []
-def timed(*args, **kw):
-    out = run_step(*args, **kw)
+run_step, seconds, flops = loop.run_step, [], []
+def stepped(*args, **kw):
+    with FlopCounterMode(display=False) if counting else nullcontext() as counter:
+        out = run_step(*args, **kw)
     seconds.append(out["seconds"])
+    if counting:
+        flops.append(counter.get_total_flops())
     return out
-loop.run_step = timed
+loop.run_step = stepped
 r = train(Path(sys.argv[1]), Path(sys.argv[4]), cfg, overwrite=True, echo=lambda s: None, progress=False)
-print(json.dumps({"seconds": seconds, "loss": r.final_loss}))
+print(json.dumps({"seconds": seconds, "flops": flops, "loss": r.final_loss}))
 """
 
 PROFILE = """
@@ -79,27 +85,6 @@ for e in prof.key_averages():
 print(json.dumps({"phases": phases, "ops": ops, "step_seconds": done[warmup:]}))
 """
 
-COUNTED = """
-import json, sys
-from pathlib import Path
-from torch.utils.flop_counter import FlopCounterMode
-import corpusforge.train.loop as loop
-from corpusforge.train.loop import make_config, train
-plain = {"use_controls": False, "premise_weight": 0.0} if sys.argv[2] == "plain" else {}
-cfg = make_config({"steps": int(sys.argv[3]), "checkpoint_every": 0, "eval_every": 0, **plain})
-run_step, flops = loop.run_step, []
-def counted(*args, **kw):
-    with FlopCounterMode(display=False) as counter:
-        out = run_step(*args, **kw)
-    flops.append(counter.get_total_flops())
-    return out
-loop.run_step = counted
-train(Path(sys.argv[1]), Path(sys.argv[4]), cfg, overwrite=True, echo=lambda s: None, progress=False)
-print(json.dumps({"flops": flops}))
-"""
-COUNTED_STEPS = STEPS   # the timed steps themselves: the batches differ in size (100 to 650 tokens), so work and
-#                         time are compared over the same ones, the first left out of both
-
 PHASES = ("batches", "supervised pass", "head", "control pass", "premise hold", "backward", "optimizer")
 FAMILIES = {
     "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::baddbmm"),
@@ -123,23 +108,18 @@ def family(op: str) -> str:
     return "the rest"
 
 
-def per_family_mm(traced: dict) -> float:
-    """Seconds a profiled default step spends in matrix products."""
-    return sum(s for op, s in traced["ops"].items() if family(op) == "matrix products") / PROFILED
-
-
 def run() -> dict:
     corpus = demo_corpus()
     seconds: dict[str, list[float]] = {"plain": [], "default": []}
     for _ in range(PAIRS):
         for kind in seconds:
-            _, _, out = run_child(TIMED, str(corpus), kind, str(STEPS), str(WORK / f"profile-{kind}"))
+            _, _, out = run_child(STEPPED, str(corpus), kind, str(STEPS), str(WORK / f"profile-{kind}"), "time")
             timed = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
             seconds[kind].append(sum(timed["seconds"][1:]) / (STEPS - 1))     # the first step warms up
     plain, default = (sum(v) / len(v) for v in (seconds["plain"], seconds["default"]))
     work = {}   # matrix-product FLOPs per step (forward and backward), the same batches in both
     for kind in seconds:
-        _, _, out = run_child(COUNTED, str(corpus), kind, str(COUNTED_STEPS), str(WORK / f"profile-{kind}"))
+        _, _, out = run_child(STEPPED, str(corpus), kind, str(STEPS), str(WORK / f"profile-{kind}"), "count")
         counted = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])["flops"]
         work[kind] = sum(counted[1:]) / (len(counted) - 1)
     code = PROFILE.replace("PHASES", repr(PHASES))
@@ -156,7 +136,8 @@ def run() -> dict:
              "matrix-product work, plain (GFLOP/step)": f"{work['plain'] / 1e9:.1f}",
              "matrix-product work, default (GFLOP/step)": f"{work['default'] / 1e9:.1f}",
              "work: default / plain": f"{work['default'] / work['plain']:.2f}x",
-             "matrix products in the default step (GFLOP/s)": f"{work['default'] / 1e9 / per_family_mm(traced):.0f}"}
+             "matrix products in the default step (GFLOP/s)":
+                 f"{work['default'] / 1e9 / per_family['matrix products']:.0f}"}
     table.update({f"phase: {k} (s/step)": f"{v:.3f}" for k, v in per_phase.items()})
     table.update({f"operators: {k} (s/step)": f"{v:.3f}" for k, v in sorted(per_family.items(), key=lambda kv: -kv[1])})
     table.update({f"top operator: {op} (s/step)": f"{s / PROFILED:.3f}" for op, s in top_ops})

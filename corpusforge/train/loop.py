@@ -223,7 +223,7 @@ class _Run:
     state: RunState = field(default_factory=RunState)
     bar: object = None     # a tqdm bar, or None
     observe: Callable[[dict], None] | None = None
-    watch: FluencyWatch | None = None   # the fluency check's continuations, kept across evaluations
+    watch: FluencyWatch = field(init=False)   # the fluency check's continuations, kept across evaluations
 
     def __post_init__(self):
         self.watch = FluencyWatch(self.opt.peft_model, self.prep.loaded.tokenizer, neutral_prompts())
