@@ -119,9 +119,9 @@ def benchmarks_table(results: dict) -> str:
         ["generation memory, 1,000,000 records", f"peak RSS {g['peak_rss_mib_1m']:,.0f} MiB, {gen_1m_s} s", "", "",
          f"< 300 MB {met(g['peak_rss_mib_1m'] * 2**20 < 300e6)}", run_of(g)],
         ["training, LoRA r8 q,k,v,gate,up,down of layers 20-29, batch 8, fp32 CPU",
-         f"{t['tokens_per_s']:,.0f} non-padding tokens/s, peak RSS {t['peak_rss_mib']:,.0f} MiB",
+         f"{t['tokens_per_s']:,.0f} non-padding tokens/s, peak RSS {t['peak_rss_mib']:,.0f} MiB" + _work(t),
          f"TRL `SFTTrainer`, completion-only loss: {t['baseline_tokens_per_s']:,.0f} tokens/s, "
-         f"{t['baseline_peak_rss_mib']:,.0f} MiB", times(t["ratio"]),
+         f"{t['baseline_peak_rss_mib']:,.0f} MiB" + _work(t, baseline=True), times(t["ratio"]),
          f"≥ 2× with memory no higher {met(t['ratio'] >= 2 and t['peak_rss_mib'] <= t['baseline_peak_rss_mib'])}; "
          f"≥ 3× (issue 22) {met(t['ratio'] >= 3)}", run_of(t)],
         [f"shift report, embedded model, {probes} probes, {controls} held-out controls, every section",
@@ -161,11 +161,24 @@ def benchmarks_table(results: dict) -> str:
     if tg:
         rows.insert(4, [f"training on Gemma 3 270M (vocabulary 262,144), LoRA r8 q,k,v,gate,up,down of layers "
                         f"{tg['layers']}, batch 8, fp32 CPU",
-                        f"{tg['tokens_per_s']:,.0f} non-padding tokens/s, peak RSS {tg['peak_rss_mib']:,.0f} MiB",
+                        f"{tg['tokens_per_s']:,.0f} non-padding tokens/s, peak RSS {tg['peak_rss_mib']:,.0f} MiB"
+                        + _work(tg),
                         f"TRL `SFTTrainer`, completion-only loss (the head at every position): "
-                        f"{tg['baseline_tokens_per_s']:,.0f} tokens/s, {tg['baseline_peak_rss_mib']:,.0f} MiB",
+                        f"{tg['baseline_tokens_per_s']:,.0f} tokens/s, {tg['baseline_peak_rss_mib']:,.0f} MiB"
+                        + _work(tg, baseline=True),
                         times(tg["ratio"]), f"≥ 2× {met(tg['ratio'] >= 2)}", run_of(tg)])
     return _table(rows)
+
+
+def _work(t: dict, *, baseline: bool = False) -> str:
+    """A training row's matrix-product work per token (``benchmarks/training.py`` counts it; older results did
+    not): the baseline's beside its work ratio."""
+    if "work_ratio" not in t:
+        return ""
+    if baseline:
+        return f"; {t['baseline_flops_per_token'] / 1e6:,.0f} MFLOP of matrix products a token"
+    return (f"; {t['flops_per_token'] / 1e6:,.0f} MFLOP of matrix products a token ({t['work_ratio']:.2f}× less "
+            f"work than TRL's, run at {t['rate_ratio']:.2f}× its rate)")
 
 
 def _table(rows: list[list[str]]) -> str:
