@@ -169,8 +169,13 @@ def blocks(workers: int, drawer: Drawer, as_lines: bool, init_args: tuple, spool
 def _worker_start(init_args: tuple | None) -> None:
     """A worker leaves Ctrl-C to the main process, which stops the pool in order (see ``_shut_down``),
     and dies with it: if the main process is killed, a worker would otherwise fail to send its block
-    into a broken pipe and print a traceback nobody asked for."""
+    into a broken pipe and print a traceback nobody asked for. The kernel closes a dying process's pipes
+    before it signals the children that asked to die with it, so a worker may still write into the closed
+    pipe in between: with SIGPIPE's default action (Python ignores it) that write ends the worker silently
+    instead of raising BrokenPipeError."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGPIPE"):   # not on Windows
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     _die_with_parent()
     if init_args is not None:  # spawned: nothing was inherited
         worker_init(*init_args)
