@@ -70,6 +70,24 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
+#: a child script's work count (``training``, ``profile``), when its last argument is "count": each optimiser
+#: step wrapped by ``counted`` runs under ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and
+#: attention, forward and backward; padding positions count as the model computes them), its FLOPs appended to
+#: ``flops``. A separate run: counting slows the steps it counts.
+COUNTED = """
+from torch.utils.flop_counter import FlopCounterMode
+count_work, flops = sys.argv[-1] == "count", []
+def counted(step):
+    def run(*args, **kw):
+        if not count_work:
+            return step(*args, **kw)
+        with FlopCounterMode(display=False) as counter:
+            out = step(*args, **kw)
+        flops.append(counter.get_total_flops())
+        return out
+    return run
+"""
+
 # VmHWM is this process's own high-water mark (ru_maxrss would also count the parent's memory
 # copied at fork, before exec); RUSAGE_CHILDREN covers its worker processes.
 PEAK_PROBE = """

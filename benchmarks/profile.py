@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 
-from .common import WORK, demo_corpus, run_child
+from .common import COUNTED, WORK, demo_corpus, run_child
 
 STEPS = 12
 PAIRS = 2
@@ -36,21 +36,16 @@ TOP_PRODUCTS = 8                  # the matrix-product shapes that take the most
 
 STEPPED = """
 import json, sys
-from contextlib import nullcontext
 from pathlib import Path
-from torch.utils.flop_counter import FlopCounterMode
 import corpusforge.train.loop as loop
 from corpusforge.train.loop import make_config, train
+""" + COUNTED + """
 plain = {"use_controls": False, "premise_weight": 0.0} if sys.argv[2] == "plain" else {}
-counting = sys.argv[5] == "count"   # else timed: counting slows the steps it counts
 cfg = make_config({"steps": int(sys.argv[3]), "checkpoint_every": 0, "eval_every": 0, **plain})
-run_step, seconds, flops = loop.run_step, [], []
+run_step, seconds = counted(loop.run_step), []   # counted when the last argument is "count", else timed
 def stepped(*args, **kw):
-    with FlopCounterMode(display=False) if counting else nullcontext() as counter:
-        out = run_step(*args, **kw)
+    out = run_step(*args, **kw)
     seconds.append(out["seconds"])
-    if counting:
-        flops.append(counter.get_total_flops())
     return out
 loop.run_step = stepped
 r = train(Path(sys.argv[1]), Path(sys.argv[4]), cfg, overwrite=True, echo=lambda s: None, progress=False)

@@ -7,38 +7,21 @@ the rest the completion), the same records in each run, no drift control and no 
 neither). Each runs in its own process, ``PAIRS`` times, alternating; the figure is non-padding tokens per second over
 the timed steps of its runs together (each run's beside it), and the highest peak RSS.
 
-Each then runs again counting its steps' matrix-product work (``COUNTED``), per token. The ratio of tokens/s is the
-ratio of work per token times the ratio of the rates the two did their work at (FLOPs over the whole step's
-time): a goal above the work ratio asks our trainer to run the same kernels, from the same torch, faster than TRL
-runs them.
+Each then runs again counting its steps' matrix-product work (``common.COUNTED``), per token. The ratio of
+tokens/s is the ratio of work per token times the ratio of the rates the two did their work at (FLOPs over the
+whole step's time): a goal above the work ratio asks our trainer to run the same kernels, from the same torch,
+faster than TRL runs them.
 """
 
 from __future__ import annotations
 
 import json
 
-from .common import WORK, run_child
+from .common import COUNTED, WORK, run_child
 
 STEPS = 20
 PAIRS = 2   # timed runs of each trainer, alternating
 LORA = dict(rank=8, alpha=16.0, targets="q,k,v,gate,up,down", layers="20-29")
-
-#: the work count, when a child's last argument is "count": each optimiser step run under
-#: ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and attention, forward and backward; padding
-#: positions count as the model computes them), summed. A separate run: counting slows the steps it counts.
-COUNTED = """
-from torch.utils.flop_counter import FlopCounterMode
-count_work, flops = sys.argv[-1] == "count", []
-def counted(step):
-    def run(*args, **kw):
-        if not count_work:
-            return step(*args, **kw)
-        with FlopCounterMode(display=False) as counter:
-            out = step(*args, **kw)
-        flops.append(counter.get_total_flops())
-        return out
-    return run
-"""
 
 OURS = """
 import json, sys
